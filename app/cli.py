@@ -1,0 +1,201 @@
+"""The `fleetgen` command line: validate, generate, backfill, status, clean, run, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app.config import Config, effective_settings, load_config, resolve_mode
+from app.errors import ConfigError, FleetgenError, UsageError
+from app.timeline import parse_timestamp
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("app.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fleetgen", description="Synthetic fleet-telematics batches for bronze.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = sub.add_parser("validate", help="check a config and print the effective settings")
+    validate.add_argument("config", help="YAML config file")
+    _mode_option(validate)
+
+    def with_config(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text)
+        command.add_argument("--config", required=True, help="YAML config file")
+        _mode_option(command)
+        command.add_argument("--data-dir", type=Path, help="data directory (overrides output.data_dir)")
+        return command
+
+    run = with_config("run", "the service: scheduler, API and dashboard in one process")
+    run.add_argument("--port", type=int, help="API port (overrides api.port)")
+    run.add_argument("--host", help="API bind address (overrides api.host)")
+
+    generate = with_config("generate", "produce the window(s) due at a moment now, through the ledger")
+    generate.add_argument("--stream", required=True, choices=["companies", "events"])
+    generate.add_argument("--at", help="ISO 8601 UTC moment acting as 'now' (default: the current time)")
+
+    backfill = with_config("backfill", "produce every window of a time range, resumable and idempotent")
+    backfill.add_argument("--from", dest="start", required=True, help="ISO 8601 UTC start")
+    backfill.add_argument("--to", dest="end", required=True, help="ISO 8601 UTC end (exclusive)")
+
+    with_config("status", "ledger summary of a data directory")
+    clean = with_config("clean", "remove everything fleetgen wrote in the data directory (service must be paused or stopped)")
+    clean.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    bench = sub.add_parser("bench", help="run the benchmark suite and write results as JSON")
+    bench.add_argument("--output", type=Path, default=Path("bench-results/bench.json"))
+    bench.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    bench.add_argument("--only", action="append", help="run only the named benchmark(s)")
+    return parser
+
+
+def _mode_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--mode", help="emulated or production (overrides the config file and FLEETGEN_MODE)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, UsageError) as exc:
+        print(f"fleetgen: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except FleetgenError as exc:
+        print(f"fleetgen: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+    except Exception as exc:  # noqa: BLE001 - no traceback for the user unless asked for
+        if os.environ.get("FLEETGEN_DEBUG"):
+            raise
+        print(f"fleetgen: internal error: {type(exc).__name__}: {exc} (set FLEETGEN_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def load(args: argparse.Namespace) -> tuple[Config, str]:
+    config, mode_source = resolve_mode(load_config(args.config), args.mode)
+    if getattr(args, "data_dir", None) is not None:
+        config = config.with_data_dir(args.data_dir)
+    return config, mode_source
+
+
+def moment(text: str | None, option: str) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        raise UsageError(f"{option}: {text!r} is not an ISO 8601 timestamp (e.g. 2026-11-25T20:00:00Z)") from None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    config, mode_source = load(args)
+    print(json.dumps({"valid": True, "effective": effective_settings(config, mode_source),
+                      "config": config.snapshot()}, indent=2))
+    return EXIT_OK
+
+
+def open_pipeline(config: Config):
+    from app.logs import configure_logging
+    from app.pipeline import Pipeline
+    from app.store import Store
+
+    configure_logging(quiet=True)
+    store = Store(config.database_url)
+    return Pipeline(config, store)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    config, _ = load(args)
+    at = moment(args.at, "--at")
+    pipeline = open_pipeline(config)
+    try:
+        outcomes = pipeline.catch_up(args.stream, at)
+        if not outcomes:
+            row = pipeline.store.covering(args.stream, int(at.timestamp()) - 1)
+            print(json.dumps({"produced": [], "note": "nothing due: the window ending at or before --at is "
+                              f"already {row.status if row else 'accounted for'}"}, indent=2))
+            return EXIT_OK
+        print(json.dumps({"produced": [o.as_dict() for o in outcomes]}, indent=2))
+        return EXIT_FAILURE if any(o.status == "failed" for o in outcomes) else EXIT_OK
+    finally:
+        pipeline.store.close()
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    config, _ = load(args)
+    start, end = moment(args.start, "--from"), moment(args.end, "--to")
+    pipeline = open_pipeline(config)
+    try:
+        outcomes = pipeline.backfill(start, end)
+        summary: dict[str, dict[str, int]] = {}
+        for outcome in outcomes:
+            per_stream = summary.setdefault(outcome.stream, {})
+            per_stream[outcome.status] = per_stream.get(outcome.status, 0) + 1
+            per_stream["records"] = per_stream.get("records", 0) + outcome.record_count
+        failed = [o.as_dict() for o in outcomes if o.status == "failed"]
+        print(json.dumps({"summary": summary, "failed": failed}, indent=2))
+        return EXIT_FAILURE if failed else EXIT_OK
+    finally:
+        pipeline.store.close()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config, _ = load(args)
+    pipeline = open_pipeline(config)
+    try:
+        print(json.dumps({"data_dir": str(config.output.data_dir), "ledger": pipeline.store.stream_totals(),
+                          "paused": bool(pipeline.store.get_state("paused", False))}, indent=2))
+        return EXIT_OK
+    finally:
+        pipeline.store.close()
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from app.lifecycle import clean_offline
+
+    config, _ = load(args)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError("clean removes all generated data; pass --yes to confirm")
+        answer = input(f"Remove everything fleetgen wrote under {config.output.data_dir}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("aborted")
+            return EXIT_OK
+    print(json.dumps(clean_offline(config), indent=2))
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from app.service import run_service
+
+    config, mode_source = load(args)
+    updates = {}
+    if args.port is not None:
+        updates["port"] = args.port
+    if args.host is not None:
+        updates["host"] = args.host
+    if updates:
+        config = config.model_copy(update={"api": config.api.model_copy(update=updates)})
+    return run_service(config, mode_source)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from app.bench import run_benchmarks
+
+    return run_benchmarks(args.output, quick=args.quick, only=args.only)
+
+
+COMMANDS = {
+    "validate": cmd_validate, "generate": cmd_generate, "backfill": cmd_backfill, "status": cmd_status,
+    "clean": cmd_clean, "run": cmd_run, "bench": cmd_bench,
+}

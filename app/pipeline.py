@@ -1,0 +1,300 @@
+"""Claim → generate → publish → commit, for one window or every due window of a stream."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import yaml
+
+from app import bronze
+from app.config import Config, format_duration
+from app.errors import FleetgenError, UsageError
+from app.generation.companies import generate_companies
+from app.generation.defects import plan_defects
+from app.generation.encoding import render_issues, render_records
+from app.generation.events import generate_events
+from app.generation.seeding import batch_rng
+from app.store import Store
+from app.store.store import CommitStats, LedgerRow, NewCompanies
+from app.timeline import Window, align_up, due_windows, format_timestamp, from_epoch_seconds
+
+log = logging.getLogger(__name__)
+
+COMPANIES, EVENTS = "companies", "events"
+GEOGRAPHIES = ("US", "EU", "SA", "AUS")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    stream: str
+    window: Window
+    status: str  # committed | already | failed | skipped
+    record_count: int = 0
+    corrupted_count: int = 0
+    issue_counts: dict[str, int] = field(default_factory=dict)
+    duration_s: float = 0.0
+    firing_delay_s: float | None = None
+    reason: str | None = None
+    adopted: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"stream": self.stream, "batch_id": self.window.batch_id, "status": self.status,
+                "interval_start": format_timestamp(self.window.start),
+                "interval_end": format_timestamp(self.window.end),
+                "record_count": self.record_count, "corrupted_count": self.corrupted_count,
+                "issue_counts": self.issue_counts, "duration_s": round(self.duration_s, 6),
+                "firing_delay_s": self.firing_delay_s, "reason": self.reason}
+
+
+class Pipeline:
+    """Produces windows for both streams through the ledger; safe to call from several threads."""
+
+    def __init__(self, config: Config, store: Store, on_outcome: Callable[[Outcome], None] | None = None):
+        self.config = config
+        self.store = store
+        self.layout = bronze.Layout(config.output.data_dir)
+        self.on_outcome = on_outcome
+        self._locks = {COMPANIES: threading.RLock(), EVENTS: threading.RLock()}
+
+    def interval(self, stream: str) -> timedelta:
+        return self.config.active_company_interval if stream == COMPANIES else self.config.active_driver_interval
+
+    # ---- wake-ups -----------------------------------------------------------------------------
+
+    def catch_up(
+        self,
+        stream: str,
+        now: datetime,
+        *,
+        start_if_empty: datetime | None = None,
+        limit: int | None = None,
+        skip_reason: str | None = None,
+        boundary: datetime | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> list[Outcome]:
+        """Account for every closed window of ``stream`` up to ``now``, oldest first.
+
+        Failed or half-done windows are retried first; new windows are produced (or, with
+        ``skip_reason``, recorded as skipped). Stops at the first failure so order holds.
+        """
+        with self._locks[stream]:
+            outcomes: list[Outcome] = []
+            now_s = int(now.timestamp())
+            open_rows = [] if skip_reason else self.store.open_rows(stream, until_s=now_s)
+            for row in open_rows:
+                if should_stop():
+                    return outcomes
+                outcome = self._produce_or_skip(stream, row.window, skip_reason, boundary)
+                outcomes.append(outcome)
+                if outcome.status == "failed":
+                    return outcomes
+            interval = self.interval(stream)
+            last_end_s = self.store.ledger_end(stream)
+            last_end = from_epoch_seconds(last_end_s) if last_end_s is not None else None
+            if last_end is None and start_if_empty is not None:
+                last_end = align_up(start_if_empty, interval)
+            bound = self.config.scheduling.max_catch_up_windows if limit is None else limit
+            plan = due_windows(last_end, now, interval, bound)
+            for window, reason in plan.skipped:
+                if self.store.skip(stream, window, reason):
+                    log.warning("windows skipped", extra={"fields": {
+                        "stream": stream, "from": format_timestamp(window.start),
+                        "to": format_timestamp(window.end), "reason": reason}})
+                    outcomes.append(Outcome(stream, window, "skipped", reason=reason))
+            if len(plan.produce) > 1:
+                log.info("catching up", extra={"fields": {"stream": stream, "windows": len(plan.produce),
+                                                          "from": plan.produce[0].batch_id,
+                                                          "to": plan.produce[-1].batch_id}})
+            for index, window in enumerate(plan.produce):
+                if should_stop():
+                    break
+                outcome = self._produce_or_skip(stream, window, skip_reason, boundary)
+                outcomes.append(outcome)
+                if outcome.status == "failed":
+                    break
+                if len(plan.produce) > 100 and (index + 1) % 100 == 0:
+                    log.info("catch-up progress", extra={"fields": {
+                        "stream": stream, "done": index + 1, "total": len(plan.produce)}})
+            return outcomes
+
+    def _produce_or_skip(self, stream: str, window: Window, skip_reason: str | None,
+                         boundary: datetime | None) -> Outcome:
+        if skip_reason is not None:
+            status = "skipped" if self.store.skip(stream, window, skip_reason) else "already"
+            outcome = Outcome(stream, window, status, reason=skip_reason)
+            if status == "skipped":
+                self._report(outcome)
+            return outcome
+        scheduled = boundary if boundary is not None and window.end == boundary else None
+        return self.produce(stream, window, scheduled_at=scheduled)
+
+    def ensure_companies_through(self, moment: datetime) -> None:
+        """Commit every company window closing at or before ``moment`` (a driver batch's roster)."""
+        outcomes = self.catch_up(COMPANIES, moment, limit=10**9)
+        failed = [o for o in outcomes if o.status == "failed"]
+        if failed:
+            raise FleetgenError(f"company window {failed[0].window.batch_id} failed: {failed[0].reason}")
+
+    # ---- one window ---------------------------------------------------------------------------
+
+    def produce(self, stream: str, window: Window, scheduled_at: datetime | None = None) -> Outcome:
+        with self._locks[stream]:
+            if stream == EVENTS:
+                try:
+                    self.ensure_companies_through(window.start)
+                except FleetgenError as exc:
+                    return self._failed_before_claim(stream, window, str(exc))
+            row = self.store.claim(stream, window, scheduled_at.timestamp() if scheduled_at else None)
+            if row is None:
+                return Outcome(stream, window, "already")
+            started = time.time()
+            delay = started - scheduled_at.timestamp() if scheduled_at else None
+            try:
+                outcome = self._generate_and_publish(stream, window, row, started, delay)
+            except Exception as exc:  # noqa: BLE001 - recorded in the ledger and retried
+                message = f"{type(exc).__name__}: {exc}"
+                self.store.fail(row, message)
+                log.error("batch failed", extra={"fields": {"stream": stream, "batch_id": window.batch_id,
+                                                            "attempt": row.attempts, "error": message}},
+                          exc_info=not isinstance(exc, FleetgenError))
+                outcome = Outcome(stream, window, "failed", reason=message, firing_delay_s=delay)
+            self._report(outcome)
+            return outcome
+
+    def _failed_before_claim(self, stream: str, window: Window, message: str) -> Outcome:
+        log.error("batch blocked", extra={"fields": {"stream": stream, "batch_id": window.batch_id,
+                                                     "error": message}})
+        return Outcome(stream, window, "failed", reason=message)
+
+    def _generate_and_publish(self, stream: str, window: Window, row: LedgerRow, started: float,
+                              delay: float | None) -> Outcome:
+        rng = batch_rng(self.config.seed, stream, window)
+        if stream == COMPANIES:
+            batch = generate_companies(self.config, window, rng)
+        else:
+            batch = generate_events(self.config, window, self.store.roster_before(window.start_s), rng)
+        roster_update = _roster_of(batch) if stream == COMPANIES else None
+        plan = plan_defects(batch, self.config.quality_injection, rng)
+        issues = render_issues(batch, plan) if self.config.quality_injection.log_injected_issues else b""
+        meta = {
+            "batch_id": window.batch_id, "stream": stream,
+            "interval_start": format_timestamp(window.start), "interval_end": format_timestamp(window.end),
+            "record_count": batch.size, "valid_count": batch.size - plan.corrupted_count,
+            "corrupted_count": plan.corrupted_count, "issue_counts": plan.counts(),
+            "seed": self.config.seed, "generation_mode": self.config.generation_mode,
+            "interval": format_duration(window.length),
+            "generated_at": format_timestamp(datetime.fromtimestamp(started, UTC)),
+            "scheduled_at": format_timestamp(window.end) if row.scheduled_at else None,
+            "schema_version": bronze.SCHEMA_VERSION,
+        }
+        published = bronze.publish_batch(self.layout, stream, window.batch_id,
+                                         render_records(batch, plan), issues, meta, started)
+        finished = time.time()
+        stats = CommitStats(self.config.generation_mode, batch.size, batch.size - plan.corrupted_count,
+                            plan.corrupted_count, plan.counts(), row.scheduled_at, started, finished, delay)
+        self.store.commit(row, stats, roster_update)
+        self.write_manifests()
+        outcome = Outcome(stream, window, "committed", batch.size, plan.corrupted_count, plan.counts(),
+                          finished - started, delay, adopted=published.adopted)
+        log.info("batch committed", extra={"fields": {
+            "mode": self.config.generation_mode, "stream": stream, "batch_id": window.batch_id,
+            "records": batch.size, "corrupted": plan.corrupted_count, "duration_s": round(finished - started, 6),
+            "firing_delay_s": None if delay is None else round(delay, 6), "attempt": row.attempts}})
+        return outcome
+
+    def _report(self, outcome: Outcome) -> None:
+        if self.on_outcome is not None:
+            try:
+                self.on_outcome(outcome)
+            except Exception:  # noqa: BLE001 - a listener must not break production
+                log.exception("outcome listener failed")
+
+    # ---- manifests and backfill ---------------------------------------------------------------
+
+    def write_manifests(self) -> None:
+        totals = self.store.stream_totals()
+        streams = {}
+        for stream in bronze.STREAMS:
+            committed = totals.get(stream, {}).get("committed", {})
+            skipped = totals.get(stream, {}).get("skipped", {})
+            last_end = committed.get("last_interval_end")
+            streams[stream] = {
+                "committed_batches": committed.get("batches", 0),
+                "skipped_ranges": skipped.get("batches", 0),
+                "records": committed.get("records", 0),
+                "corrupted_records": committed.get("corrupted", 0),
+                "last_interval_end": format_timestamp(from_epoch_seconds(last_end)) if last_end else None,
+            }
+        bronze.write_json_atomically(self.layout.manifests / "batch_manifest.json",
+                                     {"schema_version": bronze.SCHEMA_VERSION, "seed": self.config.seed,
+                                      "streams": streams})
+        bronze.write_text_once(self.layout.manifests / "dataset.md", describe_dataset(self.config))
+
+    def backfill(self, start: datetime, end: datetime,
+                 progress: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+        """Every window of both streams inside [start, end), exactly as live generation would write it."""
+        if end <= start:
+            raise UsageError(f"--to ({format_timestamp(end)}) must be after --from ({format_timestamp(start)})")
+        for stream in (EVENTS, COMPANIES):
+            last = self.store.ledger_end(stream)
+            if last is not None and from_epoch_seconds(last) < align_up(start, self.interval(stream)):
+                raise UsageError(
+                    f"the {stream} ledger ends at {format_timestamp(from_epoch_seconds(last))}, before --from "
+                    f"{format_timestamp(start)}: backfill continues a ledger, it cannot leave a gap. "
+                    "Use --from at or before that time, or a fresh --data-dir")
+        outcomes = self.catch_up(EVENTS, end, start_if_empty=start, limit=10**9)
+        if not any(o.status == "failed" for o in outcomes):
+            outcomes += self.catch_up(COMPANIES, end, start_if_empty=start, limit=10**9)
+        if progress:
+            for outcome in outcomes:
+                progress(outcome)
+        return outcomes
+
+
+def _roster_of(batch) -> NewCompanies:
+    return NewCompanies(
+        company_ids=[str(u) for u in _uuids(batch.company_uuid)],
+        names=batch.company_names(),
+        geography=[GEOGRAPHIES[g] for g in batch.geography],
+        active=[bool(a) for a in batch.active],
+        drivers_count=[int(d) for d in batch.drivers_count],
+        onboarded_at_ms=[int(t) for t in batch.onboarded_ms],
+    )
+
+
+def _uuids(raw):
+    return [uuid.UUID(bytes=bytes(row)) for row in raw]
+
+
+def describe_dataset(config: Config) -> str:
+    snapshot = yaml.safe_dump(config.snapshot(), sort_keys=False)
+    return f"""# fleetgen dataset
+
+Synthetic fleet-telematics data written by fleetgen. Every batch is a pure function of the
+seed, the stream, the window, the roster before the window and this configuration.
+
+- seed: {config.seed}
+- generation mode at creation: {config.generation_mode}
+- company interval: {format_duration(config.active_company_interval)}
+- driver interval: {format_duration(config.active_driver_interval)}
+
+## Layout
+
+- `raw/companies/<batch_id>/companies.jsonl`, `raw/events/<batch_id>/events.jsonl`: records
+- `raw/<stream>/<batch_id>/batch_meta.json`: counts, window, checksums
+- `raw/<stream>/<batch_id>/issues.jsonl`: injected defects, when any
+- `raw/<stream>/<batch_id>/_SUCCESS`: written last; a batch without it is not complete
+- `batch_id` is the window start in UTC, `YYYYMMDDTHHMMSSZ`
+
+## Configuration snapshot
+
+```yaml
+{snapshot}```
+"""

@@ -1,0 +1,292 @@
+"""Store: ledger, roster, lifecycle state and log entries over one SQLAlchemy engine."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.errors import StoreError
+from app.generation.events import Roster
+from app.store.database import create_store_engine, migrate
+from app.store.models import COMMITTED, FAILED, PENDING, SKIPPED, Batch, Company, LogEntry, StateEntry
+from app.timeline import Window
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+GEOGRAPHY_CODES = {"US": 0, "EU": 1, "SA": 2, "AUS": 3}
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    id: int
+    stream: str
+    batch_id: str
+    window: Window
+    status: str
+    reason: str | None
+    attempts: int
+    generation_mode: str | None
+    record_count: int
+    valid_count: int
+    corrupted_count: int
+    issue_counts: dict | None
+    scheduled_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    duration_s: float | None
+    firing_delay_s: float | None
+    error: str | None
+
+    @classmethod
+    def of(cls, row: Batch) -> LedgerRow:
+        return cls(row.id, row.stream, row.batch_id, Window.from_epoch(row.interval_start, row.interval_end),
+                   row.status, row.reason, row.attempts, row.generation_mode, row.record_count,
+                   row.valid_count, row.corrupted_count, row.issue_counts, row.scheduled_at,
+                   row.started_at, row.finished_at, row.duration_s, row.firing_delay_s, row.error)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "stream": self.stream, "batch_id": self.batch_id, "status": self.status, "reason": self.reason,
+            "interval_start": self.window.start_s, "interval_end": self.window.end_s,
+            "attempts": self.attempts, "generation_mode": self.generation_mode,
+            "record_count": self.record_count, "valid_count": self.valid_count,
+            "corrupted_count": self.corrupted_count, "issue_counts": self.issue_counts or {},
+            "scheduled_at": self.scheduled_at, "started_at": self.started_at,
+            "finished_at": self.finished_at, "duration_s": self.duration_s,
+            "firing_delay_s": self.firing_delay_s, "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class CommitStats:
+    generation_mode: str
+    record_count: int
+    valid_count: int
+    corrupted_count: int
+    issue_counts: dict[str, int]
+    scheduled_at: float | None
+    started_at: float
+    finished_at: float
+    firing_delay_s: float | None
+
+
+@dataclass(frozen=True)
+class NewCompanies:
+    """Clean roster values of a committed company batch."""
+
+    company_ids: list[str]
+    names: list[str]
+    geography: list[str]
+    active: list[bool]
+    drivers_count: list[int]
+    onboarded_at_ms: list[int]
+
+
+class Store:
+    def __init__(self, url: str, *, auto_migrate: bool = True):
+        self.url = url
+        try:
+            self.engine = create_store_engine(url)
+            if auto_migrate:
+                migrate(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the metadata store {url}: {exc}") from exc
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except OperationalError as exc:
+            session.rollback()
+            raise StoreError(f"metadata store unavailable: {exc.orig}") from exc
+        except Exception:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    # ---- ledger -------------------------------------------------------------------------------
+
+    def ledger_end(self, stream: str) -> int | None:
+        """End (epoch s) of the latest window the ledger accounts for, whatever its status."""
+        with self.session() as s:
+            return s.scalar(select(func.max(Batch.interval_end)).where(Batch.stream == stream))
+
+    def open_rows(self, stream: str, until_s: int | None = None) -> list[LedgerRow]:
+        """Claimed or failed windows still to produce, oldest first."""
+        query = select(Batch).where(Batch.stream == stream, Batch.status.in_([PENDING, FAILED]))
+        if until_s is not None:
+            query = query.where(Batch.interval_end <= until_s)
+        with self.session() as s:
+            return [LedgerRow.of(b) for b in s.scalars(query.order_by(Batch.interval_start))]
+
+    def find(self, stream: str, window: Window) -> LedgerRow | None:
+        with self.session() as s:
+            row = s.scalar(select(Batch).where(Batch.stream == stream, Batch.interval_start == window.start_s))
+            return LedgerRow.of(row) if row else None
+
+    def covering(self, stream: str, moment_s: int) -> LedgerRow | None:
+        """The row whose window (or skipped range) contains ``moment_s``."""
+        with self.session() as s:
+            row = s.scalar(select(Batch).where(Batch.stream == stream, Batch.interval_start <= moment_s,
+                                               Batch.interval_end > moment_s))
+            return LedgerRow.of(row) if row else None
+
+    def claim(self, stream: str, window: Window, scheduled_at: float | None = None) -> LedgerRow | None:
+        """Take a window for production; None when it is already committed or skipped."""
+        with self.session() as s:
+            row = s.scalar(select(Batch).where(Batch.stream == stream, Batch.interval_start == window.start_s))
+            if row is None:
+                row = Batch(stream=stream, batch_id=window.batch_id, interval_start=window.start_s,
+                            interval_end=window.end_s, status=PENDING, attempts=0, scheduled_at=scheduled_at)
+                s.add(row)
+            elif row.status in (COMMITTED, SKIPPED):
+                return None
+            row.attempts += 1
+            row.started_at = time.time()
+            s.flush()
+            return LedgerRow.of(row)
+
+    def commit(self, row: LedgerRow, stats: CommitStats, companies: NewCompanies | None = None) -> None:
+        """Mark a window committed, adding its companies to the roster in the same transaction."""
+        with self.session() as s:
+            s.execute(update(Batch).where(Batch.id == row.id).values(
+                status=COMMITTED, reason=None, error=None, generation_mode=stats.generation_mode,
+                record_count=stats.record_count, valid_count=stats.valid_count,
+                corrupted_count=stats.corrupted_count, issue_counts=stats.issue_counts,
+                scheduled_at=stats.scheduled_at, started_at=stats.started_at,
+                finished_at=stats.finished_at, duration_s=stats.finished_at - stats.started_at,
+                firing_delay_s=stats.firing_delay_s))
+            if companies is not None and companies.company_ids:
+                s.execute(insert(Company), [
+                    {"company_id": cid, "batch_start": row.window.start_s, "batch_end": row.window.end_s,
+                     "ordinal": i, "company_name": name, "geography": geo, "active": act,
+                     "drivers_count": drivers, "onboarded_at_ms": onboarded}
+                    for i, (cid, name, geo, act, drivers, onboarded) in enumerate(zip(
+                        companies.company_ids, companies.names, companies.geography, companies.active,
+                        companies.drivers_count, companies.onboarded_at_ms, strict=True))
+                ])
+
+    def fail(self, row: LedgerRow, error: str) -> None:
+        with self.session() as s:
+            s.execute(update(Batch).where(Batch.id == row.id).values(
+                status=FAILED, error=error[:2000], finished_at=time.time()))
+
+    def skip(self, stream: str, window: Window, reason: str) -> bool:
+        """Record a window (or range) deliberately not produced; False if already accounted for."""
+        try:
+            with self.session() as s:
+                s.add(Batch(stream=stream, batch_id=window.batch_id, interval_start=window.start_s,
+                            interval_end=window.end_s, status=SKIPPED, reason=reason, attempts=0,
+                            finished_at=time.time()))
+            return True
+        except IntegrityError:
+            return False
+
+    def recent_batches(self, stream: str | None = None, limit: int = 20) -> list[LedgerRow]:
+        query = select(Batch).order_by(Batch.interval_start.desc(), Batch.id.desc()).limit(limit)
+        if stream:
+            query = query.where(Batch.stream == stream)
+        with self.session() as s:
+            return [LedgerRow.of(b) for b in s.scalars(query)]
+
+    def all_batches(self, stream: str) -> list[LedgerRow]:
+        with self.session() as s:
+            query = select(Batch).where(Batch.stream == stream).order_by(Batch.interval_start)
+            return [LedgerRow.of(b) for b in s.scalars(query)]
+
+    def stream_totals(self) -> dict[str, dict[str, Any]]:
+        """Per stream and status: batches, records and defects, from the ledger alone."""
+        query = select(Batch.stream, Batch.status, func.count(), func.sum(Batch.record_count),
+                       func.sum(Batch.corrupted_count), func.max(Batch.interval_end),
+                       func.max(Batch.finished_at)).group_by(Batch.stream, Batch.status)
+        totals: dict[str, dict[str, Any]] = {}
+        with self.session() as s:
+            for stream, status, count, records, corrupted, last_end, last_finished in s.execute(query):
+                entry = totals.setdefault(stream, {})
+                entry[status] = {"batches": count, "records": int(records or 0),
+                                 "corrupted": int(corrupted or 0), "last_interval_end": last_end,
+                                 "last_finished_at": last_finished}
+        return totals
+
+    def issue_totals(self, stream: str) -> dict[str, int]:
+        with self.session() as s:
+            counts: dict[str, int] = {}
+            for (issues,) in s.execute(select(Batch.issue_counts).where(
+                    Batch.stream == stream, Batch.status == COMMITTED)):
+                for key, value in (issues or {}).items():
+                    counts[key] = counts.get(key, 0) + int(value)
+            return counts
+
+    # ---- roster -------------------------------------------------------------------------------
+
+    def roster_before(self, moment_s: int) -> Roster:
+        """Active companies of batches that closed at or before ``moment_s``, in onboarding order."""
+        query = (select(Company.company_id, Company.geography, Company.drivers_count)
+                 .where(Company.batch_end <= moment_s, Company.active.is_(True))
+                 .order_by(Company.batch_start, Company.ordinal))
+        with self.session() as s:
+            rows = s.execute(query).all()
+        if not rows:
+            return Roster.empty()
+        ids = np.frombuffer(b"".join(uuid.UUID(r[0]).bytes for r in rows), np.uint8).reshape(len(rows), 16)
+        geography = np.array([GEOGRAPHY_CODES[r[1]] for r in rows], np.uint8)
+        drivers = np.array([r[2] for r in rows], np.int32)
+        return Roster(ids.copy(), geography, drivers)
+
+    def roster_size(self) -> int:
+        with self.session() as s:
+            return s.scalar(select(func.count()).select_from(Company)) or 0
+
+    def clear_generated(self) -> None:
+        """Forget every batch and company (clean); lifecycle state and logs stay."""
+        with self.session() as s:
+            s.execute(delete(Company))
+            s.execute(delete(Batch))
+
+    # ---- state --------------------------------------------------------------------------------
+
+    def get_state(self, key: str, default: Any = None) -> Any:
+        with self.session() as s:
+            entry = s.get(StateEntry, key)
+            return default if entry is None or entry.value is None else entry.value.get("v", default)
+
+    def set_state(self, key: str, value: Any) -> None:
+        with self.session() as s:
+            s.merge(StateEntry(key=key, value={"v": value}))
+
+    # ---- logs ---------------------------------------------------------------------------------
+
+    def add_logs(self, entries: list[dict[str, Any]]) -> None:
+        if entries:
+            with self.session() as s:
+                s.execute(insert(LogEntry), entries)
+
+    def query_logs(self, limit: int = 100, since: float | None = None, level: str | None = None) -> list[dict]:
+        query = select(LogEntry).order_by(LogEntry.id.desc()).limit(limit)
+        if since is not None:
+            query = query.where(LogEntry.created >= since)
+        if level is not None:
+            query = query.where(LogEntry.level.in_(LEVELS[LEVELS.index(level):]))
+        with self.session() as s:
+            return [{"id": e.id, "created": e.created, "level": e.level, "logger": e.logger,
+                     "message": e.message, "fields": e.fields or {}} for e in s.scalars(query)]
+
+    def prune_logs(self, keep: int) -> None:
+        with self.session() as s:
+            newest = s.scalar(select(func.max(LogEntry.id))) or 0
+            s.execute(delete(LogEntry).where(LogEntry.id <= newest - keep))
