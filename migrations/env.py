@@ -1,11 +1,15 @@
 """Alembic environment: online against a connection handed in by fleetgen, or a URL from alembic.ini."""
 
+import os
+
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 from app.store.models import Base
 
 config = context.config
+if os.environ.get("ALEMBIC_URL"):
+    config.set_main_option("sqlalchemy.url", os.environ["ALEMBIC_URL"])
 target_metadata = Base.metadata
 
 

@@ -106,9 +106,14 @@ def _apply_duplicates(batch: ColumnBatch, plan: DefectPlan, rng: np.random.Gener
     if len(members) == 0:
         return
     dup_rows = plan.rows[members]
-    is_dup = np.zeros(batch.size, bool)
-    is_dup[dup_rows] = True
-    candidates = np.flatnonzero(~is_dup)
+    # Copy a clean record when there is one, so the duplicate is an exact repeat of a valid line.
+    taken = np.zeros(batch.size, bool)
+    taken[plan.rows] = True
+    candidates = np.flatnonzero(~taken)
+    if len(candidates) == 0:
+        taken[:] = False
+        taken[dup_rows] = True
+        candidates = np.flatnonzero(~taken)
     sources = candidates[rng.integers(0, len(candidates), len(members))]
     batch.copy_rows(dup_rows, sources)
     plan.duplicate_of[members] = sources

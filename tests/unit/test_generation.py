@@ -1,0 +1,220 @@
+"""Companies and events: content rules, volumes, defects — straight from the column batches."""
+
+import json
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from app.config import DEFECT_TYPES, EVENT_TYPES
+from app.generation import geography as geo
+from app.generation.companies import generate_companies
+from app.generation.defects import plan_defects
+from app.generation.encoding import render_issues, render_records
+from app.generation.events import Roster, generate_events
+from app.generation.seeding import batch_rng
+from app.timeline import Window
+from tests.conftest import utc
+
+COMPANY_WINDOW = Window(utc(2026, 11, 25, 9), utc(2026, 11, 25, 10))
+EVENT_WINDOW = Window(utc(2026, 11, 25, 10), utc(2026, 11, 25, 10, 15))
+
+
+def roster_for(config, window=COMPANY_WINDOW):
+    companies = generate_companies(config, window, batch_rng(config.seed, "companies", window))
+    keep = companies.active
+    return companies, Roster(companies.company_uuid[keep], companies.geography[keep],
+                             companies.drivers_count[keep])
+
+
+def records_of(batch, plan):
+    return [json.loads(line) for line in b"".join(render_records(batch, plan)).decode().splitlines()]
+
+
+def produce(config, stream, window, roster=None):
+    rng = batch_rng(config.seed, stream, window)
+    if stream == "companies":
+        batch = generate_companies(config, window, rng)
+    else:
+        batch = generate_events(config, window, roster, rng)
+    plan = plan_defects(batch, config.quality_injection, rng)
+    return batch, plan
+
+
+def test_company_records(make_config):
+    config = make_config(number_of_companies=300)
+    batch, plan = produce(config, "companies", COMPANY_WINDOW)
+    records = records_of(batch, plan)
+    assert len(records) == 300
+    assert len({r["company_id"] for r in records}) == 300
+    start, end = "2026-11-25T09:00:00.000Z", "2026-11-25T10:00:00.000Z"
+    for record in records:
+        assert set(record) == {"company_id", "company_name", "geography", "active", "drivers_count",
+                               "onboarded_at"}
+        assert record["geography"] in geo.CODES
+        assert start <= record["onboarded_at"] < end
+        assert record["drivers_count"] == 10 and isinstance(record["active"], bool)
+        assert record["company_name"]
+    shares = {g: sum(r["geography"] == g for r in records) / 300 for g in geo.CODES}
+    assert shares["US"] > shares["SA"]
+
+
+def test_event_records_stay_in_window_region_and_roster(make_config):
+    config = make_config(number_of_companies=50, drivers_per_company=4)
+    companies, roster = roster_for(config)
+    batch, plan = produce(config, "events", EVENT_WINDOW, roster)
+    records = records_of(batch, plan)
+    assert len(records) > 0
+    region_of = {str(c["company_id"]): c["geography"] for c in records_of(companies, plan_defects(
+        companies, config.quality_injection, batch_rng(0, "companies", COMPANY_WINDOW)))}
+    active_ids = {cid for cid, active in zip(region_of, companies.active, strict=True) if active}
+    lo, hi = "2026-11-25T10:00:00.000Z", "2026-11-25T10:15:00.000Z"
+    for record in records:
+        assert lo <= record["event_timestamp"] < hi
+        assert record["event_type"] in EVENT_TYPES
+        assert record["company_id"] in active_ids
+        region = geo.REGIONS[geo.CODES.index(region_of[record["company_id"]])]
+        assert region.lat_range[0] <= record["location"]["lat"] <= region.lat_range[1]
+        assert region.lon_range[0] <= record["location"]["lon"] <= region.lon_range[1]
+        tag = record["company_id"][-12:]
+        assert record["driver_id"].startswith(f"DRV-{tag}-") and record["truck_id"].startswith(f"TRK-{tag}-")
+        assert 1 <= int(record["driver_id"][-4:]) <= 4
+    stamps = [r["event_timestamp"] for r in records]
+    assert stamps == sorted(stamps)
+
+
+def test_no_roster_means_an_empty_batch(make_config):
+    config = make_config()
+    batch, plan = produce(config, "events", EVENT_WINDOW, Roster.empty())
+    assert batch.size == 0 and b"".join(render_records(batch, plan)) == b""
+
+
+def test_emulated_sizes_stay_within_bounds_over_1000_batches(make_config):
+    config = make_config(emulated_mode={"enabled": True, "events_per_batch_min": 5, "events_per_batch_max": 20},
+                         quality_injection={"enabled": True, "error_rate": 0.3, "duplicate_probability": 0.5})
+    _, roster = roster_for(config, Window(utc(2026, 1, 1), utc(2026, 1, 1, 0, 0, 10)))
+    sizes = []
+    start = utc(2026, 1, 1, 0, 0, 10)
+    for i in range(1000):
+        window = Window(start + timedelta(seconds=10 * i), start + timedelta(seconds=10 * (i + 1)))
+        batch, plan = produce(config, "events", window, roster)
+        lines = b"".join(render_records(batch, plan)).count(b"\n")
+        sizes.append(lines)
+    assert min(sizes) >= 5 and max(sizes) <= 20
+    assert len(set(sizes)) == 16  # every size in [5, 20] occurs
+
+
+def test_production_mean_within_10_percent(make_config):
+    config = make_config(number_of_companies=200, drivers_per_company=10, event_rate_per_driver=3.5,
+                         companies={"active_probability": 1.0})
+    _, roster = roster_for(config)
+    expected = 200 * 10 * 3.5
+    sizes = []
+    for i in range(10):
+        window = Window(EVENT_WINDOW.start + i * timedelta(minutes=15), EVENT_WINDOW.end + i * timedelta(minutes=15))
+        batch, _ = produce(config, "events", window, roster)
+        sizes.append(batch.size)
+    assert abs(np.mean(sizes) - expected) / expected < 0.10
+
+
+def test_production_and_emulated_clean_records_share_fields_and_types(make_config):
+    def shape(record):
+        return {k: (type(v).__name__, shape(v) if isinstance(v, dict) else None) for k, v in record.items()}
+
+    shapes = {}
+    for mode in ("production", "emulated"):
+        config = make_config(emulated_mode={"enabled": mode == "emulated"})
+        companies, roster = roster_for(config)
+        events, plan = produce(config, "events", EVENT_WINDOW, roster)
+        shapes[mode] = ({json.dumps(shape(r), sort_keys=True) for r in records_of(companies, plan_defects(
+            companies, config.quality_injection, batch_rng(1, "companies", COMPANY_WINDOW)))},
+            {json.dumps(shape(r), sort_keys=True) for r in records_of(events, plan)})
+    assert shapes["production"] == shapes["emulated"]
+    assert all(len(kind) == 1 for kind in shapes["production"])
+
+
+def defect_run(make_config, stream, **quality):
+    config = make_config(number_of_companies=100, drivers_per_company=20, event_rate_per_driver=3.0,
+                         quality_injection={"enabled": True, **quality})
+    _, roster = roster_for(config)
+    batch, plan = produce(config, stream, EVENT_WINDOW if stream == "events" else COMPANY_WINDOW, roster)
+    return config, batch, plan
+
+
+def test_error_rate_15_percent_over_10000_records(make_config):
+    config, batch, plan = defect_run(make_config, "events", error_rate=0.15)
+    assert batch.size >= 5000
+    total = corrupted = 0
+    for i in range(3):
+        window = Window(EVENT_WINDOW.start + i * timedelta(minutes=15), EVENT_WINDOW.end + i * timedelta(minutes=15))
+        _, roster = roster_for(config)
+        batch, plan = produce(config, "events", window, roster)
+        total += batch.size
+        corrupted += plan.corrupted_count
+    assert total >= 10_000
+    assert abs(corrupted / total - 0.15) <= 0.02
+
+
+def test_issues_agree_with_counts_and_records(make_config):
+    config, batch, plan = defect_run(make_config, "events", error_rate=0.25)
+    records = b"".join(render_records(batch, plan)).decode().splitlines()
+    issues = [json.loads(line) for line in render_issues(batch, plan).decode().splitlines()]
+    assert len(issues) == plan.corrupted_count
+    counts = {t: sum(i["defect_type"] == t for i in issues) for t in DEFECT_TYPES}
+    assert counts == plan.counts()
+    assert all(counts[t] > 0 for t in DEFECT_TYPES)
+    for issue in issues:
+        record = json.loads(records[issue["line"] - 1])  # every line stays valid JSON
+        assert record["event_id"] == issue["record_id"]
+        kind, field = issue["defect_type"], issue["field"]
+        if kind == "missing_field":
+            assert field not in record
+        elif kind == "null_value":
+            assert record[field] is None
+        elif kind == "duplicate":
+            assert json.loads(records[issue["duplicate_of_line"] - 1]) == record
+        else:
+            assert record[field] == issue["injected_value"] != issue["original_value"]
+        if kind == "malformed_timestamp":
+            assert not record[field].endswith("Z") or "-13-32" in record[field]
+        if kind == "invalid_enum":
+            assert record[field] not in EVENT_TYPES
+
+
+def test_company_defects_too(make_config):
+    config, batch, plan = defect_run(make_config, "companies", error_rate=0.5)
+    issues = [json.loads(line) for line in render_issues(batch, plan).decode().splitlines()]
+    assert len(issues) == plan.corrupted_count > 20
+    for line in b"".join(render_records(batch, plan)).decode().splitlines():
+        json.loads(line)
+
+
+@pytest.mark.parametrize("disabled", ["duplicate_probability", "missing_field_probability",
+                                      "malformed_timestamp_probability"])
+def test_disabled_types_never_appear(make_config, disabled):
+    _, batch, plan = defect_run(make_config, "events", error_rate=0.5, **{disabled: 0.0})
+    assert plan.counts()[disabled.removesuffix("_probability")] == 0
+    assert plan.corrupted_count > 1000
+
+
+def test_error_rate_zero_or_switched_off_means_no_defect(make_config):
+    for quality in ({"error_rate": 0.0}, {"error_rate": 0.5, "inject_in_driver_events": False}):
+        _, batch, plan = defect_run(make_config, "events", **quality)
+        assert plan.corrupted_count == 0 and render_issues(batch, plan) == b""
+
+
+def test_same_seed_same_bytes_different_seed_different_bytes(make_config):
+    outputs = []
+    for seed in (42, 42, 43):
+        config = make_config(seed=seed, quality_injection={"enabled": True, "error_rate": 0.2})
+        _, roster = roster_for(config)
+        batch, plan = produce(config, "events", EVENT_WINDOW, roster)
+        outputs.append(b"".join(render_records(batch, plan)) + render_issues(batch, plan))
+    assert outputs[0] == outputs[1] != outputs[2]
+
+
+def test_chunking_does_not_change_the_bytes(make_config):
+    config = make_config(quality_injection={"enabled": True, "error_rate": 0.2})
+    _, roster = roster_for(config)
+    batch, plan = produce(config, "events", EVENT_WINDOW, roster)
+    assert b"".join(render_records(batch, plan, chunk_rows=97)) == b"".join(render_records(batch, plan))
