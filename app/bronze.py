@@ -8,6 +8,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,9 @@ def publish_batch(
     stream: str,
     batch_id: str,
     records: Iterable[bytes],
+    record_count: int,
     issues: bytes,
+    issue_count: int,
     meta: dict[str, Any],
     started: float | None = None,
 ) -> Published:
@@ -86,14 +89,14 @@ def publish_batch(
     try:
         _remove_tree(staging)
         staging.mkdir(parents=True)
-        files = {RECORD_FILES[stream]: _write_stream(staging / RECORD_FILES[stream], records)}
+        files = {RECORD_FILES[stream]: _write_stream(staging / RECORD_FILES[stream], records, record_count)}
         if issues:
-            files[ISSUES_FILE] = _write_stream(staging / ISSUES_FILE, [issues])
+            files[ISSUES_FILE] = _write_stream(staging / ISSUES_FILE, [issues], issue_count)
         duration = round(time.time() - started, 6) if started is not None else None
         full_meta = {**meta, "duration_s": duration,
                      "files": {name: info.as_dict() for name, info in files.items()}}
-        _write_stream(staging / META_FILE, [orjson.dumps(full_meta, option=orjson.OPT_INDENT_2) + b"\n"])
-        _write_stream(staging / SUCCESS_FILE, [b""])
+        _write_stream(staging / META_FILE, [orjson.dumps(full_meta, option=orjson.OPT_INDENT_2) + b"\n"], 1)
+        _write_stream(staging / SUCCESS_FILE, [b""], 0)
         _fsync_dir(staging)
         adopted = _existing_matches(final, stream, files)
         if adopted:
@@ -130,19 +133,25 @@ def _existing_matches(final: Path, stream: str, files: dict[str, FileInfo]) -> b
     return all(existing.get(name, {}).get("sha256") == info.sha256 for name, info in files.items())
 
 
-def _write_stream(path: Path, chunks: Iterable[bytes]) -> FileInfo:
+def _write_stream(path: Path, chunks: Iterable[bytes], rows: int) -> FileInfo:
+    """Write and checksum; the checksum runs on its own thread so it overlaps the write."""
     digest = hashlib.sha256()
-    size = rows = 0
-    with open(path, "wb") as handle:
+    size = 0
+    hashing: Future | None = None
+    with open(path, "wb", buffering=0) as handle:
         for chunk in chunks:
-            view = memoryview(chunk)
-            digest.update(view)
-            handle.write(view)
-            size += len(view)
-            rows += chunk.count(b"\n")
-        handle.flush()
+            if hashing is not None:
+                hashing.result()
+            hashing = _HASHER.submit(digest.update, chunk)
+            handle.write(chunk)
+            size += len(chunk)
+        if hashing is not None:
+            hashing.result()
         os.fsync(handle.fileno())
     return FileInfo(rows, size, digest.hexdigest())
+
+
+_HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetgen-sha256")
 
 
 def _fsync_dir(path: Path) -> None:

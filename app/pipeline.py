@@ -195,7 +195,8 @@ class Pipeline:
             "schema_version": bronze.SCHEMA_VERSION,
         }
         published = bronze.publish_batch(self.layout, stream, window.batch_id,
-                                         render_records(batch, plan), issues, meta, started)
+                                         render_records(batch, plan), batch.size, issues,
+                                         plan.corrupted_count, meta, started)
         finished = time.time()
         stats = CommitStats(self.config.generation_mode, batch.size, batch.size - plan.corrupted_count,
                             plan.corrupted_count, plan.counts(), row.scheduled_at, started, finished, delay)

@@ -1,0 +1,202 @@
+"""`fleetgen bench`: measured figures, written as JSON and printed as a table.
+
+Each benchmark runs in a fresh child process so its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {}
+
+
+def benchmark(name: str):
+    def register(func):
+        BENCHMARKS[name] = func
+        return func
+
+    return register
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _production_config(data_dir: Path, error_rate: float, companies: int, drivers: int, rate: float):
+    from app.config import Config
+
+    return Config.model_validate({
+        "seed": 42, "number_of_companies": companies, "drivers_per_company": drivers,
+        "event_rate_per_driver": rate, "output": {"data_dir": str(data_dir)},
+        "quality_injection": {"enabled": error_rate > 0, "error_rate": error_rate},
+    })
+
+
+def _publish_once(config, stream: str, window, roster=None) -> tuple[int, float, int]:
+    from app import bronze
+    from app.generation.companies import generate_companies
+    from app.generation.defects import plan_defects
+    from app.generation.encoding import render_issues, render_records
+    from app.generation.events import generate_events
+    from app.generation.seeding import batch_rng
+
+    started = time.perf_counter()
+    rng = batch_rng(config.seed, stream, window)
+    if stream == "companies":
+        batch = generate_companies(config, window, rng)
+    else:
+        batch = generate_events(config, window, roster, rng)
+    plan = plan_defects(batch, config.quality_injection, rng)
+    issues = render_issues(batch, plan)
+    published = bronze.publish_batch(bronze.Layout(config.output.data_dir), stream, window.batch_id,
+                                     render_records(batch, plan), batch.size, issues,
+                                     plan.corrupted_count, {"bench": True}, time.time())
+    elapsed = time.perf_counter() - started
+    return batch.size, elapsed, sum(f.bytes for f in published.files.values())
+
+
+def _generation(error_rate: float, quick: bool) -> dict[str, Any]:
+    from app.generation.companies import generate_companies
+    from app.generation.events import Roster
+    from app.generation.seeding import batch_rng
+    from app.timeline import Window
+
+    companies, drivers, rate = (10_000, 25, 4.0) if not quick else (1_000, 25, 4.0)
+    with tempfile.TemporaryDirectory(prefix="fleetgen-bench-") as tmp:
+        config = _production_config(Path(tmp), error_rate, companies, drivers, rate)
+        company_window = Window(datetime(2026, 11, 25, 9, tzinfo=UTC), datetime(2026, 11, 25, 10, tzinfo=UTC))
+        made = generate_companies(config, company_window, batch_rng(42, "companies", company_window))
+        roster = Roster(made.company_uuid, made.geography, made.drivers_count)
+        runs = []
+        for i in range(3):
+            window = Window(datetime(2026, 11, 25, 10, 15 * i, tzinfo=UTC),
+                            datetime(2026, 11, 25, 10, 15 * (i + 1), tzinfo=UTC) if i < 3 else None)
+            runs.append(_publish_once(config, "events", window, roster))
+        comp_runs = [_publish_once(config, "companies", Window(company_window.start.replace(hour=h),
+                                                               company_window.end.replace(hour=h + 1)))
+                     for h in range(3)]
+    events_per_s = [n / t for n, t, _ in runs]
+    in_memory = _render_in_memory(config, roster, company_window)
+    return {
+        "batch": f"{companies} companies x {drivers} drivers x {rate} events, error_rate {error_rate}",
+        "events_per_batch": runs[0][0],
+        "bytes_per_batch": runs[0][2],
+        "seconds": [round(t, 3) for _, t, _ in runs],
+        "events_per_s_median": round(median(events_per_s)),
+        "events_per_s_best": round(max(events_per_s)),
+        "companies_per_s_median": round(median(n / t for n, t, _ in comp_runs)),
+        "in_memory_events_per_s": round(in_memory),
+        "disk_write_fsync_mb_per_s": round(_disk_speed()),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def _render_in_memory(config, roster, company_window) -> float:
+    """Generation and JSON rendering alone (no disk): the CPU side of the pipeline."""
+    from app.generation.defects import plan_defects
+    from app.generation.encoding import render_issues, render_records
+    from app.generation.events import generate_events
+    from app.generation.seeding import batch_rng
+    from app.timeline import Window
+
+    window = Window(company_window.end, company_window.end.replace(minute=15))
+    started = time.perf_counter()
+    rng = batch_rng(config.seed, "events", window)
+    batch = generate_events(config, window, roster, rng)
+    plan = plan_defects(batch, config.quality_injection, rng)
+    total = sum(len(chunk) for chunk in render_records(batch, plan)) + len(render_issues(batch, plan))
+    assert total > 0
+    return batch.size / (time.perf_counter() - started)
+
+
+def _disk_speed() -> float:
+    """Sequential write + fsync of 256 MiB on the same disk, for context (disks here are noisy)."""
+    block = os.urandom(1 << 20) * 16
+    with tempfile.NamedTemporaryFile(prefix="fleetgen-disk-") as handle:
+        started = time.perf_counter()
+        for _ in range(16):
+            handle.write(block)
+        handle.flush()
+        os.fsync(handle.fileno())
+        return 256 / (time.perf_counter() - started)
+
+
+@benchmark("generation_clean")
+def bench_generation_clean(quick: bool) -> dict[str, Any]:
+    """Generate + write + fsync + checksum one ~1M-event production driver batch, no defects."""
+    return _generation(0.0, quick)
+
+
+@benchmark("generation_defects")
+def bench_generation_defects(quick: bool) -> dict[str, Any]:
+    """The same with 15 % defective records and issues.jsonl."""
+    return _generation(0.15, quick)
+
+
+def _child(name: str, quick: bool) -> dict[str, Any]:
+    command = [sys.executable, "-m", "app.bench", name] + (["--quick"] if quick else [])
+    result = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    if result.returncode != 0:
+        return {"error": result.stderr.strip()[-2000:]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_benchmarks(output: Path, quick: bool = False, only: list[str] | None = None) -> int:
+    from app import cadence_bench  # noqa: F401 - registers the service benchmarks
+
+    names = [n for n in BENCHMARKS if not only or n in only]
+    unknown = sorted(set(only or []) - set(BENCHMARKS))
+    if unknown:
+        from app.errors import UsageError
+
+        raise UsageError(f"--only: unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+    results: dict[str, Any] = {}
+    for name in names:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results[name] = _child(name, quick)
+    report = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "quick": quick,
+        "results": results,
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    print_table(results)
+    print(f"\nresults written to {output}")
+    return 1 if any("error" in r for r in results.values()) else 0
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print(f"\n{'benchmark':<22} {'figure':<28} value")
+    print("-" * 70)
+    for name, figures in results.items():
+        for key, value in figures.items():
+            if isinstance(value, (dict, list)):
+                value = json.dumps(value)
+            print(f"{name:<22} {key:<28} {value}")
+            name = ""
+
+
+if __name__ == "__main__":
+    from app import cadence_bench  # noqa: F401
+
+    bench_name = sys.argv[1]
+    print(json.dumps(BENCHMARKS[bench_name]("--quick" in sys.argv[2:])))
