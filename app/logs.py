@@ -99,6 +99,9 @@ def configure_logging(quiet: bool = False, level: int = logging.INFO) -> None:
     root.addHandler(handler)
     root.setLevel(logging.WARNING if quiet else level)
     logging.getLogger("app").setLevel(logging.WARNING if quiet else level)
+    # APScheduler reports every run at INFO; the batch lines already say what happened.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 def now() -> float:

@@ -6,7 +6,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,12 +57,29 @@ class Outcome:
 class Pipeline:
     """Produces windows for both streams through the ledger; safe to call from several threads."""
 
-    def __init__(self, config: Config, store: Store, on_outcome: Callable[[Outcome], None] | None = None):
+    def __init__(self, config: Config, store: Store, on_outcome: Callable[[Outcome], None] | None = None,
+                 log_fields: Callable[[str], dict[str, Any]] | None = None):
         self.config = config
         self.store = store
         self.layout = bronze.Layout(config.output.data_dir)
         self.on_outcome = on_outcome
+        self.log_fields = log_fields
         self._locks = {COMPANIES: threading.RLock(), EVENTS: threading.RLock()}
+
+    @contextmanager
+    def stream_locks(self) -> Iterator[None]:
+        """Hold both streams: no window is in flight while the caller runs (clean)."""
+        with self._locks[EVENTS], self._locks[COMPANIES]:
+            yield
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no window is in flight; False if one still is after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        for lock in (self._locks[EVENTS], self._locks[COMPANIES]):
+            if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                return False
+            lock.release()
+        return True
 
     def interval(self, stream: str) -> timedelta:
         return self.config.active_company_interval if stream == COMPANIES else self.config.active_driver_interval
@@ -76,13 +94,15 @@ class Pipeline:
         start_if_empty: datetime | None = None,
         limit: int | None = None,
         skip_reason: str | None = None,
-        boundary: datetime | None = None,
+        firing: tuple[datetime, float] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> list[Outcome]:
         """Account for every closed window of ``stream`` up to ``now``, oldest first.
 
         Failed or half-done windows are retried first; new windows are produced (or, with
         ``skip_reason``, recorded as skipped). Stops at the first failure so order holds.
+        ``firing`` is (boundary, delay) of a scheduler wake-up: the window ending at that
+        boundary records it as its firing delay.
         """
         with self._locks[stream]:
             outcomes: list[Outcome] = []
@@ -91,7 +111,7 @@ class Pipeline:
             for row in open_rows:
                 if should_stop():
                     return outcomes
-                outcome = self._produce_or_skip(stream, row.window, skip_reason, boundary)
+                outcome = self._produce_or_skip(stream, row.window, skip_reason, firing)
                 outcomes.append(outcome)
                 if outcome.status == "failed":
                     return outcomes
@@ -115,7 +135,7 @@ class Pipeline:
             for index, window in enumerate(plan.produce):
                 if should_stop():
                     break
-                outcome = self._produce_or_skip(stream, window, skip_reason, boundary)
+                outcome = self._produce_or_skip(stream, window, skip_reason, firing)
                 outcomes.append(outcome)
                 if outcome.status == "failed":
                     break
@@ -125,15 +145,16 @@ class Pipeline:
             return outcomes
 
     def _produce_or_skip(self, stream: str, window: Window, skip_reason: str | None,
-                         boundary: datetime | None) -> Outcome:
+                         firing: tuple[datetime, float] | None) -> Outcome:
         if skip_reason is not None:
             status = "skipped" if self.store.skip(stream, window, skip_reason) else "already"
             outcome = Outcome(stream, window, status, reason=skip_reason)
             if status == "skipped":
                 self._report(outcome)
             return outcome
-        scheduled = boundary if boundary is not None and window.end == boundary else None
-        return self.produce(stream, window, scheduled_at=scheduled)
+        if firing is not None and window.end == firing[0]:
+            return self.produce(stream, window, scheduled_at=firing[0], firing_delay=firing[1])
+        return self.produce(stream, window)
 
     def ensure_companies_through(self, moment: datetime) -> None:
         """Commit every company window closing at or before ``moment`` (a driver batch's roster)."""
@@ -144,7 +165,8 @@ class Pipeline:
 
     # ---- one window ---------------------------------------------------------------------------
 
-    def produce(self, stream: str, window: Window, scheduled_at: datetime | None = None) -> Outcome:
+    def produce(self, stream: str, window: Window, scheduled_at: datetime | None = None,
+                firing_delay: float | None = None) -> Outcome:
         with self._locks[stream]:
             if stream == EVENTS:
                 try:
@@ -155,7 +177,7 @@ class Pipeline:
             if row is None:
                 return Outcome(stream, window, "already")
             started = time.time()
-            delay = started - scheduled_at.timestamp() if scheduled_at else None
+            delay = firing_delay
             try:
                 outcome = self._generate_and_publish(stream, window, row, started, delay)
             except Exception as exc:  # noqa: BLE001 - recorded in the ledger and retried
@@ -207,7 +229,8 @@ class Pipeline:
         log.info("batch committed", extra={"fields": {
             "mode": self.config.generation_mode, "stream": stream, "batch_id": window.batch_id,
             "records": batch.size, "corrupted": plan.corrupted_count, "duration_s": round(finished - started, 6),
-            "firing_delay_s": None if delay is None else round(delay, 6), "attempt": row.attempts}})
+            "firing_delay_s": None if delay is None else round(delay, 6), "attempt": row.attempts,
+            **(self.log_fields(stream) if self.log_fields else {})}})
         return outcome
 
     def _report(self, outcome: Outcome) -> None:

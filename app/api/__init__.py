@@ -1,0 +1,35 @@
+"""Flask application factory: the /api blueprint, metrics, OpenAPI document and dashboard."""
+
+from __future__ import annotations
+
+from flask import Flask, Response
+
+from app.api import routes
+from app.api.errors import register_error_handlers
+from app.api.metrics import Metrics
+from app.api.openapi import openapi_document
+
+
+def create_app(service, test_config: dict | None = None) -> Flask:
+    """The WSGI app for a service; never starts the scheduler (the `run` command does)."""
+    from app import dashboard
+
+    app = Flask(__name__, static_folder=None)
+    app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=64 * 1024)
+    if test_config:
+        app.config.update(test_config)
+    app.extensions["fleetgen.service"] = service
+    metrics = Metrics(service)
+    app.register_blueprint(routes.bp)
+    app.register_blueprint(dashboard.bp)
+    register_error_handlers(app)
+
+    @app.get("/metrics")
+    def prometheus():
+        return Response(metrics.render(), mimetype="text/plain; version=0.0.4")
+
+    @app.get("/api/openapi.json")
+    def openapi():
+        return routes.json_response(openapi_document())
+
+    return app

@@ -1,0 +1,165 @@
+"""The OpenAPI 3.0 document describing every endpoint the service answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app import __version__
+
+NULLABLE_STR = {"type": "string", "nullable": True}
+NULLABLE_NUM = {"type": "number", "nullable": True}
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _json(schema_ref: str, description: str = "OK") -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}}
+
+
+GENERATOR = {
+    "type": "object",
+    "required": ["total_batches", "last_batch_time", "idle_seconds", "next_run_time", "interval_seconds"],
+    "properties": {
+        "total_batches": {"type": "integer", "minimum": 0},
+        "failed_batches": {"type": "integer", "minimum": 0},
+        "skipped_windows": {"type": "integer", "minimum": 0},
+        "total_records": {"type": "integer", "minimum": 0},
+        "corrupted_records": {"type": "integer", "minimum": 0},
+        "last_batch_time": NULLABLE_STR,
+        "idle_seconds": NULLABLE_NUM,
+        "next_run_time": NULLABLE_STR,
+        "seconds_to_next_run": NULLABLE_NUM,
+        "interval_seconds": {"type": "integer", "minimum": 1},
+        "last_firing_delay_ms": NULLABLE_NUM,
+        "max_firing_delay_ms": NULLABLE_NUM,
+        "batches_per_minute": {"type": "integer", "minimum": 0},
+        "last_error": NULLABLE_STR,
+        "last_interval_end": NULLABLE_STR,
+    },
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "required": ["error", "detail", "timestamp"], "properties": {
+        "error": {"type": "string"}, "detail": {"type": "string"}, "timestamp": {"type": "string"}}},
+    "Health": {
+        "type": "object",
+        "required": ["status", "timestamp", "generation_mode", "uptime", "company_generator", "driver_generator",
+                     "lifecycle", "auto_reinit", "quality"],
+        "properties": {
+            "status": {"type": "string", "enum": ["running", "paused"]},
+            "timestamp": {"type": "string"},
+            "generation_mode": {"type": "string", "enum": ["production", "emulated"]},
+            "uptime": {"type": "object", "required": ["seconds", "hours", "start_time"], "properties": {
+                "seconds": {"type": "number"}, "hours": {"type": "number"}, "start_time": {"type": "string"}}},
+            "company_generator": GENERATOR,
+            "driver_generator": {**GENERATOR, "required": [*GENERATOR["required"], "last_interval_end"]},
+            "lifecycle": {"type": "object", "required": ["paused", "shutdown_requested"], "properties": {
+                "paused": {"type": "boolean"}, "shutdown_requested": {"type": "boolean"}}},
+            "auto_reinit": {"type": "object", "required": ["count"], "properties": {
+                "count": {"type": "integer"}, "last_at": NULLABLE_NUM, "reason": NULLABLE_STR,
+                "in_progress": {"type": "boolean"}}},
+            "catch_up": {"type": "object"},
+            "quality": {"type": "object", "required": ["enabled", "error_rate", "records", "corrupted_records",
+                                                       "defect_percent", "by_type"],
+                        "properties": {"enabled": {"type": "boolean"}, "error_rate": {"type": "number"},
+                                       "records": {"type": "integer"}, "corrupted_records": {"type": "integer"},
+                                       "defect_percent": {"type": "number"},
+                                       "by_type": {"type": "object", "additionalProperties": {"type": "integer"}},
+                                       "by_type_percent": {"type": "object",
+                                                           "additionalProperties": {"type": "number"}}}},
+            "seed": {"type": "integer"},
+            "emulated_config": {
+                "type": "object",
+                "required": ["company_interval_seconds", "driver_interval_seconds", "companies_per_batch",
+                             "events_per_batch_range"],
+                "properties": {"company_interval_seconds": {"type": "integer"},
+                               "driver_interval_seconds": {"type": "integer"},
+                               "companies_per_batch": {"type": "integer"},
+                               "events_per_batch_range": {"type": "array", "items": {"type": "integer"},
+                                                          "minItems": 2, "maxItems": 2}}},
+        },
+    },
+    "Control": {"type": "object", "required": ["status"], "properties": {
+        "status": {"type": "string", "enum": ["paused", "running", "cleaned"]},
+        "changed": {"type": "boolean"}, "auto_reinit": {"type": "boolean"},
+        "removed_batches": {"type": "integer"}, "removed_files": {"type": "integer"},
+        "skipped": {"type": "array", "items": {"type": "string"}}}},
+    "Logs": {"type": "object", "required": ["count", "logs"], "properties": {
+        "count": {"type": "integer"},
+        "logs": {"type": "array", "items": {"type": "object", "required": ["id", "timestamp", "level", "message"],
+                                            "properties": {"id": {"type": "integer"}, "timestamp": {"type": "string"},
+                                                           "level": {"type": "string"}, "logger": {"type": "string"},
+                                                           "message": {"type": "string"},
+                                                           "fields": {"type": "object"}}}}}},
+    "Batches": {"type": "object", "required": ["count", "batches"], "properties": {
+        "count": {"type": "integer"},
+        "batches": {"type": "array", "items": {"type": "object", "required": ["stream", "batch_id", "status"],
+                                               "properties": {"stream": {"type": "string"},
+                                                              "batch_id": {"type": "string"},
+                                                              "status": {"type": "string"},
+                                                              "record_count": {"type": "integer"}}}}}},
+    "Chart": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "object"}}},
+}
+
+LIMIT = {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}}
+
+
+def openapi_document() -> dict[str, Any]:
+    bad = _error_response("Bad parameter")
+    unauthorized = _error_response("Missing or wrong bearer token (only when api.token is set)")
+    control = {"200": _json("Control"), "401": unauthorized}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "fleetgen API", "version": __version__,
+                 "description": "Health, control and observability of a fleetgen service."},
+        "components": {"schemas": SCHEMAS, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": {
+            "/api/health": {"get": {"summary": "Service state, read from memory and the store",
+                                    "responses": {"200": _json("Health")}}},
+            "/api/pause": {"post": {"summary": "Stop producing (idempotent); closing windows are recorded as skipped",
+                                    "security": [{"bearer": []}], "responses": control}},
+            "/api/resume": {"post": {"summary": "Continue at the next boundary (idempotent); re-initialises "
+                                                "the baseline after a clean", "security": [{"bearer": []}],
+                                     "responses": control}},
+            "/api/clean": {"post": {"summary": "Remove everything fleetgen wrote (only while paused)",
+                                    "security": [{"bearer": []}],
+                                    "responses": {**control, "409": _error_response("The service is running")}}},
+            "/api/logs": {"get": {
+                "summary": "Recent log entries, newest first",
+                "parameters": [
+                    {**LIMIT, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    {"name": "since", "in": "query", "required": False,
+                     "schema": {"type": "string"}, "description": "ISO 8601 timestamp or epoch seconds"},
+                    {"name": "level", "in": "query", "required": False,
+                     "schema": {"type": "string", "enum": ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL",
+                                                           "debug", "info", "warning", "error", "critical"]}},
+                ],
+                "responses": {"200": _json("Logs"), "400": bad}}},
+            "/api/batches": {"get": {
+                "summary": "Latest ledger rows",
+                "parameters": [{"name": "stream", "in": "query", "required": False,
+                                "schema": {"type": "string", "enum": ["companies", "events"]}},
+                               {**LIMIT, "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
+                "responses": {"200": _json("Batches"), "400": bad}}},
+            "/api/chart": {"get": {"summary": "Records and firing delay of recent batches, per stream",
+                                   "responses": {"200": _json("Chart")}}},
+            "/api/events": {"get": {"summary": "Server-Sent Events stream of batch and lifecycle events",
+                                    "responses": {"200": {"description": "event stream",
+                                                          "content": {"text/event-stream": {
+                                                              "schema": {"type": "string"}}}}}}},
+            "/api/openapi.json": {"get": {"summary": "This document",
+                                          "responses": {"200": {"description": "OpenAPI document",
+                                                                "content": {"application/json": {
+                                                                    "schema": {"type": "object"}}}}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics",
+                                 "responses": {"200": {"description": "text exposition format",
+                                                       "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/": {"get": {"summary": "The dashboard",
+                          "responses": {"200": {"description": "HTML page",
+                                                "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+        },
+    }

@@ -1,0 +1,151 @@
+"""The /api blueprint: health, control, logs, batches, live events."""
+
+from __future__ import annotations
+
+import hmac
+import queue
+import time
+from datetime import UTC, datetime
+from functools import wraps
+
+import orjson
+from flask import Blueprint, Response, current_app, request
+
+from app.api.errors import ApiError
+from app.store.store import LEVELS
+from app.timeline import format_timestamp, parse_timestamp
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+MAX_LOG_LIMIT = 1000
+MAX_BATCH_LIMIT = 500
+SSE_HEARTBEAT_S = 15.0
+
+
+def service():
+    return current_app.extensions["fleetgen.service"]
+
+
+def json_response(body, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status=status, mimetype="application/json")
+
+
+def requires_token(view):
+    """With api.token configured, a state-changing call needs `Authorization: Bearer <token>`."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        token = service().config.api.token
+        if token:
+            given = request.headers.get("Authorization", "")
+            if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].encode(), token.encode()):
+                raise ApiError(401, "unauthorized", "this endpoint needs 'Authorization: Bearer <token>' "
+                                                    "with the token from api.token")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+@bp.get("/health")
+def health():
+    return json_response(service().health())
+
+
+@bp.post("/pause")
+@requires_token
+def pause():
+    return json_response(service().pause())
+
+
+@bp.post("/resume")
+@requires_token
+def resume():
+    return json_response(service().resume())
+
+
+@bp.post("/clean")
+@requires_token
+def clean():
+    return json_response(service().clean())
+
+
+def int_param(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "bad_request", f"{name}: {raw[:50]!r} is not an integer") from None
+    if not low <= value <= high:
+        raise ApiError(400, "bad_request", f"{name}: {value} is outside {low}..{high}")
+    return value
+
+
+def since_param() -> float | None:
+    raw = request.args.get("since")
+    if raw is None or raw == "":
+        return None
+    try:
+        return float(raw) if raw.replace(".", "", 1).isdigit() else parse_timestamp(raw).timestamp()
+    except (ValueError, OverflowError):
+        raise ApiError(400, "bad_request", f"since: {raw[:50]!r} is neither an ISO 8601 timestamp "
+                                           "(2026-11-25T20:00:00Z) nor epoch seconds") from None
+
+
+@bp.get("/logs")
+def logs():
+    limit = int_param("limit", 100, 1, MAX_LOG_LIMIT)
+    since = since_param()
+    level = request.args.get("level")
+    if level is not None:
+        level = level.upper()
+        if level not in LEVELS:
+            raise ApiError(400, "bad_request", f"level: {request.args['level'][:50]!r} is not one of "
+                                               f"{', '.join(LEVELS)}")
+    entries = service().store.query_logs(limit=limit, since=since, level=level)
+    for entry in entries:
+        entry["timestamp"] = format_timestamp(datetime.fromtimestamp(entry.pop("created"), UTC))
+    return json_response({"count": len(entries), "logs": entries})
+
+
+@bp.get("/batches")
+def batches():
+    stream = request.args.get("stream")
+    if stream is not None and stream not in ("companies", "events"):
+        raise ApiError(400, "bad_request", f"stream: {stream[:50]!r} is not one of companies, events")
+    limit = int_param("limit", 20, 1, MAX_BATCH_LIMIT)
+    rows = service().store.recent_batches(stream, limit)
+    return json_response({"count": len(rows), "batches": [row.as_dict() for row in rows]})
+
+
+@bp.get("/chart")
+def chart():
+    """Records per batch and firing delay of the latest batches, per stream (the dashboard's chart)."""
+    return json_response(service().stats.recent_points())
+
+
+@bp.get("/events")
+def events():
+    """Server-Sent Events: `batch`, `paused`, `resumed`, `cleaned`, `auto_reinit`, `failure`."""
+    svc = service()
+    subscriber = svc.broadcaster.subscribe()
+
+    def stream():
+        try:
+            yield b"retry: 2000\n: connected\n\n"
+            last_beat = time.monotonic()
+            while not svc.shutdown_requested.is_set():
+                try:
+                    message = subscriber.get(timeout=0.5)
+                except queue.Empty:
+                    if time.monotonic() - last_beat >= SSE_HEARTBEAT_S:
+                        last_beat = time.monotonic()
+                        yield b": heartbeat\n\n"
+                    continue
+                yield (f"id: {message['id']}\nevent: {message['event']}\n".encode()
+                       + b"data: " + orjson.dumps(message["data"]) + b"\n\n")
+        finally:
+            svc.broadcaster.unsubscribe(subscriber)
+
+    return Response(stream(), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

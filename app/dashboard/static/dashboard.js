@@ -1,0 +1,190 @@
+"use strict";
+// fleetgen dashboard: polls /api/health every second and listens to /api/events for batches.
+const $ = (id) => document.getElementById(id);
+const state = { health: null, healthAt: 0, points: { companies: [], events: [] }, online: true };
+
+async function api(path, options) {
+  const response = await fetch(path, options);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.detail || `${response.status} ${response.statusText}`);
+  return body;
+}
+
+function setOnline(online) {
+  state.online = online;
+  $("offline").hidden = online;
+}
+
+function showMessage(text) {
+  const box = $("message");
+  box.textContent = text;
+  box.hidden = false;
+  clearTimeout(showMessage.timer);
+  showMessage.timer = setTimeout(() => { box.hidden = true; }, 4000);
+}
+
+function age(seconds) {
+  if (seconds === null || seconds === undefined) return "never";
+  if (seconds < 60) return `${seconds.toFixed(1)} s ago`;
+  if (seconds < 3600) return `${(seconds / 60).toFixed(1)} min ago`;
+  return `${(seconds / 3600).toFixed(1)} h ago`;
+}
+
+function countdown(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  seconds = Math.max(0, seconds);
+  if (seconds < 120) return `${seconds.toFixed(1)} s`;
+  return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+}
+
+function renderHealth() {
+  const h = state.health;
+  if (!h) return;
+  const elapsed = (Date.now() - state.healthAt) / 1000;
+  $("mode").textContent = h.generation_mode;
+  $("mode").className = `badge ${h.generation_mode}`;
+  $("status").textContent = h.status;
+  $("status").className = `badge ${h.status}`;
+  $("uptime").textContent = `up ${Math.round(h.uptime.seconds + elapsed)} s · seed ${h.seed}`;
+  $("pause").disabled = h.lifecycle.paused;
+  $("resume").disabled = !h.lifecycle.paused;
+  $("clean").disabled = !h.lifecycle.paused;
+  for (const [stream, gen] of [["companies", h.company_generator], ["events", h.driver_generator]]) {
+    $(`${stream}-count`).textContent = gen.total_batches;
+    $(`${stream}-records`).textContent = gen.total_records.toLocaleString();
+    $(`${stream}-age`).textContent = age(gen.idle_seconds === null ? null : gen.idle_seconds + elapsed);
+    $(`${stream}-next`).textContent = h.lifecycle.paused ? "paused" :
+      countdown(gen.seconds_to_next_run === null ? null : gen.seconds_to_next_run - elapsed);
+    $(`${stream}-interval`).textContent = `${gen.interval_seconds} s`;
+    $(`${stream}-delay`).textContent = gen.last_firing_delay_ms === null ? "–" : `${gen.last_firing_delay_ms.toFixed(1)} ms`;
+  }
+  const q = h.quality;
+  $("defect-percent").textContent = `${q.defect_percent.toFixed(2)} %`;
+  $("quality-note").textContent = q.enabled ? `defective records (target ${(q.error_rate * 100).toFixed(1)} %)` : "quality injection off";
+  $("defects").innerHTML = Object.entries(q.by_type_percent)
+    .map(([type, pct]) => `<tr><td>${type.replaceAll("_", " ")}</td><td>${pct.toFixed(2)} %</td></tr>`).join("");
+}
+
+async function refreshHealth() {
+  try {
+    state.health = await api("/api/health");
+    state.healthAt = Date.now();
+    setOnline(true);
+  } catch (error) {
+    setOnline(false);
+  }
+  renderHealth();
+}
+
+async function refreshBatches() {
+  try {
+    const body = await api("/api/batches?limit=15");
+    $("batches").querySelector("tbody").innerHTML = body.batches.map((b) =>
+      `<tr><td>${b.stream}</td><td>${b.batch_id}</td><td class="status-${b.status}">${b.status}${b.reason ? ` (${b.reason})` : ""}</td>` +
+      `<td>${b.record_count}</td><td>${b.corrupted_count}</td><td>${b.firing_delay_s === null ? "–" : (b.firing_delay_s * 1000).toFixed(1)}</td></tr>`).join("");
+  } catch (error) { /* the offline banner says it */ }
+}
+
+async function refreshLogs() {
+  const level = $("level").value;
+  try {
+    const body = await api(`/api/logs?limit=60${level ? `&level=${level}` : ""}`);
+    $("logs").innerHTML = "";
+    for (const entry of body.logs) {
+      const item = document.createElement("li");
+      item.className = `lvl-${entry.level}`;
+      item.dataset.level = entry.level;
+      const fields = entry.fields && Object.keys(entry.fields).length ? " " + JSON.stringify(entry.fields) : "";
+      item.textContent = `${entry.timestamp.slice(11, 23)} ${entry.level.padEnd(7)} ${entry.message}${fields}`;
+      $("logs").appendChild(item);
+    }
+  } catch (error) { /* offline banner */ }
+}
+
+async function refreshChart() {
+  try {
+    state.points = await api("/api/chart");
+    drawChart();
+  } catch (error) { /* offline banner */ }
+}
+
+function drawChart() {
+  const canvas = $("chart");
+  const ratio = window.devicePixelRatio || 1;
+  const width = canvas.clientWidth || 960, height = canvas.clientHeight || 220;
+  canvas.width = width * ratio; canvas.height = height * ratio;
+  const ctx = canvas.getContext("2d");
+  ctx.scale(ratio, ratio);
+  ctx.clearRect(0, 0, width, height);
+  const series = { companies: state.points.companies.slice(-60), events: state.points.events.slice(-60) };
+  const all = [...series.companies, ...series.events];
+  if (!all.length) {
+    ctx.fillStyle = "#8b96a5"; ctx.fillText("waiting for the first batch…", 20, 30); return;
+  }
+  const maxRecords = Math.max(1, ...all.map((p) => p.records));
+  const delays = all.map((p) => p.firing_delay_ms).filter((d) => d !== null);
+  const maxDelay = Math.max(1, ...delays);
+  const pad = 36, n = 60, step = (width - 2 * pad) / n;
+  ctx.strokeStyle = "#252d37"; ctx.fillStyle = "#8b96a5"; ctx.font = "11px sans-serif";
+  for (let i = 0; i <= 4; i++) {
+    const y = pad / 2 + (height - pad) * i / 4;
+    ctx.beginPath(); ctx.moveTo(pad, y); ctx.lineTo(width - pad, y); ctx.stroke();
+    ctx.fillText(String(Math.round(maxRecords * (4 - i) / 4)), 2, y + 4);
+    ctx.fillText((maxDelay * (4 - i) / 4).toFixed(1), width - pad + 4, y + 4);
+  }
+  const colors = { companies: "#4aa3ff", events: "#b58cff" };
+  const y = (v, max) => pad / 2 + (height - pad) * (1 - v / max);
+  for (const [stream, points] of Object.entries(series)) {
+    ctx.fillStyle = colors[stream];
+    points.forEach((p, i) => {
+      const x = pad + (n - points.length + i) * step + (stream === "events" ? step / 2 : 0);
+      ctx.fillRect(x, y(p.records, maxRecords), Math.max(1, step / 2 - 1), (height - pad / 2) - y(p.records, maxRecords));
+    });
+    ctx.strokeStyle = "#f0b429"; ctx.beginPath();
+    points.forEach((p, i) => {
+      if (p.firing_delay_ms === null) return;
+      const x = pad + (n - points.length + i) * step + step / 2;
+      const yy = y(p.firing_delay_ms, maxDelay);
+      if (i === 0) ctx.moveTo(x, yy); else ctx.lineTo(x, yy);
+    });
+    ctx.stroke();
+  }
+}
+
+function listen() {
+  const source = new EventSource("/api/events");
+  source.addEventListener("batch", (event) => {
+    const point = JSON.parse(event.data);
+    (state.points[point.stream] ||= []).push(point);
+    drawChart();
+    refreshHealth(); refreshBatches();
+  });
+  for (const kind of ["paused", "resumed", "cleaned", "auto_reinit", "failure"]) {
+    source.addEventListener(kind, () => { refreshHealth(); refreshBatches(); refreshLogs(); refreshChart(); });
+  }
+  source.onerror = () => setOnline(false);
+  source.onopen = () => setOnline(true);
+}
+
+async function control(action) {
+  if (action === "clean" && !window.confirm("Remove every batch fleetgen wrote in the data directory? This cannot be undone.")) {
+    return;
+  }
+  try {
+    const body = await api(`/api/${action}`, { method: "POST" });
+    showMessage(action === "clean" ? `cleaned: ${body.removed_batches} batches removed` : `${action}d`);
+  } catch (error) {
+    showMessage(`${action} failed: ${error.message}`);
+  }
+  refreshHealth(); refreshBatches(); refreshLogs(); refreshChart();
+}
+
+$("pause").addEventListener("click", () => control("pause"));
+$("resume").addEventListener("click", () => control("resume"));
+$("clean").addEventListener("click", () => control("clean"));
+$("level").addEventListener("change", refreshLogs);
+refreshHealth(); refreshBatches(); refreshLogs(); refreshChart(); listen();
+setInterval(refreshHealth, 1000);
+setInterval(renderHealth, 250);
+setInterval(refreshBatches, 3000);
+setInterval(refreshLogs, 3000);
