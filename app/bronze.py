@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,15 +81,21 @@ def publish_batch(
     issue_count: int,
     meta: dict[str, Any],
     started: float | None = None,
+    checkpoint: Callable[[], None] = lambda: None,
 ) -> Published:
-    """Write a batch in staging and make it visible in one rename; nothing partial is ever visible."""
+    """Write a batch in staging and make it visible in one rename; nothing partial is ever visible.
+
+    ``checkpoint`` is called between chunks and just before the rename; raising there
+    (shutdown) abandons the batch and leaves nothing behind.
+    """
     layout.ensure()
     final = layout.batch_dir(stream, batch_id)
     staging = layout.staging / f"{stream}-{batch_id}"
     try:
         _remove_tree(staging)
         staging.mkdir(parents=True)
-        files = {RECORD_FILES[stream]: _write_stream(staging / RECORD_FILES[stream], records, record_count)}
+        files = {RECORD_FILES[stream]: _write_stream(staging / RECORD_FILES[stream], records, record_count,
+                                                     checkpoint)}
         if issues:
             files[ISSUES_FILE] = _write_stream(staging / ISSUES_FILE, [issues], issue_count)
         duration = round(time.time() - started, 6) if started is not None else None
@@ -98,6 +104,7 @@ def publish_batch(
         _write_stream(staging / META_FILE, [orjson.dumps(full_meta, option=orjson.OPT_INDENT_2) + b"\n"], 1)
         _write_stream(staging / SUCCESS_FILE, [b""], 0)
         _fsync_dir(staging)
+        checkpoint()
         adopted = _existing_matches(final, stream, files)
         if adopted:
             _remove_tree(staging)
@@ -107,6 +114,9 @@ def publish_batch(
     except OSError as exc:
         _remove_tree(staging, ignore_errors=True)
         raise PublishError(f"cannot publish {stream}/{batch_id} under {layout.root}: {exc}") from exc
+    except BaseException:
+        _remove_tree(staging, ignore_errors=True)
+        raise
 
 
 def move_into_place(staging: Path, final: Path) -> None:
@@ -133,13 +143,15 @@ def _existing_matches(final: Path, stream: str, files: dict[str, FileInfo]) -> b
     return all(existing.get(name, {}).get("sha256") == info.sha256 for name, info in files.items())
 
 
-def _write_stream(path: Path, chunks: Iterable[bytes], rows: int) -> FileInfo:
+def _write_stream(path: Path, chunks: Iterable[bytes], rows: int,
+                  checkpoint: Callable[[], None] = lambda: None) -> FileInfo:
     """Write and checksum; the checksum runs on its own thread so it overlaps the write."""
     digest = hashlib.sha256()
     size = 0
     hashing: Future | None = None
     with open(path, "wb", buffering=0) as handle:
         for chunk in chunks:
+            checkpoint()
             if hashing is not None:
                 hashing.result()
             hashing = _HASHER.submit(digest.update, chunk)

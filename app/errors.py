@@ -5,7 +5,8 @@
     ├── UsageError           bad command-line arguments (exit code 2)
     ├── PublishError         a batch could not be written to bronze
     ├── StoreError           the metadata store is unavailable or inconsistent
-    └── LifecycleError       an operation not allowed in the current state (e.g. clean while running)
+    ├── LifecycleError       an operation not allowed in the current state (e.g. clean while running)
+    └── Abandoned            a batch given up at shutdown before it became visible
 """
 
 
@@ -38,3 +39,7 @@ class StoreError(FleetgenError):
 
 class LifecycleError(FleetgenError):
     """The operation is not allowed in the current lifecycle state."""
+
+
+class Abandoned(FleetgenError):
+    """Shutdown came first: the batch was dropped before becoming visible and will be redone."""

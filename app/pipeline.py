@@ -16,7 +16,7 @@ import yaml
 
 from app import bronze
 from app.config import Config, format_duration
-from app.errors import FleetgenError, UsageError
+from app.errors import Abandoned, FleetgenError, UsageError
 from app.generation.companies import generate_companies
 from app.generation.defects import plan_defects
 from app.generation.encoding import render_issues, render_records
@@ -64,6 +64,7 @@ class Pipeline:
         self.layout = bronze.Layout(config.output.data_dir)
         self.on_outcome = on_outcome
         self.log_fields = log_fields
+        self.abandon = threading.Event()  # set at shutdown: in-flight batches are dropped, not published
         self._locks = {COMPANIES: threading.RLock(), EVENTS: threading.RLock()}
 
     @contextmanager
@@ -133,7 +134,7 @@ class Pipeline:
                                                           "from": plan.produce[0].batch_id,
                                                           "to": plan.produce[-1].batch_id}})
             for index, window in enumerate(plan.produce):
-                if should_stop():
+                if skip_reason is None and should_stop():
                     break
                 outcome = self._produce_or_skip(stream, window, skip_reason, firing)
                 outcomes.append(outcome)
@@ -218,7 +219,7 @@ class Pipeline:
         }
         published = bronze.publish_batch(self.layout, stream, window.batch_id,
                                          render_records(batch, plan), batch.size, issues,
-                                         plan.corrupted_count, meta, started)
+                                         plan.corrupted_count, meta, started, self._checkpoint)
         finished = time.time()
         stats = CommitStats(self.config.generation_mode, batch.size, batch.size - plan.corrupted_count,
                             plan.corrupted_count, plan.counts(), row.scheduled_at, started, finished, delay)
@@ -232,6 +233,10 @@ class Pipeline:
             "firing_delay_s": None if delay is None else round(delay, 6), "attempt": row.attempts,
             **(self.log_fields(stream) if self.log_fields else {})}})
         return outcome
+
+    def _checkpoint(self) -> None:
+        if self.abandon.is_set():
+            raise Abandoned("shutdown requested before the batch became visible; it will be produced on restart")
 
     def _report(self, outcome: Outcome) -> None:
         if self.on_outcome is not None:

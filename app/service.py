@@ -87,6 +87,7 @@ class Service:
     def stop(self, timeout: float = 1.5) -> bool:
         """Stop producing; True when no batch was left in flight."""
         self.shutdown_requested.set()
+        self.pipeline.abandon.set()
         try:
             self.scheduler.shutdown(wait=False)
         except Exception:  # noqa: BLE001 - already stopped

@@ -40,6 +40,8 @@ class Metrics:
         self.registry.register(ServiceCollector(service))
         self.firing_delay = Histogram("fleetgen_firing_delay_seconds", "Batch start minus its window boundary",
                                       ["stream"], buckets=DELAY_BUCKETS, registry=self.registry)
+        for stream in ("companies", "events"):
+            self.firing_delay.labels(stream)  # export empty buckets before the first batch
         service.broadcaster.add_listener(self._observe)
 
     def _observe(self, kind: str, data: dict) -> None:

@@ -1,0 +1,196 @@
+"""API contract: shapes, status codes, JSON errors, token, and conformance to the OpenAPI document."""
+
+import json
+import threading
+import time
+
+import pytest
+from openapi_core import OpenAPI
+from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
+from openapi_spec_validator import validate
+
+from app.api import create_app
+from app.api.openapi import openapi_document
+from app.service import Service
+
+SPEC = OpenAPI.from_dict(openapi_document())
+
+
+def conforms(response) -> None:
+    SPEC.validate_response(WerkzeugOpenAPIRequest(response.request), WerkzeugOpenAPIResponse(response))
+
+
+@pytest.fixture
+def api(make_config):
+    services = []
+
+    def build(mode: str = "emulated", token: str | None = None):
+        config = make_config(emulated_mode={"enabled": mode == "emulated", "company_batch_interval": "PT1S",
+                                            "driver_batch_interval": "PT1S", "companies_per_batch": 4,
+                                            "events_per_batch_min": 6, "events_per_batch_max": 9},
+                             api={"token": token})
+        service = Service(config)
+        service.start(catch_up_in_background=False)
+        services.append(service)
+        return service, create_app(service, {"TESTING": True}).test_client()
+
+    yield build
+    for service in services:
+        service.stop(timeout=5)
+        service.store.close()
+
+
+def test_openapi_document_is_valid():
+    validate(openapi_document())
+
+
+def test_health_in_emulated_mode(api):
+    service, client = api("emulated")
+    response = client.get("/api/health")
+    assert response.status_code == 200
+    conforms(response)
+    body = response.get_json()
+    assert body["generation_mode"] == "emulated" and body["status"] == "running"
+    assert body["emulated_config"] == {"company_interval_seconds": 1, "driver_interval_seconds": 1,
+                                       "companies_per_batch": 4, "events_per_batch_range": [6, 9]}
+    assert body["company_generator"]["total_batches"] >= 1
+    assert body["driver_generator"]["last_interval_end"].endswith("Z")
+    assert set(body["uptime"]) == {"seconds", "hours", "start_time"}
+    assert body["lifecycle"] == {"paused": False, "shutdown_requested": False}
+
+
+def test_health_in_production_mode_has_no_emulated_config(api):
+    _, client = api("production")
+    response = client.get("/api/health")
+    conforms(response)
+    body = response.get_json()
+    assert body["generation_mode"] == "production" and "emulated_config" not in body
+    assert body["company_generator"]["interval_seconds"] == 3600
+    assert body["driver_generator"]["interval_seconds"] == 900
+
+
+def test_pause_resume_clean_semantics(api):
+    service, client = api()
+    conflict = client.post("/api/clean")
+    assert conflict.status_code == 409
+    conforms(conflict)
+    assert "paused" in conflict.get_json()["detail"]
+    for _ in range(2):  # idempotent
+        response = client.post("/api/pause")
+        assert response.status_code == 200 and response.get_json()["status"] == "paused"
+        conforms(response)
+    assert client.get("/api/health").get_json()["status"] == "paused"
+    cleaned = client.post("/api/clean")
+    assert cleaned.status_code == 200 and cleaned.get_json()["removed_batches"] >= 1
+    conforms(cleaned)
+    assert client.post("/api/clean").get_json()["removed_batches"] == 0
+    resumed = client.post("/api/resume")
+    conforms(resumed)
+    assert resumed.get_json() == {"status": "running", "changed": True, "auto_reinit": True}
+    assert client.post("/api/resume").get_json()["changed"] is False
+    assert client.get("/api/health").get_json()["status"] == "running"
+
+
+def test_logs_and_filters(api):
+    service, client = api()
+    service.pause()
+    service.resume()
+    from app.logs import StoreHandler
+    import logging
+
+    handler = StoreHandler(service.store)
+    logging.getLogger("app.test").addHandler(handler)
+    logging.getLogger("app.test").setLevel(logging.INFO)
+    logging.getLogger("app.test").warning("disk nearly full", extra={"fields": {"free_mb": 12}})
+    logging.getLogger("app.test").info("all good")
+    handler.close()
+    logging.getLogger("app.test").removeHandler(handler)
+
+    response = client.get("/api/logs?limit=50")
+    conforms(response)
+    messages = [entry["message"] for entry in response.get_json()["logs"]]
+    assert "disk nearly full" in messages and "all good" in messages
+    warnings = client.get("/api/logs?level=warning").get_json()["logs"]
+    assert [e["message"] for e in warnings] == ["disk nearly full"]
+    assert warnings[0]["fields"] == {"free_mb": 12}
+    assert client.get("/api/logs?limit=1").get_json()["count"] == 1
+    assert client.get("/api/logs?since=2999-01-01T00:00:00Z").get_json()["count"] == 0
+
+
+@pytest.mark.parametrize("query, fragment", [
+    ("limit=-1", "limit: -1 is outside 1..1000"),
+    ("limit=abc", "limit: 'abc' is not an integer"),
+    ("limit=100000", "outside"),
+    ("level=bogus", "level: 'bogus' is not one of"),
+    ("since=notadate", "since: 'notadate'"),
+])
+def test_bad_log_parameters_are_400_with_a_message(api, query, fragment):
+    _, client = api()
+    response = client.get(f"/api/logs?{query}")
+    assert response.status_code == 400
+    conforms(response)
+    body = response.get_json()
+    assert body["error"] == "bad_request" and fragment in body["detail"] and body["timestamp"].endswith("Z")
+
+
+def test_json_404_and_405(api):
+    _, client = api()
+    missing = client.get("/api/nope")
+    assert missing.status_code == 404 and missing.is_json
+    assert set(missing.get_json()) == {"error", "detail", "timestamp"}
+    wrong = client.get("/api/pause")
+    assert wrong.status_code == 405 and wrong.is_json and "POST" in wrong.headers["Allow"]
+    assert b"<html" not in wrong.data.lower() and b"Traceback" not in wrong.data
+
+
+def test_token_protects_state_changing_endpoints(api):
+    _, client = api(token="s3cret")
+    assert client.get("/api/health").status_code == 200
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+        response = client.post("/api/pause", headers=headers)
+        assert response.status_code == 401
+        conforms(response)
+    assert client.post("/api/pause", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert client.post("/api/resume", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_batches_chart_metrics_openapi(api):
+    _, client = api()
+    for path in ("/api/batches", "/api/batches?stream=events&limit=3", "/api/chart", "/api/openapi.json",
+                 "/metrics", "/"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        conforms(response)
+    assert client.get("/api/batches?stream=trucks").status_code == 400
+    metrics = client.get("/metrics").data.decode()
+    assert 'fleetgen_batches_total{status="committed",stream="companies"}' in metrics
+    assert "fleetgen_paused 0.0" in metrics
+    assert "fleetgen_firing_delay_seconds_bucket" in metrics
+
+
+def test_sse_delivers_a_batch_event_within_2_s_of_its_commit(api):
+    service, client = api()
+    response = client.get("/api/events", buffered=False)
+    assert response.status_code == 200 and response.mimetype == "text/event-stream"
+    received: list[dict] = []
+    done = threading.Event()
+
+    def read():
+        buffer = b""
+        for chunk in response.response:
+            buffer += chunk
+            while b"\n\n" in buffer:
+                block, buffer = buffer.split(b"\n\n", 1)
+                lines = dict(line.split(": ", 1) for line in block.decode().splitlines() if ": " in line
+                             and not line.startswith(":"))
+                if lines.get("event") == "batch":
+                    received.append({"at": time.time(), **json.loads(lines["data"])})
+                    done.set()
+                    return
+
+    threading.Thread(target=read, daemon=True).start()
+    assert done.wait(4.0), "no batch event"
+    event = received[0]
+    assert event["at"] - event["finished_at"] < 2.0
+    service.shutdown_requested.set()
+    response.close()
