@@ -109,6 +109,7 @@ class Lifecycle:
         self._lock = threading.Lock()
         self._reinit_thread: threading.Thread | None = None
         self.paused = bool(store.get_state(PAUSED_KEY, False))
+        self._reinit = store.get_state(REINIT_KEY, None) or {}  # cached: health must not query
 
     def pause(self) -> dict[str, Any]:
         with self._lock:
@@ -145,6 +146,7 @@ class Lifecycle:
                      "batches": sum(o.status == "committed" for o in outcomes),
                      "duration_s": round(time.time() - started, 3)}
             self.store.set_state(REINIT_KEY, state)
+            self._reinit = state
             log.info("auto re-initialisation done", extra={"fields": state})
             self._publish("auto_reinit", state)
 
@@ -157,12 +159,13 @@ class Lifecycle:
         with self.pipeline.stream_locks():
             report = remove_generated(self.pipeline.layout)
             self.store.clear_generated()
+            self.pipeline.forget_roster()
         log.info("data cleaned", extra={"fields": report.as_dict()})
         self._publish("cleaned", report.as_dict())
         return {"status": "cleaned", **report.as_dict()}
 
     def auto_reinit_state(self) -> dict[str, Any]:
-        state = self.store.get_state(REINIT_KEY, None) or {}
+        state = self._reinit
         return {"count": int(state.get("count", 0)), "last_at": state.get("last_at"),
                 "reason": state.get("reason"), "in_progress": bool(self._reinit_thread
                                                                    and self._reinit_thread.is_alive())}

@@ -23,7 +23,7 @@ from app.generation.encoding import render_issues, render_records
 from app.generation.events import generate_events
 from app.generation.seeding import batch_rng
 from app.store import Store
-from app.store.store import CommitStats, LedgerRow, NewCompanies
+from app.store.store import CommitStats, LedgerRow, NewCompanies, RosterRows
 from app.timeline import Window, align_up, due_windows, format_timestamp, from_epoch_seconds
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,7 @@ class Pipeline:
         self.on_outcome = on_outcome
         self.log_fields = log_fields
         self.abandon = threading.Event()  # set at shutdown: in-flight batches are dropped, not published
+        self._roster: RosterRows | None = None
         self._locks = {COMPANIES: threading.RLock(), EVENTS: threading.RLock()}
 
     @contextmanager
@@ -202,7 +203,7 @@ class Pipeline:
         if stream == COMPANIES:
             batch = generate_companies(self.config, window, rng)
         else:
-            batch = generate_events(self.config, window, self.store.roster_before(window.start_s), rng)
+            batch = generate_events(self.config, window, self.roster_before(window.start_s), rng)
         roster_update = _roster_of(batch) if stream == COMPANIES else None
         plan = plan_defects(batch, self.config.quality_injection, rng)
         issues = render_issues(batch, plan) if self.config.quality_injection.log_injected_issues else b""
@@ -224,6 +225,9 @@ class Pipeline:
         stats = CommitStats(self.config.generation_mode, batch.size, batch.size - plan.corrupted_count,
                             plan.corrupted_count, plan.counts(), row.scheduled_at, started, finished, delay)
         self.store.commit(row, stats, roster_update)
+        if stream == COMPANIES and self._roster is not None:
+            self._roster.append(window.end_s, batch.company_uuid, batch.geography, batch.active,
+                                batch.drivers_count)
         self.write_manifests()
         outcome = Outcome(stream, window, "committed", batch.size, plan.corrupted_count, plan.counts(),
                           finished - started, delay, adopted=published.adopted)
@@ -233,6 +237,18 @@ class Pipeline:
             "firing_delay_s": None if delay is None else round(delay, 6), "attempt": row.attempts,
             **(self.log_fields(stream) if self.log_fields else {})}})
         return outcome
+
+    def roster_before(self, moment_s: int):
+        """The driver batch roster, from a copy of the store's roster kept in memory."""
+        with self._locks[COMPANIES]:
+            if self._roster is None:
+                self._roster = self.store.load_roster()
+            return self._roster.before(moment_s)
+
+    def forget_roster(self) -> None:
+        """After clean: the next driver batch reloads the (now empty) roster."""
+        with self._locks[COMPANIES]:
+            self._roster = None
 
     def _checkpoint(self) -> None:
         if self.abandon.is_set():
@@ -248,17 +264,17 @@ class Pipeline:
     # ---- manifests and backfill ---------------------------------------------------------------
 
     def write_manifests(self) -> None:
-        totals = self.store.stream_totals()
+        counters = self.store.counters()
         streams = {}
         for stream in bronze.STREAMS:
-            committed = totals.get(stream, {}).get("committed", {})
-            skipped = totals.get(stream, {}).get("skipped", {})
-            last_end = committed.get("last_interval_end")
+            counter = counters.get(stream, {})
+            last_end = counter.get("last_interval_end")
             streams[stream] = {
-                "committed_batches": committed.get("batches", 0),
-                "skipped_ranges": skipped.get("batches", 0),
-                "records": committed.get("records", 0),
-                "corrupted_records": committed.get("corrupted", 0),
+                "committed_batches": counter.get("committed_batches", 0),
+                "skipped_ranges": counter.get("skipped_ranges", 0),
+                "records": counter.get("records", 0),
+                "corrupted_records": counter.get("corrupted", 0),
+                "issue_counts": counter.get("issue_counts", {}),
                 "last_interval_end": format_timestamp(from_epoch_seconds(last_end)) if last_end else None,
             }
         bronze.write_json_atomically(self.layout.manifests / "batch_manifest.json",

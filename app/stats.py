@@ -63,19 +63,17 @@ class ServiceStats:
     def reload(self, store: Store) -> None:
         """Seed the counters from the ledger (at start and after clean)."""
         fresh = {"companies": StreamStats(), "events": StreamStats()}
-        for stream, by_status in store.stream_totals().items():
-            if stream not in fresh:
-                continue
-            stats = fresh[stream]
-            committed = by_status.get("committed", {})
-            stats.committed = committed.get("batches", 0)
-            stats.records = committed.get("records", 0)
-            stats.corrupted = committed.get("corrupted", 0)
-            stats.failed = by_status.get("failed", {}).get("batches", 0)
-            stats.skipped = by_status.get("skipped", {}).get("batches", 0)
-            stats.last_batch_time = committed.get("last_finished_at")
-            stats.last_interval_end = committed.get("last_interval_end")
-            stats.by_type.update(store.issue_totals(stream))
+        counters = store.counters()
+        for stream, stats in fresh.items():
+            counter = counters.get(stream, {})
+            stats.committed = counter.get("committed_batches", 0)
+            stats.skipped = counter.get("skipped_ranges", 0)
+            stats.records = counter.get("records", 0)
+            stats.corrupted = counter.get("corrupted", 0)
+            stats.by_type.update(counter.get("issue_counts", {}))
+            stats.last_batch_time = counter.get("last_finished_at")
+            stats.last_interval_end = counter.get("last_interval_end")
+            stats.failed = store.failed_count(stream)
             for row in reversed(store.recent_batches(stream, 60)):
                 if row.status == "committed":
                     stats.recent.append(_point(row.stream, row.batch_id, row.record_count, row.corrupted_count,

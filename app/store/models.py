@@ -78,6 +78,21 @@ class Company(Base):
     onboarded_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
+class StreamCounter(Base):
+    """Cumulative totals per stream, kept in the commit's transaction so reading them is O(1)."""
+
+    __tablename__ = "stream_counters"
+
+    stream: Mapped[str] = mapped_column(String(16), primary_key=True)
+    committed_batches: Mapped[int] = mapped_column(Integer, default=0)
+    skipped_ranges: Mapped[int] = mapped_column(Integer, default=0)
+    records: Mapped[int] = mapped_column(BigInteger, default=0)
+    corrupted: Mapped[int] = mapped_column(BigInteger, default=0)
+    issue_counts: Mapped[dict | None] = mapped_column(JSON)
+    last_interval_end: Mapped[int | None] = mapped_column(BigInteger)
+    last_finished_at: Mapped[float | None] = mapped_column(Float)
+
+
 class StateEntry(Base):
     """Lifecycle state that must survive a restart (paused, last auto re-initialisation...)."""
 

@@ -17,7 +17,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.errors import StoreError
 from app.generation.events import Roster
 from app.store.database import create_store_engine, migrate
-from app.store.models import COMMITTED, FAILED, PENDING, SKIPPED, Batch, Company, LogEntry, StateEntry
+from app.store.models import (
+    COMMITTED,
+    FAILED,
+    PENDING,
+    SKIPPED,
+    Batch,
+    Company,
+    LogEntry,
+    StateEntry,
+    StreamCounter,
+)
 from app.timeline import Window
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -88,6 +98,32 @@ class NewCompanies:
     active: list[bool]
     drivers_count: list[int]
     onboarded_at_ms: list[int]
+
+
+@dataclass
+class RosterRows:
+    """The whole roster as columns, sorted by the end of the window that onboarded each company."""
+
+    batch_end: np.ndarray
+    company_uuid: np.ndarray
+    geography: np.ndarray
+    active: np.ndarray
+    drivers_count: np.ndarray
+
+    def append(self, batch_end: int, company_uuid: np.ndarray, geography: np.ndarray, active: np.ndarray,
+               drivers_count: np.ndarray) -> None:
+        self.batch_end = np.concatenate([self.batch_end, np.full(len(geography), batch_end, np.int64)])
+        self.company_uuid = np.concatenate([self.company_uuid, company_uuid])
+        self.geography = np.concatenate([self.geography, geography.astype(np.uint8)])
+        self.active = np.concatenate([self.active, active.astype(bool)])
+        self.drivers_count = np.concatenate([self.drivers_count, drivers_count.astype(np.int32)])
+
+    def before(self, moment_s: int) -> Roster:
+        """Active companies of batches that closed at or before ``moment_s``, in onboarding order."""
+        count = int(np.searchsorted(self.batch_end, moment_s, side="right"))
+        keep = self.active[:count]
+        return Roster(self.company_uuid[:count][keep], self.geography[:count][keep],
+                      self.drivers_count[:count][keep])
 
 
 class Store:
@@ -171,6 +207,14 @@ class Store:
                 scheduled_at=stats.scheduled_at, started_at=stats.started_at,
                 finished_at=stats.finished_at, duration_s=stats.finished_at - stats.started_at,
                 firing_delay_s=stats.firing_delay_s))
+            counter = self._counter(s, row.stream)
+            counter.committed_batches += 1
+            counter.records += stats.record_count
+            counter.corrupted += stats.corrupted_count
+            counter.issue_counts = {k: (counter.issue_counts or {}).get(k, 0) + v
+                                    for k, v in stats.issue_counts.items()}
+            counter.last_interval_end = max(counter.last_interval_end or 0, row.window.end_s)
+            counter.last_finished_at = stats.finished_at
             if companies is not None and companies.company_ids:
                 s.execute(insert(Company), [
                     {"company_id": cid, "batch_start": row.window.start_s, "batch_end": row.window.end_s,
@@ -193,9 +237,34 @@ class Store:
                 s.add(Batch(stream=stream, batch_id=window.batch_id, interval_start=window.start_s,
                             interval_end=window.end_s, status=SKIPPED, reason=reason, attempts=0,
                             finished_at=time.time()))
+                s.flush()
+                self._counter(s, stream).skipped_ranges += 1
             return True
         except IntegrityError:
             return False
+
+    @staticmethod
+    def _counter(session: Session, stream: str) -> StreamCounter:
+        counter = session.get(StreamCounter, stream)
+        if counter is None:
+            counter = StreamCounter(stream=stream, committed_batches=0, skipped_ranges=0, records=0,
+                                    corrupted=0, issue_counts={})
+            session.add(counter)
+        return counter
+
+    def counters(self) -> dict[str, dict[str, Any]]:
+        """Cumulative committed/skipped totals per stream (one small table)."""
+        with self.session() as s:
+            return {c.stream: {"committed_batches": c.committed_batches, "skipped_ranges": c.skipped_ranges,
+                               "records": c.records, "corrupted": c.corrupted,
+                               "issue_counts": dict(c.issue_counts or {}),
+                               "last_interval_end": c.last_interval_end, "last_finished_at": c.last_finished_at}
+                    for c in s.scalars(select(StreamCounter))}
+
+    def failed_count(self, stream: str) -> int:
+        with self.session() as s:
+            return s.scalar(select(func.count()).select_from(Batch).where(
+                Batch.stream == stream, Batch.status == FAILED)) or 0
 
     def recent_batches(self, stream: str | None = None, limit: int = 20) -> list[LedgerRow]:
         query = select(Batch).order_by(Batch.interval_start.desc(), Batch.id.desc()).limit(limit)
@@ -223,30 +292,22 @@ class Store:
                                  "last_finished_at": last_finished}
         return totals
 
-    def issue_totals(self, stream: str) -> dict[str, int]:
-        with self.session() as s:
-            counts: dict[str, int] = {}
-            for (issues,) in s.execute(select(Batch.issue_counts).where(
-                    Batch.stream == stream, Batch.status == COMMITTED)):
-                for key, value in (issues or {}).items():
-                    counts[key] = counts.get(key, 0) + int(value)
-            return counts
-
     # ---- roster -------------------------------------------------------------------------------
 
-    def roster_before(self, moment_s: int) -> Roster:
-        """Active companies of batches that closed at or before ``moment_s``, in onboarding order."""
-        query = (select(Company.company_id, Company.geography, Company.drivers_count)
-                 .where(Company.batch_end <= moment_s, Company.active.is_(True))
-                 .order_by(Company.batch_start, Company.ordinal))
+    def load_roster(self) -> RosterRows:
+        """Every company in onboarding order, as columns (the pipeline caches and extends it)."""
+        query = (select(Company.batch_end, Company.company_id, Company.geography, Company.active,
+                        Company.drivers_count).order_by(Company.batch_start, Company.ordinal))
         with self.session() as s:
             rows = s.execute(query).all()
-        if not rows:
-            return Roster.empty()
-        ids = np.frombuffer(b"".join(uuid.UUID(r[0]).bytes for r in rows), np.uint8).reshape(len(rows), 16)
-        geography = np.array([GEOGRAPHY_CODES[r[1]] for r in rows], np.uint8)
-        drivers = np.array([r[2] for r in rows], np.int32)
-        return Roster(ids.copy(), geography, drivers)
+        ids = np.frombuffer(b"".join(uuid.UUID(r[1]).bytes for r in rows), np.uint8).reshape(len(rows), 16)
+        return RosterRows(
+            batch_end=np.array([r[0] for r in rows], np.int64),
+            company_uuid=ids.copy(),
+            geography=np.array([GEOGRAPHY_CODES[r[2]] for r in rows], np.uint8),
+            active=np.array([bool(r[3]) for r in rows], bool),
+            drivers_count=np.array([r[4] for r in rows], np.int32),
+        )
 
     def roster_size(self) -> int:
         with self.session() as s:
@@ -257,6 +318,7 @@ class Store:
         with self.session() as s:
             s.execute(delete(Company))
             s.execute(delete(Batch))
+            s.execute(delete(StreamCounter))
 
     # ---- state --------------------------------------------------------------------------------
 
