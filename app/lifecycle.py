@@ -155,6 +155,7 @@ class Lifecycle:
 
     def clean(self) -> dict[str, Any]:
         if not self.paused:
+            log.warning("clean refused: the service is running (pause it first)")
             raise LifecycleError("clean needs the service paused: POST /api/pause first")
         with self.pipeline.stream_locks():
             report = remove_generated(self.pipeline.layout)

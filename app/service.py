@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -203,6 +204,8 @@ def run_service(config: Config, mode_source: str) -> int:
     from app.logs import StoreHandler, configure_logging
 
     configure_logging()
+    # Hand the GIL over sooner (default 5 ms): API requests then wait less behind batch generation.
+    sys.setswitchinterval(0.001)
     service = Service(config, mode_source)
     store_handler = StoreHandler(service.store)
     logging.getLogger().addHandler(store_handler)

@@ -140,14 +140,12 @@ function drawChart() {
       const x = pad + (n - points.length + i) * step + (stream === "events" ? step / 2 : 0);
       ctx.fillRect(x, y(p.records, maxRecords), Math.max(1, step / 2 - 1), (height - pad / 2) - y(p.records, maxRecords));
     });
-    ctx.strokeStyle = "#f0b429"; ctx.beginPath();
+    ctx.fillStyle = "#f0b429";
     points.forEach((p, i) => {
       if (p.firing_delay_ms === null) return;
-      const x = pad + (n - points.length + i) * step + step / 2;
-      const yy = y(p.firing_delay_ms, maxDelay);
-      if (i === 0) ctx.moveTo(x, yy); else ctx.lineTo(x, yy);
+      const x = pad + (n - points.length + i) * step + (stream === "events" ? step / 2 : 0) + step / 4;
+      ctx.beginPath(); ctx.arc(x, y(p.firing_delay_ms, maxDelay), 2.5, 0, 2 * Math.PI); ctx.fill();
     });
-    ctx.stroke();
   }
 }
 
@@ -158,6 +156,8 @@ function listen() {
     (state.points[point.stream] ||= []).push(point);
     drawChart();
     refreshHealth(); refreshBatches();
+    clearTimeout(listen.logTimer);
+    listen.logTimer = setTimeout(refreshLogs, 700);  // the service writes its log to the store every 0.5 s
   });
   for (const kind of ["paused", "resumed", "cleaned", "auto_reinit", "failure"]) {
     source.addEventListener(kind, () => { refreshHealth(); refreshBatches(); refreshLogs(); refreshChart(); });
