@@ -22,7 +22,8 @@ install: $(STAMP)  ## create .venv and install fleetgen with its dev tools
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check app tests
 
-test: $(STAMP)  ## the whole test suite (what CI runs)
+test: $(STAMP)  ## lint, then the whole test suite (what CI runs)
+	$(BIN)/ruff check app tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)  ## skip the slow real-time tests

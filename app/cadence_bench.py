@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-
 import queue
 import signal
 import socket

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--to", dest="end", required=True, help="ISO 8601 UTC end (exclusive)")
 
     with_config("status", "ledger summary of a data directory")
-    clean = with_config("clean", "remove everything fleetgen wrote in the data directory (service must be paused or stopped)")
+    clean = with_config("clean", "remove what fleetgen wrote in the data directory (no service may be using it)")
     clean.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     bench = sub.add_parser("bench", help="run the benchmark suite and write results as JSON")
@@ -110,7 +110,7 @@ def open_pipeline(config: Config):
     from app.store import Store
 
     configure_logging(quiet=True)
-    store = Store(config.database_url)
+    store = Store.for_config(config)
     return Pipeline(config, store)
 
 

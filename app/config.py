@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
+import reprlib
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -174,6 +176,7 @@ class OutputConfig(StrictModel):
 
 class DatabaseConfig(StrictModel):
     url: str | None = None  # default: sqlite file manifests/generator.db under data_dir
+    busy_timeout_ms: int = Field(10_000, ge=0, le=600_000)
 
 
 class ApiConfig(StrictModel):
@@ -272,6 +275,8 @@ def parse_config(text: bytes | str, source: str = "<config>") -> Config:
         raise ConfigError([f"not valid YAML{where}: {problem}"], source) from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise ConfigError([f"not a readable YAML text file: {exc}"], source) from None
+    except RecursionError:
+        raise ConfigError(["the YAML document is nested too deeply"], source) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -282,13 +287,15 @@ def parse_config(text: bytes | str, source: str = "<config>") -> Config:
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(describe_validation_errors(exc), source) from None
+    except RecursionError:
+        raise ConfigError(["the YAML document is nested too deeply"], source) from None
 
 
 def describe_validation_errors(exc: ValidationError) -> list[str]:
     problems = []
     for err in exc.errors(include_url=False):
         loc = [str(part) for part in err["loc"]]
-        path = ".".join(loc) or "<top level>"
+        path = ".".join(p if _PLAIN_KEY.fullmatch(p) else repr(p) for p in loc) or "<top level>"
         if err["type"] == "extra_forbidden":
             problems.append(f"{path}: unknown key{_suggestion(loc)}")
             continue
@@ -302,8 +309,16 @@ def describe_validation_errors(exc: ValidationError) -> list[str]:
     return problems
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlist, _SHORT.maxdict = 2, 60, 60, 4, 4
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
+
+
 def _show(value: Any) -> str:
-    text = repr(value)
+    """A bounded repr: a hostile value (huge, deep, self-referencing) must not blow up the message."""
+    text = _SHORT.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -359,28 +374,23 @@ def resolve_mode(config: Config, cli_mode: str | None, environ: dict[str, str] |
 
 def effective_settings(config: Config, mode_source: str) -> dict[str, dict[str, Any]]:
     """Each active value with where it came from, for the start-up log and `validate`."""
-    emulated = config.emulated_mode.enabled
     em = config.emulated_mode
-
-    def origin(model: BaseModel, name: str, prefix: str) -> str:
-        return f"config file ({prefix}{name})" if name in model.model_fields_set else "default"
-
-    if emulated:
-        items = {
-            "company_interval": (format_duration(em.company_batch_interval), origin(em, "company_batch_interval", "emulated_mode.")),
-            "driver_interval": (format_duration(em.driver_batch_interval), origin(em, "driver_batch_interval", "emulated_mode.")),
-            "companies_per_batch": (em.companies_per_batch, origin(em, "companies_per_batch", "emulated_mode.")),
-            "events_per_batch_range": ([em.events_per_batch_min, em.events_per_batch_max], origin(em, "events_per_batch_max", "emulated_mode.")),
-        }
+    if em.enabled:
+        sources = [("company_interval", em, "company_batch_interval", "emulated_mode."),
+                   ("driver_interval", em, "driver_batch_interval", "emulated_mode."),
+                   ("companies_per_batch", em, "companies_per_batch", "emulated_mode."),
+                   ("events_per_batch_min", em, "events_per_batch_min", "emulated_mode."),
+                   ("events_per_batch_max", em, "events_per_batch_max", "emulated_mode.")]
     else:
-        items = {
-            "company_interval": (format_duration(config.company_onboarding_interval), origin(config, "company_onboarding_interval", "")),
-            "driver_interval": (format_duration(config.driver_event_interval), origin(config, "driver_event_interval", "")),
-            "companies_per_batch": (config.number_of_companies, origin(config, "number_of_companies", "")),
-            "event_rate_per_driver": (config.event_rate_per_driver, origin(config, "event_rate_per_driver", "")),
-        }
+        sources = [("company_interval", config, "company_onboarding_interval", ""),
+                   ("driver_interval", config, "driver_event_interval", ""),
+                   ("companies_per_batch", config, "number_of_companies", ""),
+                   ("event_rate_per_driver", config, "event_rate_per_driver", "")]
     result = {"generation_mode": {"value": config.generation_mode, "source": mode_source}}
-    result["seed"] = {"value": config.seed, "source": origin(config, "seed", "")}
-    for name, (value, source) in items.items():
-        result[name] = {"value": value, "source": source}
+    for name, model, field, prefix in [("seed", config, "seed", ""), *sources]:
+        value = getattr(model, field)
+        result[name] = {
+            "value": format_duration(value) if isinstance(value, timedelta) else value,
+            "source": f"config file ({prefix}{field})" if field in model.model_fields_set else "default",
+        }
     return result

@@ -114,24 +114,23 @@ class Lifecycle:
     def pause(self) -> dict[str, Any]:
         with self._lock:
             changed = not self.paused
-            self.paused = True
             self.store.set_state(PAUSED_KEY, True)
+            self.paused = True
         if changed:
             log.info("generation paused")
             self._publish("paused", {"paused": True})
         return {"status": "paused", "changed": changed}
 
     def resume(self, now_fn) -> dict[str, Any]:
-        with self._lock:
+        with self._lock:  # never while a clean runs: resuming mid-clean would generate into deleted folders
             changed = self.paused
-            self.paused = False
             self.store.set_state(PAUSED_KEY, False)
-        reinit = False
+            self.paused = False
+            reinit = changed and self.store.roster_size() == 0 and self.store.ledger_end("events") is None
         if changed:
             log.info("generation resumed")
             self._publish("resumed", {"paused": False})
-            if self.store.roster_size() == 0 and self.store.ledger_end("events") is None:
-                reinit = True
+            if reinit:
                 self._start_reinit(now_fn)
         return {"status": "running", "changed": changed, "auto_reinit": reinit}
 
@@ -154,13 +153,14 @@ class Lifecycle:
         self._reinit_thread.start()
 
     def clean(self) -> dict[str, Any]:
-        if not self.paused:
-            log.warning("clean refused: the service is running (pause it first)")
-            raise LifecycleError("clean needs the service paused: POST /api/pause first")
-        with self.pipeline.stream_locks():
-            report = remove_generated(self.pipeline.layout)
-            self.store.clear_generated()
-            self.pipeline.forget_roster()
+        with self._lock:
+            if not self.paused:
+                log.warning("clean refused: the service is running (pause it first)")
+                raise LifecycleError("clean needs the service paused: POST /api/pause first")
+            with self.pipeline.stream_locks():
+                report = remove_generated(self.pipeline.layout)
+                self.store.clear_generated()
+                self.pipeline.forget_roster()
         log.info("data cleaned", extra={"fields": report.as_dict()})
         self._publish("cleaned", report.as_dict())
         return {"status": "cleaned", **report.as_dict()}
@@ -180,7 +180,7 @@ def clean_offline(config: Config) -> dict[str, Any]:
     """`fleetgen clean`: the same removal without a running service (refused if one runs here)."""
     from app.pipeline import Pipeline
 
-    store = Store(config.database_url)
+    store = Store.for_config(config)
     try:
         owner = store.get_state("service_pid")
         if owner and _alive(int(owner)) and int(owner) != os.getpid():

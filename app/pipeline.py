@@ -16,7 +16,7 @@ import yaml
 
 from app import bronze
 from app.config import Config, format_duration
-from app.errors import Abandoned, FleetgenError, UsageError
+from app.errors import Abandoned, FleetgenError, StoreError, UsageError
 from app.generation.companies import generate_companies
 from app.generation.defects import plan_defects
 from app.generation.encoding import render_issues, render_records
@@ -113,7 +113,7 @@ class Pipeline:
             for row in open_rows:
                 if should_stop():
                     return outcomes
-                outcome = self._produce_or_skip(stream, row.window, skip_reason, firing)
+                outcome = self._produce_or_skip(stream, row.window, skip_reason, firing, limit)
                 outcomes.append(outcome)
                 if outcome.status == "failed":
                     return outcomes
@@ -137,7 +137,7 @@ class Pipeline:
             for index, window in enumerate(plan.produce):
                 if skip_reason is None and should_stop():
                     break
-                outcome = self._produce_or_skip(stream, window, skip_reason, firing)
+                outcome = self._produce_or_skip(stream, window, skip_reason, firing, limit)
                 outcomes.append(outcome)
                 if outcome.status == "failed":
                     break
@@ -147,7 +147,7 @@ class Pipeline:
             return outcomes
 
     def _produce_or_skip(self, stream: str, window: Window, skip_reason: str | None,
-                         firing: tuple[datetime, float] | None) -> Outcome:
+                         firing: tuple[datetime, float] | None, limit: int | None) -> Outcome:
         if skip_reason is not None:
             status = "skipped" if self.store.skip(stream, window, skip_reason) else "already"
             outcome = Outcome(stream, window, status, reason=skip_reason)
@@ -155,12 +155,14 @@ class Pipeline:
                 self._report(outcome)
             return outcome
         if firing is not None and window.end == firing[0]:
-            return self.produce(stream, window, scheduled_at=firing[0], firing_delay=firing[1])
-        return self.produce(stream, window)
+            return self.produce(stream, window, scheduled_at=firing[0], firing_delay=firing[1],
+                                company_limit=limit)
+        return self.produce(stream, window, company_limit=limit)
 
-    def ensure_companies_through(self, moment: datetime) -> None:
-        """Commit every company window closing at or before ``moment`` (a driver batch's roster)."""
-        outcomes = self.catch_up(COMPANIES, moment, limit=10**9)
+    def ensure_companies_through(self, moment: datetime, limit: int | None = None) -> None:
+        """Account for every company window closing at or before ``moment`` (a driver batch's roster),
+        under the same catch-up bound as the driver stream."""
+        outcomes = self.catch_up(COMPANIES, moment, limit=limit)
         failed = [o for o in outcomes if o.status == "failed"]
         if failed:
             raise FleetgenError(f"company window {failed[0].window.batch_id} failed: {failed[0].reason}")
@@ -168,14 +170,16 @@ class Pipeline:
     # ---- one window ---------------------------------------------------------------------------
 
     def produce(self, stream: str, window: Window, scheduled_at: datetime | None = None,
-                firing_delay: float | None = None) -> Outcome:
+                firing_delay: float | None = None, company_limit: int | None = None) -> Outcome:
         with self._locks[stream]:
-            if stream == EVENTS:
-                try:
-                    self.ensure_companies_through(window.start)
-                except FleetgenError as exc:
-                    return self._failed_before_claim(stream, window, str(exc))
-            row = self.store.claim(stream, window, scheduled_at.timestamp() if scheduled_at else None)
+            try:
+                if stream == EVENTS:
+                    self.ensure_companies_through(window.start, company_limit)
+                row = self.store.claim(stream, window, scheduled_at.timestamp() if scheduled_at else None)
+            except FleetgenError as exc:
+                outcome = self._failed_before_claim(stream, window, str(exc))
+                self._report(outcome)
+                return outcome
             if row is None:
                 return Outcome(stream, window, "already")
             started = time.time()
@@ -184,7 +188,10 @@ class Pipeline:
                 outcome = self._generate_and_publish(stream, window, row, started, delay)
             except Exception as exc:  # noqa: BLE001 - recorded in the ledger and retried
                 message = f"{type(exc).__name__}: {exc}"
-                self.store.fail(row, message)
+                try:
+                    self.store.fail(row, message)
+                except StoreError:
+                    pass  # the row stays pending: retried like a failure at the next wake-up
                 log.error("batch failed", extra={"fields": {"stream": stream, "batch_id": window.batch_id,
                                                             "attempt": row.attempts, "error": message}},
                           exc_info=not isinstance(exc, FleetgenError))

@@ -16,6 +16,7 @@ from apscheduler.executors.base import BaseExecutor
 
 from app.broadcast import Broadcaster
 from app.config import Config, effective_settings, format_duration
+from app.errors import StoreError
 from app.lifecycle import Lifecycle
 from app.pipeline import COMPANIES, EVENTS, Outcome, Pipeline
 from app.scheduler import COMPANY_JOB_ID, DRIVER_JOB_ID, build_scheduler
@@ -24,6 +25,7 @@ from app.store import Store
 from app.timeline import align_to_interval, format_timestamp
 
 log = logging.getLogger(__name__)
+CLOCK_JUMP_S = 2.0
 JOB_OF_STREAM = {COMPANIES: COMPANY_JOB_ID, EVENTS: DRIVER_JOB_ID}
 
 
@@ -36,11 +38,12 @@ class Service:
 
     def __init__(self, config: Config, mode_source: str = "default", *,
                  clock: Callable[[], datetime] = utc_now, executor: BaseExecutor | None = None,
-                 store: Store | None = None):
+                 store: Store | None = None, monotonic: Callable[[], float] = time.monotonic):
         self.config = config
+        self.monotonic = monotonic  # bound at import: a faked wall clock in tests leaves it real
         self.mode_source = mode_source
         self.clock = clock
-        self.store = store or Store(config.database_url)
+        self.store = store or Store.for_config(config)
         self.broadcaster = Broadcaster()
         self.pipeline = Pipeline(config, self.store, on_outcome=self._on_outcome, log_fields=self._cadence)
         self.lifecycle = Lifecycle(config, self.store, self.pipeline, self.broadcaster)
@@ -51,6 +54,7 @@ class Service:
         self.scheduler = build_scheduler({COMPANIES: config.active_company_interval,
                                           EVENTS: config.active_driver_interval}, self.wake, executor)
         self._startup_thread: threading.Thread | None = None
+        self._last_wake: dict[str, tuple[datetime, float]] = {}
 
     # ---- start / stop -------------------------------------------------------------------------
 
@@ -107,11 +111,39 @@ class Service:
         if self.shutdown_requested.is_set():
             return []
         now = self.clock()
+        self._watch_clock(stream, now)
         boundary = align_to_interval(now, self.pipeline.interval(stream))
         firing = (boundary, (now - boundary).total_seconds()) if fired else None
         skip = "paused" if self.lifecycle.paused else None
-        return self.pipeline.catch_up(stream, now, skip_reason=skip, firing=firing,
-                                      should_stop=self._should_stop)
+        try:
+            return self.pipeline.catch_up(stream, now, skip_reason=skip, firing=firing,
+                                          should_stop=self._should_stop)
+        except StoreError as exc:
+            log.error("metadata store unavailable; the windows stay due", extra={"fields": {
+                "stream": stream, "error": str(exc)}})
+            self.stats.note_error(stream, str(exc))
+            return []
+
+    def _watch_clock(self, stream: str, now: datetime) -> None:
+        """Say so in the log when the wall clock jumps (NTP step, suspend, manual change)."""
+        monotonic = self.monotonic()
+        previous = self._last_wake.get(stream)
+        self._last_wake[stream] = (now, monotonic)
+        if previous is None:
+            return
+        wall = (now - previous[0]).total_seconds()
+        drift = wall - (monotonic - previous[1])
+        if abs(drift) < CLOCK_JUMP_S:
+            return
+        ledger_end = self.store.ledger_end(stream)
+        if drift > 0:
+            message = ("wall clock jumped forward: windows since the last one are caught up in order, "
+                       f"at most {self.config.scheduling.max_catch_up_windows}, older ones recorded as skipped")
+        else:
+            message = ("wall clock jumped backwards: nothing is produced until it passes the end of the "
+                       "last window again; no window is produced twice")
+        log.warning(message, extra={"fields": {"stream": stream, "jump_s": round(drift, 3),
+                                               "ledger_end": ledger_end}})
 
     def _should_stop(self) -> bool:
         return self.shutdown_requested.is_set() or self.lifecycle.paused
@@ -209,7 +241,7 @@ def run_service(config: Config, mode_source: str) -> int:
     service = Service(config, mode_source)
     store_handler = StoreHandler(service.store)
     logging.getLogger().addHandler(store_handler)
-    app = create_app(service)
+    app = create_app(config, service)
     try:
         server = create_server(app, host=config.api.host, port=config.api.port, threads=16,
                                channel_timeout=30, ident="fleetgen")

@@ -106,6 +106,10 @@ class ServiceStats:
                 stats.skipped += 1
         return None
 
+    def note_error(self, stream: str, message: str) -> None:
+        with self._lock:
+            self.streams[stream].last_error = message
+
     def snapshot(self) -> dict[str, dict[str, Any]]:
         now = time.time()
         with self._lock:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response
+from flask import Flask, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.api import routes
 from app.api.errors import register_error_handlers
 from app.api.metrics import Metrics
 from app.api.openapi import openapi_document
+from app.config import Config
+from app.service import Service
 
 
-def create_app(service, test_config: dict | None = None) -> Flask:
-    """The WSGI app for a service; never starts the scheduler (the `run` command does)."""
+def create_app(config: Config, service: Service | None = None, test_config: dict | None = None) -> Flask:
+    """The WSGI app for a config's service; never starts the scheduler (`fleetgen run` does)."""
     from app import dashboard
 
+    if service is None:
+        service = Service(config)
     app = Flask(__name__, static_folder=None)
     app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=64 * 1024)
     if test_config:
@@ -23,6 +28,12 @@ def create_app(service, test_config: dict | None = None) -> Flask:
     app.register_blueprint(routes.bp)
     app.register_blueprint(dashboard.bp)
     register_error_handlers(app)
+
+    @app.before_request
+    def refuse_oversized_bodies():
+        # No endpoint takes a body; refuse big ones before anything else happens.
+        if (request.content_length or 0) > app.config["MAX_CONTENT_LENGTH"]:
+            raise RequestEntityTooLarge(f"request bodies are limited to {app.config['MAX_CONTENT_LENGTH']} bytes")
 
     @app.get("/metrics")
     def prometheus():

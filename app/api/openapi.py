@@ -112,7 +112,7 @@ def openapi_document() -> dict[str, Any]:
     bad = _error_response("Bad parameter")
     unauthorized = _error_response("Missing or wrong bearer token (only when api.token is set)")
     control = {"200": _json("Control"), "401": unauthorized}
-    return {
+    document = {
         "openapi": "3.0.3",
         "info": {"title": "fleetgen API", "version": __version__,
                  "description": "Health, control and observability of a fleetgen service."},
@@ -163,3 +163,8 @@ def openapi_document() -> dict[str, Any]:
                                                 "content": {"text/html": {"schema": {"type": "string"}}}}}}},
         },
     }
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            operation["responses"].setdefault("default", _error_response(
+                "Any other error (404, 405, 413, 500...), always as JSON"))
+    return document

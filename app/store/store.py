@@ -127,15 +127,19 @@ class RosterRows:
 
 
 class Store:
-    def __init__(self, url: str, *, auto_migrate: bool = True):
+    def __init__(self, url: str, *, auto_migrate: bool = True, busy_timeout_ms: int = 10_000):
         self.url = url
         try:
-            self.engine = create_store_engine(url)
+            self.engine = create_store_engine(url, busy_timeout_ms)
             if auto_migrate:
                 migrate(self.engine)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the metadata store {url}: {exc}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def for_config(cls, config) -> Store:
+        return cls(config.database_url, busy_timeout_ms=config.database.busy_timeout_ms)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -149,6 +153,11 @@ class Store:
         except OperationalError as exc:
             session.rollback()
             raise StoreError(f"metadata store unavailable: {exc.orig}") from exc
+        except SQLAlchemyError as exc:
+            session.rollback()
+            if isinstance(exc, IntegrityError):
+                raise
+            raise StoreError(f"metadata store failed: {exc}") from exc
         except Exception:
             session.rollback()
             raise

@@ -32,7 +32,7 @@ def api(make_config):
         service = Service(config)
         service.start(catch_up_in_background=False)
         services.append(service)
-        return service, create_app(service, {"TESTING": True}).test_client()
+        return service, create_app(config, service, {"TESTING": True}).test_client()
 
     yield build
     for service in services:
@@ -95,8 +95,9 @@ def test_logs_and_filters(api):
     service, client = api()
     service.pause()
     service.resume()
-    from app.logs import StoreHandler
     import logging
+
+    from app.logs import StoreHandler
 
     handler = StoreHandler(service.store)
     logging.getLogger("app.test").addHandler(handler)

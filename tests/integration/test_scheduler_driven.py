@@ -69,7 +69,7 @@ def test_driven_pause_skips_windows_and_resume_continues(make_config):
         try:
             service.start(catch_up_in_background=False)
             service.pause()
-            for step in range(3):
+            for _ in range(3):
                 frozen.tick(timedelta(seconds=10))
                 service.scheduler.wakeup()
                 wait_jobs(executed, 2)
