@@ -192,9 +192,12 @@ class Pipeline:
                     self.store.fail(row, message)
                 except StoreError:
                     pass  # the row stays pending: retried like a failure at the next wake-up
-                log.error("batch failed", extra={"fields": {"stream": stream, "batch_id": window.batch_id,
-                                                            "attempt": row.attempts, "error": message}},
-                          exc_info=not isinstance(exc, FleetgenError))
+                abandoned = isinstance(exc, Abandoned)
+                log.log(logging.INFO if abandoned else logging.ERROR,
+                        "batch abandoned" if abandoned else "batch failed",
+                        extra={"fields": {"stream": stream, "batch_id": window.batch_id,
+                                          "attempt": row.attempts, "error": message}},
+                        exc_info=not isinstance(exc, FleetgenError))
                 outcome = Outcome(stream, window, "failed", reason=message, firing_delay_s=delay)
             self._report(outcome)
             return outcome

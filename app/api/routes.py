@@ -19,6 +19,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 MAX_LOG_LIMIT = 1000
 MAX_BATCH_LIMIT = 500
 SSE_HEARTBEAT_S = 15.0
+MAX_EPOCH_S = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 
 def service():
@@ -86,10 +87,13 @@ def since_param() -> float | None:
     if raw is None or raw == "":
         return None
     try:
-        return float(raw) if raw.replace(".", "", 1).isdigit() else parse_timestamp(raw).timestamp()
+        value = float(raw) if raw.replace(".", "", 1).isdigit() else parse_timestamp(raw).timestamp()
     except (ValueError, OverflowError):
         raise ApiError(400, "bad_request", f"since: {raw[:50]!r} is neither an ISO 8601 timestamp "
                                            "(2026-11-25T20:00:00Z) nor epoch seconds") from None
+    if not 0 <= value <= MAX_EPOCH_S:
+        raise ApiError(400, "bad_request", f"since: {raw[:50]!r} is outside 1970-01-01 .. 9999-12-31")
+    return value
 
 
 @bp.get("/logs")
