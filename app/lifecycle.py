@@ -180,6 +180,7 @@ def clean_offline(config: Config) -> dict[str, Any]:
     """`fleetgen clean`: the same removal without a running service (refused if one runs here)."""
     from app.pipeline import Pipeline
 
+    check_data_dir(config.output.data_dir)  # before anything is opened or created there
     store = Store.for_config(config)
     try:
         owner = store.get_state("service_pid")

@@ -1,0 +1,148 @@
+"""Storage faults: a full disk while publishing, a locked metadata store. Nothing lost, nothing duplicated."""
+
+import errno
+import sqlite3
+import subprocess
+import threading
+from datetime import timedelta
+
+import pytest
+
+from app import bronze
+from app.service import Service
+from tests.conftest import utc
+
+
+class Clock:
+    def __init__(self, start):
+        self.now = start
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    def monotonic(self) -> float:
+        return self.now.timestamp()  # a fake clock that never jumps
+
+
+def emulated(make_config, **extra):
+    return make_config(emulated_mode={"enabled": True, "company_batch_interval": "PT10S",
+                                      "driver_batch_interval": "PT10S"}, **extra)
+
+
+def assert_ledger_matches_disk(service):
+    layout = service.pipeline.layout
+    for stream in bronze.STREAMS:
+        rows = service.store.all_batches(stream)
+        assert all(a.window.end == b.window.start for a, b in zip(rows, rows[1:], strict=False)), stream
+        committed = {r.batch_id for r in rows if r.status == "committed"}
+        assert {p.name for p in layout.stream_dir(stream).iterdir()} == committed
+        assert len(committed) == len([r for r in rows if r.status == "committed"])
+        for batch_id in committed:
+            assert bronze.verify_batch(layout.batch_dir(stream, batch_id)) == []
+    assert list(layout.staging.iterdir()) == []
+
+
+def test_disk_full_while_publishing_then_recovery(make_config, monkeypatch):
+    clock = Clock(utc(2026, 11, 25, 20, 0, 5))
+    service = Service(emulated(make_config), clock=clock, monotonic=clock.monotonic)
+    service.startup_catch_up()
+    real_write = bronze._write_stream
+    failures = {"left": 3}
+
+    def full_disk(path, chunks, rows, checkpoint=lambda: None):
+        if failures["left"] > 0 and path.name == "events.jsonl":
+            failures["left"] -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(path, chunks, rows, checkpoint)
+
+    monkeypatch.setattr(bronze, "_write_stream", full_disk)
+    for _ in range(3):  # three wake-ups while the disk is full
+        clock.advance(10)
+        service.wake("companies")
+        outcomes = service.wake("events")
+        assert outcomes and outcomes[-1].status == "failed" and "No space left" in outcomes[-1].reason
+    health = service.health()
+    assert health["driver_generator"]["failed_batches"] == 3
+    assert "No space left" in health["driver_generator"]["last_error"]
+    assert_ledger_matches_disk(service)  # the failed window is not visible anywhere
+
+    clock.advance(10)  # the fault has cleared: the failed window first, then the new ones, in order
+    service.wake("companies")
+    outcomes = service.wake("events")
+    assert [o.status for o in outcomes] == ["committed"] * 4
+    rows = service.store.all_batches("events")
+    assert [r.status for r in rows] == ["committed"] * 5 and rows[1].attempts == 4
+    assert_ledger_matches_disk(service)
+    service.store.close()
+
+
+def test_metadata_store_locked_then_released(make_config):
+    clock = Clock(utc(2026, 11, 25, 20, 0, 5))
+    config = emulated(make_config, database={"busy_timeout_ms": 200})
+    service = Service(config, clock=clock, monotonic=clock.monotonic)
+    service.startup_catch_up()
+    locker = sqlite3.connect(config.database_url.removeprefix("sqlite:///"), timeout=5)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        for _ in range(2):
+            clock.advance(10)
+            for stream in ("companies", "events"):
+                outcomes = service.wake(stream)
+                assert all(o.status == "failed" for o in outcomes)
+        assert "locked" in service.health()["company_generator"]["last_error"]
+    finally:
+        locker.rollback()
+        locker.close()
+    clock.advance(10)
+    service.wake("companies")
+    service.wake("events")
+    for stream in ("companies", "events"):
+        rows = service.store.all_batches(stream)
+        assert rows[-1].window.end == utc(2026, 11, 25, 20, 0, 30)
+        assert all(r.status == "committed" for r in rows)
+    assert_ledger_matches_disk(service)
+    service.store.close()
+
+
+def test_real_full_filesystem(make_config, tmp_path):
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=192k", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        clock = Clock(utc(2026, 11, 25, 20, 0, 5))
+        config = make_config(number_of_companies=50, drivers_per_company=5, event_rate_per_driver=2.0,
+                             company_onboarding_interval="PT10S", driver_event_interval="PT10S",
+                             output={"data_dir": str(mount_point / "data")},
+                             database={"url": f"sqlite:///{tmp_path / 'meta.db'}"})
+        service = Service(config, clock=clock, monotonic=clock.monotonic)
+        service.startup_catch_up()
+        statuses = []
+        for _ in range(12):  # ~150 kB per window: the disk fills within a few windows
+            clock.advance(10)
+            service.wake("companies")
+            statuses += [o.status for o in service.wake("events")]
+        assert "failed" in statuses
+        assert_ledger_matches_disk(service)
+        failed_rows = [r for r in service.store.all_batches("events") if r.status == "failed"]
+        assert failed_rows and "No space left" in failed_rows[0].error
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_concurrent_wakeups_never_duplicate(make_config):
+    clock = Clock(utc(2026, 11, 25, 20, 0, 5))
+    service = Service(emulated(make_config), clock=clock, monotonic=clock.monotonic)
+    clock.advance(600)
+    threads = [threading.Thread(target=service.wake, args=(stream,)) for stream in ("events", "companies") * 5]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert_ledger_matches_disk(service)
+    service.store.close()

@@ -1,0 +1,72 @@
+"""Clean removes only what fleetgen wrote inside its own data directory."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from app import bronze
+from app.cli import main
+from app.errors import LifecycleError
+from app.lifecycle import remove_generated
+from app.pipeline import Pipeline
+from app.store import Store
+from tests.conftest import utc
+
+
+@pytest.mark.parametrize("directory", ["/", str(Path.home()), "/etc", "/tmp"])
+def test_system_and_home_directories_are_refused(directory):
+    with pytest.raises(LifecycleError, match="refusing to clean"):
+        remove_generated(bronze.Layout(Path(directory)))
+
+
+def test_symlinks_and_foreign_files_are_left_alone(make_config, tmp_path):
+    config = make_config(number_of_companies=3)
+    pipeline = Pipeline(config, Store(config.database_url))
+    pipeline.catch_up("events", utc(2026, 11, 25, 10, 0, 1))
+    data = config.output.data_dir
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("not fleetgen's")
+    os.symlink(outside, data / "raw/events/20991231T000000Z")  # looks like a batch, points outside
+    os.symlink(outside / "keep.txt", data / ".staging/events-20991231T000000Z")
+    (data / "raw/events/README").write_text("a user's note")
+    (data / "raw/events/20261125T000000Z.bak").mkdir()
+    (data / "manifests/notes.md").write_text("mine")
+
+    report = remove_generated(pipeline.layout)
+    assert report.removed_batches == 2
+    assert (outside / "keep.txt").read_text() == "not fleetgen's"
+    assert (data / "raw/events/20991231T000000Z").is_symlink()
+    assert (data / "raw/events/README").exists() and (data / "raw/events/20261125T000000Z.bak").exists()
+    assert (data / "manifests/notes.md").exists() and (data / "manifests/generator.db").exists()
+    assert not (data / "manifests/batch_manifest.json").exists()
+    assert list((data / ".staging").iterdir()) == []
+    assert any("20991231T000000Z" in s for s in report.skipped)
+
+
+def test_stream_folder_symlinked_elsewhere_is_not_followed(make_config, tmp_path):
+    config = make_config()
+    layout = bronze.Layout(config.output.data_dir)
+    layout.ensure()
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "20261125T000000Z").mkdir(parents=True)
+    (layout.raw / "companies").rmdir()
+    os.symlink(elsewhere, layout.raw / "companies")
+    report = remove_generated(layout)
+    assert (elsewhere / "20261125T000000Z").exists()
+    assert any("symlink" in s for s in report.skipped)
+
+
+def test_cli_clean_refuses_root_and_cleans_a_real_directory(write_config, tmp_path, capsys):
+    bad = write_config({}, data_dir=Path("/"))
+    store_existed = Path("/manifests/generator.db").exists()
+    assert main(["clean", "--config", str(bad), "--yes"]) == 1
+    assert "refusing to clean /" in capsys.readouterr().err
+    assert store_existed or not Path("/manifests").exists()  # nothing was created there either
+    good = write_config({"number_of_companies": 2}, data_dir=tmp_path / "d")
+    assert main(["generate", "--config", str(good), "--stream", "events", "--at", "2026-11-25T10:00:01Z"]) == 0
+    capsys.readouterr()
+    assert main(["clean", "--config", str(good), "--yes"]) == 0
+    assert '"removed_batches": 2' in capsys.readouterr().out
+    assert list((tmp_path / "d/raw/events").iterdir()) == []
