@@ -171,11 +171,17 @@ def run_benchmarks(output: Path, quick: bool = False, only: list[str] | None = N
     for name in names:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         results[name] = _child(name, quick)
+    previous = {}
+    if output.exists() and only:  # a partial run updates the figures it measured, keeps the others
+        try:
+            previous = json.loads(output.read_text()).get("results", {})
+        except ValueError:
+            previous = {}
     report = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "quick": quick,
-        "results": results,
+        "results": {**previous, **results},
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import http.client
+import json
+import os
 import queue
 import signal
 import socket
@@ -184,3 +186,91 @@ def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:
 
 
 
+
+
+def _process_figures(pid: int) -> dict[str, float]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return {"rss_mb": round(int(fields["VmRSS"].split()[0]) / 1024, 1),
+            "threads": int(fields["Threads"]),
+            "open_fds": len(os.listdir(f"/proc/{pid}/fd"))}
+
+
+@benchmark("soak")
+def bench_soak(quick: bool) -> dict[str, Any]:
+    """Emulated at 1 s for 10 minutes with the dashboard's event stream connected and health polled."""
+    from app import bronze
+    from app.store import Store
+
+    duration = 60 if quick else 600
+    warm_up = 10 if quick else 30
+    with tempfile.TemporaryDirectory(prefix="fleetgen-soak-") as tmp:
+        port = _free_port()
+        data_dir = Path(tmp) / "data"
+        config_path = Path(tmp) / "c.yaml"
+        config_path.write_text(yaml.safe_dump({
+            "seed": 42, "output": {"data_dir": str(data_dir)}, "api": {"port": port},
+            "quality_injection": {"enabled": True, "error_rate": 0.05},
+            "emulated_mode": {"enabled": True, "company_batch_interval": "PT1S", "driver_batch_interval": "PT1S"}}))
+        log = open(Path(tmp) / "service.log", "wb")
+        proc = subprocess.Popen([sys.executable, "-m", "app", "run", "--config", str(config_path)],
+                                stdout=log, stderr=subprocess.STDOUT)
+        stop = threading.Event()
+        delays: list[float] = []
+        health_failures = [0]
+        try:
+            _wait_port(port, proc)
+
+            def listen() -> None:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                conn.request("GET", "/api/events")
+                response = conn.getresponse()
+                kind = None
+                while not stop.is_set():
+                    line = response.fp.readline().decode().strip()
+                    if line.startswith("event: "):
+                        kind = line[7:]
+                    elif line.startswith("data: ") and kind == "batch":
+                        delay = json.loads(line[6:]).get("firing_delay_ms")
+                        if delay is not None:
+                            delays.append(delay)
+
+            def poll() -> None:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                while not stop.wait(1.0):
+                    try:
+                        conn.request("GET", "/api/health")
+                        conn.getresponse().read()
+                    except OSError:
+                        health_failures[0] += 1
+                        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+            for target in (listen, poll):
+                threading.Thread(target=target, daemon=True).start()
+            time.sleep(warm_up)
+            start = _process_figures(proc.pid)
+            time.sleep(duration - warm_up)
+            end = _process_figures(proc.pid)
+        finally:
+            stop.set()
+            proc.send_signal(signal.SIGTERM)
+            exit_code = proc.wait(timeout=10)
+        store = Store(f"sqlite:///{data_dir / 'manifests' / 'generator.db'}")
+        layout = bronze.Layout(data_dir)
+        integrity = {}
+        for stream in bronze.STREAMS:
+            rows = store.all_batches(stream)
+            committed = [r.batch_id for r in rows if r.status == "committed"]
+            on_disk = sorted(p.name for p in layout.stream_dir(stream).iterdir())
+            integrity[stream] = {
+                "batches": len(committed),
+                "lost": sum(a.window.end != b.window.start for a, b in zip(rows, rows[1:], strict=False))
+                + sum(r.status != "committed" for r in rows),
+                "duplicated": len(committed) - len(set(committed)) + len(set(on_disk) - set(committed)),
+                "checksum_errors": sum(bool(bronze.verify_batch(layout.batch_dir(stream, b))) for b in committed),
+            }
+        store.close()
+    return {"seconds": duration, "start_after_warm_up": start, "end": end,
+            "growth": {k: round(end[k] - start[k], 1) for k in start},
+            "firing_delay_ms": _percentiles(delays), "batch_events_seen_by_sse": len(delays),
+            "health_poll_failures": health_failures[0], "integrity": integrity, "service_exit_code": exit_code}
