@@ -51,19 +51,11 @@ def _production_config(data_dir: Path, error_rate: float, companies: int, driver
 
 def _publish_once(config, stream: str, window, roster=None) -> tuple[int, float, int]:
     from app import bronze
-    from app.generation.companies import generate_companies
-    from app.generation.defects import plan_defects
+    from app.generation import generate_batch
     from app.generation.encoding import render_issues, render_records
-    from app.generation.events import generate_events
-    from app.generation.seeding import batch_rng
 
     started = time.perf_counter()
-    rng = batch_rng(config.seed, stream, window)
-    if stream == "companies":
-        batch = generate_companies(config, window, rng)
-    else:
-        batch = generate_events(config, window, roster, rng)
-    plan = plan_defects(batch, config.quality_injection, rng)
+    batch, plan = generate_batch(config, stream, window, roster)
     issues = render_issues(batch, plan)
     published = bronze.publish_batch(bronze.Layout(config.output.data_dir), stream, window.batch_id,
                                      render_records(batch, plan), batch.size, issues,
@@ -110,17 +102,13 @@ def _generation(error_rate: float, quick: bool) -> dict[str, Any]:
 
 def _render_in_memory(config, roster, company_window) -> float:
     """Generation and JSON rendering alone (no disk): the CPU side of the pipeline."""
-    from app.generation.defects import plan_defects
+    from app.generation import generate_batch
     from app.generation.encoding import render_issues, render_records
-    from app.generation.events import generate_events
-    from app.generation.seeding import batch_rng
     from app.timeline import Window
 
     window = Window(company_window.end, company_window.end.replace(minute=15))
     started = time.perf_counter()
-    rng = batch_rng(config.seed, "events", window)
-    batch = generate_events(config, window, roster, rng)
-    plan = plan_defects(batch, config.quality_injection, rng)
+    batch, plan = generate_batch(config, "events", window, roster)
     total = sum(len(chunk) for chunk in render_records(batch, plan)) + len(render_issues(batch, plan))
     assert total > 0
     return batch.size / (time.perf_counter() - started)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -103,6 +102,3 @@ def configure_logging(quiet: bool = False, level: int = logging.INFO) -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
-
-def now() -> float:
-    return time.time()

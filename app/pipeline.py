@@ -15,13 +15,10 @@ from typing import Any
 import yaml
 
 from app import bronze
-from app.config import Config, format_duration
+from app.config import GEOGRAPHIES, Config, format_duration
 from app.errors import Abandoned, FleetgenError, StoreError, UsageError
-from app.generation.companies import generate_companies
-from app.generation.defects import plan_defects
+from app.generation import generate_batch
 from app.generation.encoding import render_issues, render_records
-from app.generation.events import generate_events
-from app.generation.seeding import batch_rng
 from app.store import Store
 from app.store.store import CommitStats, LedgerRow, NewCompanies, RosterRows
 from app.timeline import Window, align_up, due_windows, format_timestamp, from_epoch_seconds
@@ -29,7 +26,6 @@ from app.timeline import Window, align_up, due_windows, format_timestamp, from_e
 log = logging.getLogger(__name__)
 
 COMPANIES, EVENTS = "companies", "events"
-GEOGRAPHIES = ("US", "EU", "SA", "AUS")
 
 
 @dataclass(frozen=True)
@@ -209,13 +205,9 @@ class Pipeline:
 
     def _generate_and_publish(self, stream: str, window: Window, row: LedgerRow, started: float,
                               delay: float | None) -> Outcome:
-        rng = batch_rng(self.config.seed, stream, window)
-        if stream == COMPANIES:
-            batch = generate_companies(self.config, window, rng)
-        else:
-            batch = generate_events(self.config, window, self.roster_before(window.start_s), rng)
+        roster = self.roster_before(window.start_s) if stream == EVENTS else None
+        batch, plan = generate_batch(self.config, stream, window, roster)
         roster_update = _roster_of(batch) if stream == COMPANIES else None
-        plan = plan_defects(batch, self.config.quality_injection, rng)
         issues = render_issues(batch, plan) if self.config.quality_injection.log_injected_issues else b""
         meta = {
             "batch_id": window.batch_id, "stream": stream,
@@ -315,17 +307,13 @@ class Pipeline:
 
 def _roster_of(batch) -> NewCompanies:
     return NewCompanies(
-        company_ids=[str(u) for u in _uuids(batch.company_uuid)],
+        company_ids=[str(uuid.UUID(bytes=bytes(row))) for row in batch.company_uuid],
         names=batch.company_names(),
         geography=[GEOGRAPHIES[g] for g in batch.geography],
         active=[bool(a) for a in batch.active],
         drivers_count=[int(d) for d in batch.drivers_count],
         onboarded_at_ms=[int(t) for t in batch.onboarded_ms],
     )
-
-
-def _uuids(raw):
-    return [uuid.UUID(bytes=bytes(row)) for row in raw]
 
 
 def describe_dataset(config: Config) -> str:

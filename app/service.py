@@ -17,7 +17,7 @@ from apscheduler.executors.base import BaseExecutor
 from app.broadcast import Broadcaster
 from app.config import Config, effective_settings, format_duration
 from app.errors import StoreError
-from app.lifecycle import Lifecycle
+from app.lifecycle import Lifecycle, remove_staging
 from app.pipeline import COMPANIES, EVENTS, Outcome, Pipeline
 from app.scheduler import COMPANY_JOB_ID, DRIVER_JOB_ID, build_scheduler
 from app.stats import ServiceStats
@@ -61,7 +61,7 @@ class Service:
     def start(self, catch_up_in_background: bool = True) -> None:
         self.started_at = self.clock()
         self.pipeline.layout.ensure()
-        _clear_staging(self.pipeline.layout.staging)
+        remove_staging(self.pipeline.layout.staging)  # batches abandoned by a crash: never visible
         self.store.set_state("service_pid", os.getpid())
         log.info("fleetgen starting", extra={"fields": {
             "mode": self.config.generation_mode, "pid": os.getpid(),
@@ -218,13 +218,6 @@ class Service:
                 "events_per_batch_range": [em.events_per_batch_min, em.events_per_batch_max],
             }
         return body
-
-
-def _clear_staging(staging) -> None:
-    """Leftovers of a batch abandoned by a crash: never visible, safe to drop."""
-    from app.lifecycle import remove_staging
-
-    remove_staging(staging)
 
 
 def run_service(config: Config, mode_source: str) -> int:

@@ -6,6 +6,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from app.config import DEFECT_TYPES
@@ -37,7 +38,8 @@ class StreamStats:
             "skipped_windows": self.skipped,
             "total_records": self.records,
             "corrupted_records": self.corrupted,
-            "last_batch_time": format_timestamp(_utc(self.last_batch_time)) if self.last_batch_time else None,
+            "last_batch_time": (format_timestamp(datetime.fromtimestamp(self.last_batch_time, UTC))
+                                if self.last_batch_time else None),
             "idle_seconds": round(now - self.last_batch_time, 3) if self.last_batch_time else None,
             "last_interval_end": (format_timestamp(from_epoch_seconds(self.last_interval_end))
                                   if self.last_interval_end is not None else None),
@@ -46,12 +48,6 @@ class StreamStats:
             "batches_per_minute": last_minute,
             "last_error": self.last_error,
         }
-
-
-def _utc(epoch: float):
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(epoch, UTC)
 
 
 class ServiceStats:

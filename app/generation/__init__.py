@@ -1,1 +1,22 @@
 """Column-wise generation of companies and driver events, with quality injection."""
+
+from __future__ import annotations
+
+from app.config import Config
+from app.generation.columns import ColumnBatch
+from app.generation.companies import generate_companies
+from app.generation.defects import DefectPlan, plan_defects
+from app.generation.events import Roster, generate_events
+from app.generation.seeding import batch_rng
+from app.timeline import Window
+
+
+def generate_batch(config: Config, stream: str, window: Window,
+                   roster: Roster | None = None) -> tuple[ColumnBatch, DefectPlan]:
+    """One batch of ``stream`` for ``window`` with its defects: the pure core of every producer."""
+    rng = batch_rng(config.seed, stream, window)
+    if stream == "companies":
+        batch: ColumnBatch = generate_companies(config, window, rng)
+    else:
+        batch = generate_events(config, window, roster if roster is not None else Roster.empty(), rng)
+    return batch, plan_defects(batch, config.quality_injection, rng)

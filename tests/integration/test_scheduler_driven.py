@@ -16,6 +16,17 @@ def committed(service, stream):
     return [(r.window.start, r.window.end) for r in service.store.all_batches(stream) if r.status == "committed"]
 
 
+def driven(config) -> tuple[Service, queue.Queue]:
+    """A service whose jobs run inline in the scheduler thread, reporting each run on a queue."""
+    service = Service(config, executor=DebugExecutor())
+    executed: queue.Queue = queue.Queue()
+    service.scheduler.add_listener(executed.put, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+    return service, executed
+
+
+EMULATED_10S = {"enabled": True, "company_batch_interval": "PT10S", "driver_batch_interval": "PT10S"}
+
+
 def wait_jobs(events: queue.Queue, count: int) -> list:
     seen = [events.get(timeout=5) for _ in range(count)]
     assert all(e.code == EVENT_JOB_EXECUTED for e in seen), [getattr(e, "exception", None) for e in seen]
@@ -23,12 +34,8 @@ def wait_jobs(events: queue.Queue, count: int) -> list:
 
 
 def test_driven_scheduler_produces_each_window_once_on_its_boundary(make_config):
-    config = make_config(emulated_mode={"enabled": True, "company_batch_interval": "PT10S",
-                                        "driver_batch_interval": "PT10S"})
     with freeze_time("2026-11-25T20:00:05Z") as frozen:
-        service = Service(config, executor=DebugExecutor())
-        executed: queue.Queue = queue.Queue()
-        service.scheduler.add_listener(executed.put, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+        service, executed = driven(make_config(emulated_mode=EMULATED_10S))
         try:
             service.start(catch_up_in_background=False)
             # baseline company window closes where the first driver window starts
@@ -60,12 +67,8 @@ def test_driven_scheduler_produces_each_window_once_on_its_boundary(make_config)
 
 
 def test_driven_pause_skips_windows_and_resume_continues(make_config):
-    config = make_config(emulated_mode={"enabled": True, "company_batch_interval": "PT10S",
-                                        "driver_batch_interval": "PT10S"})
     with freeze_time("2026-11-25T20:00:05Z") as frozen:
-        service = Service(config, executor=DebugExecutor())
-        executed: queue.Queue = queue.Queue()
-        service.scheduler.add_listener(executed.put, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+        service, executed = driven(make_config(emulated_mode=EMULATED_10S))
         try:
             service.start(catch_up_in_background=False)
             service.pause()

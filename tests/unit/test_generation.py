@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 from app.config import DEFECT_TYPES, EVENT_TYPES
+from app.generation import generate_batch
 from app.generation import geography as geo
 from app.generation.companies import generate_companies
 from app.generation.defects import plan_defects
 from app.generation.encoding import render_issues, render_records
-from app.generation.events import Roster, generate_events
+from app.generation.events import Roster
 from app.generation.seeding import batch_rng
 from app.timeline import Window
 from tests.conftest import utc
@@ -32,13 +33,7 @@ def records_of(batch, plan):
 
 
 def produce(config, stream, window, roster=None):
-    rng = batch_rng(config.seed, stream, window)
-    if stream == "companies":
-        batch = generate_companies(config, window, rng)
-    else:
-        batch = generate_events(config, window, roster, rng)
-    plan = plan_defects(batch, config.quality_injection, rng)
-    return batch, plan
+    return generate_batch(config, stream, window, roster)
 
 
 def test_company_records(make_config):
