@@ -228,8 +228,9 @@ class Pipeline:
                             plan.corrupted_count, plan.counts(), row.scheduled_at, started, finished, delay)
         self.store.commit(row, stats, roster_update)
         if stream == COMPANIES and self._roster is not None:
-            self._roster.append(window.end_s, batch.company_uuid, batch.geography, batch.active,
-                                batch.drivers_count)
+            rows = batch.distinct_rows()
+            self._roster.append(window.end_s, batch.company_uuid[rows], batch.geography[rows], batch.active[rows],
+                                batch.drivers_count[rows])
         self.write_manifests()
         outcome = Outcome(stream, window, "committed", batch.size, plan.corrupted_count, plan.counts(),
                           finished - started, delay, adopted=published.adopted)
@@ -306,13 +307,16 @@ class Pipeline:
 
 
 def _roster_of(batch) -> NewCompanies:
+    """The companies a batch onboards: its distinct records, with their true (pre-defect) values."""
+    rows = batch.distinct_rows()
+    names = batch.company_names()
     return NewCompanies(
-        company_ids=[str(uuid.UUID(bytes=bytes(row))) for row in batch.company_uuid],
-        names=batch.company_names(),
-        geography=[GEOGRAPHIES[g] for g in batch.geography],
-        active=[bool(a) for a in batch.active],
-        drivers_count=[int(d) for d in batch.drivers_count],
-        onboarded_at_ms=[int(t) for t in batch.onboarded_ms],
+        company_ids=[str(uuid.UUID(bytes=bytes(batch.company_uuid[i]))) for i in rows],
+        names=[names[i] for i in rows],
+        geography=[GEOGRAPHIES[batch.geography[i]] for i in rows],
+        active=[bool(batch.active[i]) for i in rows],
+        drivers_count=[int(batch.drivers_count[i]) for i in rows],
+        onboarded_at_ms=[int(batch.onboarded_ms[i]) for i in rows],
     )
 
 

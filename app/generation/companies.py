@@ -62,6 +62,12 @@ class CompanyBatch(ColumnBatch):
         names = name_pool(self.seed)[0]
         return [names[i] for i in self.name_index]
 
+    def distinct_rows(self) -> np.ndarray:
+        """Rows of distinct companies, in file order: a duplicate line onboards nobody new."""
+        keys = np.ascontiguousarray(self.company_uuid).view(np.dtype((np.void, 16))).ravel()
+        _, first = np.unique(keys, return_index=True)
+        return np.sort(first)
+
     @classmethod
     def defect_targets(cls) -> dict[str, list[DefectTarget]]:
         optional = ("company_name", "geography", "active", "drivers_count", "onboarded_at")

@@ -161,3 +161,20 @@ def test_backfill_bad_arguments_exit_2(write_config, capsys, args, message):
     path = write_config({})
     assert main(["backfill", "--config", str(path), *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_duplicate_company_lines_onboard_each_company_once(make_config):
+    config = make_config(number_of_companies=60, quality_injection={
+        "enabled": True, "error_rate": 0.5, "duplicate_probability": 1.0, "inject_in_driver_events": False})
+    pipeline = pipeline_for(config)
+    outcomes = pipeline.catch_up("events", utc(2026, 11, 25, 10, 0, 1))
+    assert [o.status for o in outcomes] == ["committed"]
+    data = config.output.data_dir
+    lines = [json.loads(line) for path in data.glob("raw/companies/*/companies.jsonl")
+             for line in path.read_text().splitlines()]
+    distinct = {record["company_id"] for record in lines}
+    assert len(lines) == 60 and len(distinct) < 60  # some lines are repeats
+    assert pipeline.store.roster_size() == len(distinct)
+    referenced = {json.loads(line)["company_id"] for path in data.glob("raw/events/*/events.jsonl")
+                  for line in path.read_text().splitlines()}
+    assert referenced and referenced <= distinct
