@@ -5,7 +5,12 @@ const state = { health: null, healthAt: 0, points: { companies: [], events: [] }
 
 async function api(path, options) {
   const response = await fetch(path, options);
-  const body = await response.json().catch(() => ({}));
+  let body;
+  try {
+    body = await response.json();
+  } catch (error) {  // cut short (the service went away mid-answer) or not JSON
+    throw new Error(`${response.status}: unreadable answer from ${path}`);
+  }
   if (!response.ok) throw new Error(body.detail || `${response.status} ${response.statusText}`);
   return body;
 }
@@ -13,6 +18,11 @@ async function api(path, options) {
 function setOnline(online) {
   state.online = online;
   $("offline").hidden = online;
+  if (!online) {  // nothing shown may pretend the service is still running
+    $("status").textContent = "unreachable";
+    $("status").className = "badge offline";
+    for (const id of ["pause", "resume", "clean"]) $(id).disabled = true;
+  }
 }
 
 function showMessage(text) {
@@ -39,7 +49,7 @@ function countdown(seconds) {
 
 function renderHealth() {
   const h = state.health;
-  if (!h) return;
+  if (!h || !state.online) return;
   const elapsed = (Date.now() - state.healthAt) / 1000;
   $("mode").textContent = h.generation_mode;
   $("mode").className = `badge ${h.generation_mode}`;
