@@ -28,7 +28,7 @@ def _executor() -> ThreadPoolExecutor:
     return _EXECUTOR
 
 
-def render_chunk(batch: ColumnBatch, plan: DefectPlan, start: int, stop: int) -> bytes:
+def render_chunk(batch: ColumnBatch, plan: DefectPlan, start: int, stop: int) -> memoryview:
     rows = slice(start, stop)
     fields = []
     absent = {}
@@ -50,12 +50,12 @@ def render_chunk(batch: ColumnBatch, plan: DefectPlan, start: int, stop: int) ->
     return r.encode_lines(fields, absent)
 
 
-def render_records(batch: ColumnBatch, plan: DefectPlan, chunk_rows: int = CHUNK_ROWS) -> Iterator[bytes]:
+def render_records(batch: ColumnBatch, plan: DefectPlan, chunk_rows: int = CHUNK_ROWS) -> Iterator[memoryview]:
     """The records file in order, chunk by chunk."""
     return _in_chunks(lambda a, b: render_chunk(batch, plan, a, b), batch.size, chunk_rows)
 
 
-def _in_chunks(render: Callable[[int, int], bytes], total: int, chunk_rows: int) -> Iterator[bytes]:
+def _in_chunks(render: Callable[[int, int], memoryview], total: int, chunk_rows: int) -> Iterator[memoryview]:
     """Results of ``render`` over consecutive row ranges, in order; a few ranges in flight at once."""
     bounds = [(a, min(a + chunk_rows, total)) for a in range(0, total, chunk_rows)]
     if len(bounds) <= 1:
@@ -63,7 +63,7 @@ def _in_chunks(render: Callable[[int, int], bytes], total: int, chunk_rows: int)
             yield render(a, b)
         return
     pool = _executor()
-    pending: deque[Future[bytes]] = deque()
+    pending: deque[Future[memoryview]] = deque()
     for a, b in bounds:
         pending.append(pool.submit(render, a, b))
         if len(pending) > IN_FLIGHT:

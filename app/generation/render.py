@@ -129,7 +129,9 @@ def _fraction_digits(values: np.ndarray, width: int) -> Matrix:
 
 
 def random_bytes(rng: np.random.Generator, rows: int, width: int) -> np.ndarray:
-    return np.frombuffer(rng.bytes(rows * width), dtype=np.uint8).reshape(rows, width)
+    """(rows, width) random bytes; drawn as 64-bit words, several times faster than Generator.bytes."""
+    words = rng.integers(0, np.iinfo(np.uint64).max, size=-(-rows * width // 8), dtype=np.uint64, endpoint=True)
+    return words.view(np.uint8)[: rows * width].reshape(rows, width)
 
 
 def uuid4_bytes(random_bytes: np.ndarray) -> np.ndarray:
@@ -235,7 +237,7 @@ def replace_rows(values: Matrix, rows: np.ndarray, replacement: Matrix) -> Matri
     return out
 
 
-def encode_lines(fields: Sequence[tuple[str, Matrix]], absent: dict[str, np.ndarray] | None = None) -> bytes:
+def encode_lines(fields: Sequence[tuple[str, Matrix]], absent: dict[str, np.ndarray] | None = None) -> memoryview:
     """Join per-field JSON values into JSON Lines; ``absent`` masks drop a field from rows."""
     absent = absent or {}
     rows = fields[0][1].shape[0]
@@ -252,7 +254,10 @@ def encode_lines(fields: Sequence[tuple[str, Matrix]], absent: dict[str, np.ndar
     return compact(hcat(parts))
 
 
-def compact(values: Matrix) -> bytes:
-    """Drop the padding; boolean selection runs without the GIL, so chunks render in parallel."""
+def compact(values: Matrix) -> memoryview:
+    """Drop the padding; boolean selection runs without the GIL, so chunks render in parallel.
+
+    Returns a bytes-like view (no extra copy): files, hashes and b"".join take it as it is.
+    """
     flat = values.reshape(-1)
-    return flat[flat != PAD].tobytes()
+    return memoryview(flat[flat != PAD])

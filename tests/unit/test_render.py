@@ -12,7 +12,7 @@ from app.generation import render as r
 
 def lines(matrix: np.ndarray) -> list[str]:
     rows = matrix.shape[0]
-    return r.compact(r.hcat([matrix, r.literal(b"\n", rows)])).decode().split("\n")[:-1]
+    return bytes(r.compact(r.hcat([matrix, r.literal(b"\n", rows)]))).decode().split("\n")[:-1]
 
 
 def test_integers_match_python():
@@ -57,5 +57,5 @@ def test_encode_lines_drops_absent_fields_and_escapes_pool_strings():
     names = r.pool(['Say "hi"', "Émile & Co", "back\\slash"])
     ids = r.integer(np.array([1, 2, 3]), 3)
     text = r.encode_lines([("id", ids), ("name", names)], {"name": np.array([False, True, False])})
-    records = [json.loads(line) for line in text.decode().splitlines()]
+    records = [json.loads(line) for line in bytes(text).decode().splitlines()]
     assert records == [{"id": 1, "name": 'Say "hi"'}, {"id": 2}, {"id": 3, "name": "back\\slash"}]
