@@ -19,6 +19,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 MAX_LOG_LIMIT = 1000
 MAX_BATCH_LIMIT = 500
 SSE_HEARTBEAT_S = 15.0
+MAX_LIVE_STREAMS = 8  # the WSGI server runs 16 threads
 MAX_EPOCH_S = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 
@@ -132,6 +133,10 @@ def chart():
 def events():
     """Server-Sent Events: `batch`, `paused`, `resumed`, `cleaned`, `auto_reinit`, `failure`."""
     svc = service()
+    if svc.broadcaster.subscriber_count >= MAX_LIVE_STREAMS:
+        # each stream holds one server thread: keep most of them for ordinary requests
+        raise ApiError(503, "too_many_streams", f"at most {MAX_LIVE_STREAMS} live event streams at once; "
+                                                "poll /api/health instead or close another dashboard")
     subscriber = svc.broadcaster.subscribe()
 
     def stream():
