@@ -26,6 +26,7 @@ from app.timeline import align_to_interval, format_timestamp
 
 log = logging.getLogger(__name__)
 CLOCK_JUMP_S = 2.0
+SWITCH_INTERVAL_S = 0.001
 JOB_OF_STREAM = {COMPANIES: COMPANY_JOB_ID, EVENTS: DRIVER_JOB_ID}
 
 
@@ -59,6 +60,9 @@ class Service:
     # ---- start / stop -------------------------------------------------------------------------
 
     def start(self, catch_up_in_background: bool = True) -> None:
+        # Hand the GIL over sooner than the default 5 ms: a job waking at a boundary and API
+        # requests then wait less behind a batch being generated on another thread.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.started_at = self.clock()
         self.pipeline.layout.ensure()
         remove_staging(self.pipeline.layout.staging)  # batches abandoned by a crash: never visible
@@ -229,8 +233,6 @@ def run_service(config: Config, mode_source: str) -> int:
     from app.logs import StoreHandler, configure_logging
 
     configure_logging()
-    # Hand the GIL over sooner (default 5 ms): API requests then wait less behind batch generation.
-    sys.setswitchinterval(0.001)
     service = Service(config, mode_source)
     store_handler = StoreHandler(service.store)
     logging.getLogger().addHandler(store_handler)
