@@ -187,7 +187,6 @@ class ApiConfig(StrictModel):
 
 class SchedulingConfig(StrictModel):
     max_catch_up_windows: int = Field(1000, ge=0, le=1_000_000)
-    max_retries: int = Field(3, ge=0, le=100)
 
 
 class Config(StrictModel):

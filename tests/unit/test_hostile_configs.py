@@ -23,7 +23,7 @@ SECTIONS = {
     "output": ["data_dir", "format"],
     "database": ["url", "busy_timeout_ms"],
     "api": ["host", "port", "token"],
-    "scheduling": ["max_catch_up_windows", "max_retries"],
+    "scheduling": ["max_catch_up_windows", "max_retries"],  # max_retries: not a key (must be refused)
 }
 TOP = ["seed", "number_of_companies", "drivers_per_company", "event_rate_per_driver",
        "company_onboarding_interval", "driver_event_interval"]
