@@ -13,7 +13,7 @@ from pathlib import Path
 
 from app.config import Config, effective_settings, load_config, resolve_mode
 from app.errors import ConfigError, FleetgenError, UsageError
-from app.timeline import parse_timestamp
+from app.timeline import format_timestamp, parse_timestamp, window_for_firing
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("app.cli")
@@ -121,14 +121,24 @@ def cmd_generate(args: argparse.Namespace) -> int:
     try:
         outcomes = pipeline.catch_up(args.stream, at)
         if not outcomes:
-            row = pipeline.store.covering(args.stream, int(at.timestamp()) - 1)
-            print(json.dumps({"produced": [], "note": "nothing due: the window ending at or before --at is "
-                              f"already {row.status if row else 'accounted for'}"}, indent=2))
+            print(json.dumps({"produced": [], "note": _nothing_due(pipeline, args.stream, at)}, indent=2))
             return EXIT_OK
         print(json.dumps({"produced": [o.as_dict() for o in outcomes]}, indent=2))
         return EXIT_FAILURE if any(o.status == "failed" for o in outcomes) else EXIT_OK
     finally:
         pipeline.store.close()
+
+
+def _nothing_due(pipeline, stream: str, at: datetime) -> str:
+    last_closed = window_for_firing(at, pipeline.interval(stream))
+    row = pipeline.store.covering(stream, last_closed.start_s)
+    if row is not None:
+        return f"nothing due: window {row.batch_id}, the last one closed at --at, is already {row.status}"
+    first = pipeline.store.all_batches(stream)[:1]
+    if first and at <= first[0].window.start:
+        return (f"nothing due: this data directory's {stream} ledger starts at {first[0].batch_id}; "
+                "earlier windows belong to another data directory (use a fresh --data-dir and backfill)")
+    return "nothing due: no window closed by --at is missing from the ledger"
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -153,7 +163,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     config, _ = load(args)
     pipeline = open_pipeline(config)
     try:
-        print(json.dumps({"data_dir": str(config.output.data_dir), "ledger": pipeline.store.stream_totals(),
+        ledger = pipeline.store.stream_totals()
+        for by_status in ledger.values():
+            for totals in by_status.values():
+                for key in ("last_interval_end", "last_finished_at"):
+                    if totals.get(key) is not None:
+                        totals[key] = format_timestamp(datetime.fromtimestamp(totals[key], UTC))
+        print(json.dumps({"data_dir": str(config.output.data_dir), "ledger": ledger,
                           "paused": bool(pipeline.store.get_state("paused", False))}, indent=2))
         return EXIT_OK
     finally:

@@ -178,3 +178,16 @@ def test_duplicate_company_lines_onboard_each_company_once(make_config):
     referenced = {json.loads(line)["company_id"] for path in data.glob("raw/events/*/events.jsonl")
                   for line in path.read_text().splitlines()}
     assert referenced and referenced <= distinct
+
+
+def test_generate_explains_when_nothing_is_due_and_status_reads_well(write_config, tmp_path, capsys):
+    path = write_config({"number_of_companies": 2}, data_dir=tmp_path / "d")
+    assert main(["generate", "--config", str(path), "--stream", "events", "--at", "2026-11-25T10:00:01Z"]) == 0
+    capsys.readouterr()
+    assert main(["generate", "--config", str(path), "--stream", "events", "--at", "2026-11-25T10:00:05Z"]) == 0
+    assert "window 20261125T094500Z, the last one closed at --at, is already committed" in capsys.readouterr().out
+    assert main(["generate", "--config", str(path), "--stream", "events", "--at", "2026-01-01T00:00:00Z"]) == 0
+    assert "ledger starts at 20261125T094500Z" in capsys.readouterr().out
+    assert main(["status", "--config", str(path)]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["ledger"]["events"]["committed"]["last_interval_end"] == "2026-11-25T10:00:00.000Z"
