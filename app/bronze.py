@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from app.errors import PublishError
+from app.filesink import FileSink
 
 SCHEMA_VERSION = "1.0"
 RECORD_FILES = {"companies": "companies.jsonl", "events": "events.jsonl"}
@@ -145,36 +146,28 @@ def _existing_matches(final: Path, stream: str, files: dict[str, FileInfo]) -> b
 
 def _write_stream(path: Path, chunks: Iterable[bytes | memoryview], rows: int,
                   checkpoint: Callable[[], None] = lambda: None) -> FileInfo:
-    """Write and checksum; the checksum runs on its own thread so it overlaps the write."""
+    """Write, checksum (on its own thread, overlapping the write) and fsync one file."""
     digest = hashlib.sha256()
-    size = flushed = 0
     hashing: Future | None = None
-    with open(path, "wb", buffering=0) as handle:
+    sink = FileSink(path, large=rows >= DIRECT_IO_MIN_ROWS)
+    try:
         for chunk in chunks:
             checkpoint()
             if hashing is not None:
                 hashing.result()
             hashing = _HASHER.submit(digest.update, chunk)
-            handle.write(chunk)
-            size += len(chunk)
-            if size - flushed >= WRITEBACK_BYTES:
-                # Start writing back what is done (asynchronously) so the final fsync has little left.
-                _start_writeback(handle.fileno(), flushed, size - flushed)
-                flushed = size
+            sink.write(chunk)
         if hashing is not None:
             hashing.result()
-        os.fsync(handle.fileno())
+    except BaseException:
+        sink.abort()
+        raise
+    size = sink.close()
     return FileInfo(rows, size, digest.hexdigest())
 
 
 _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetgen-sha256")
-WRITEBACK_BYTES = 32 << 20
-
-
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    advise = getattr(os, "posix_fadvise", None)
-    if advise is not None:  # Linux: DONTNEED on dirty pages starts their writeback
-        advise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+DIRECT_IO_MIN_ROWS = 50_000  # below this a batch is a few MB: the page cache is the faster path
 
 
 def _fsync_dir(path: Path) -> None:

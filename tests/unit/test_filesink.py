@@ -1,0 +1,65 @@
+"""The durable file sink writes exactly the bytes given, with O_DIRECT or without."""
+
+import errno
+import os
+import random
+
+import pytest
+
+from app import filesink
+from app.filesink import FileSink
+
+
+def chunks_of(total: int, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    out, left = [], total
+    while left:
+        size = min(left, rng.choice([0, 1, 4095, 4096, 4097, 70_000, filesink.DIRECT_BUFFER + 3]))
+        out.append(rng.randbytes(size))
+        left -= size
+    return out
+
+
+@pytest.mark.parametrize("total", [0, 1, 4096, 4097, filesink.DIRECT_BUFFER, 3 * filesink.DIRECT_BUFFER + 12345])
+@pytest.mark.parametrize("large", [True, False])
+def test_writes_exactly_the_bytes_given(tmp_path, total, large):
+    chunks = chunks_of(total, total)
+    path = tmp_path / "out.bin"
+    sink = FileSink(path, large=large)
+    for chunk in chunks:
+        sink.write(memoryview(chunk))
+    assert sink.close() == total
+    assert path.read_bytes() == b"".join(chunks)
+
+
+def test_falls_back_when_the_file_system_refuses_direct_writes(tmp_path, monkeypatch):
+    real_write = os.write
+    refused = {"count": 0}
+
+    def picky_write(fd, data):
+        if os.get_blocking(fd) and fcntl_direct(fd):
+            refused["count"] += 1
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+
+    def fcntl_direct(fd):
+        import fcntl
+
+        return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & filesink.O_DIRECT)
+
+    monkeypatch.setattr(os, "write", picky_write)
+    chunks = chunks_of(2 * filesink.DIRECT_BUFFER + 999, 7)
+    path = tmp_path / "out.bin"
+    sink = FileSink(path, large=True)
+    for chunk in chunks:
+        sink.write(chunk)
+    assert sink.close() == len(b"".join(chunks))
+    assert refused["count"] == 1 and not sink.direct
+    assert path.read_bytes() == b"".join(chunks)
+
+
+def test_direct_io_is_used_for_large_files_where_supported(tmp_path):
+    sink = FileSink(tmp_path / "big.bin", large=True)
+    sink.write(b"x" * 10)
+    sink.close()
+    assert (tmp_path / "big.bin").read_bytes() == b"x" * 10
