@@ -167,8 +167,9 @@ def event_count(config: Config, roster: Roster, rng: np.random.Generator) -> tup
         count = int(rng.integers(em.events_per_batch_min, em.events_per_batch_max + 1))
         return count, rng.integers(0, total_drivers, count)
     per_driver = rng.poisson(config.event_rate_per_driver, total_drivers)
-    drivers = np.repeat(np.arange(total_drivers, dtype=np.int64), per_driver)
-    return len(drivers), rng.permutation(drivers)
+    drivers = np.repeat(np.arange(total_drivers, dtype=np.int32), per_driver)
+    rng.shuffle(drivers)
+    return len(drivers), drivers
 
 
 def generate_events(config: Config, window: Window, roster: Roster, rng: np.random.Generator) -> EventBatch:
@@ -181,10 +182,20 @@ def generate_events(config: Config, window: Window, roster: Roster, rng: np.rand
     driver = np.take(number_of_driver, drivers)
     timestamps = sorted_instants(rng, window, count)
     weights = np.array([config.events.event_type_weights.get(t, 0.0) for t in EVENT_TYPES])
-    event_type = rng.choice(len(EVENT_TYPES), count, p=weights / weights.sum()).astype(np.uint8)
+    event_type = weighted_codes(rng, weights, count)
     lat, lon = _locations(config, roster, company, rng)
     event_uuid = r.uuid4_bytes(r.random_bytes(rng, count, 16))
     return EventBatch(window, roster, event_uuid, company, driver, event_type, timestamps, lat, lon)
+
+
+def weighted_codes(rng: np.random.Generator, weights: np.ndarray, count: int) -> np.ndarray:
+    """``count`` category codes (uint8) drawn with the given relative weights."""
+    thresholds = (np.cumsum(weights) / weights.sum())[:-1].astype(np.float32)
+    draws = rng.random(count, dtype=np.float32)
+    codes = np.zeros(count, np.uint8)
+    for threshold in thresholds:
+        codes += draws >= threshold
+    return codes
 
 
 def sorted_instants(rng: np.random.Generator, window: Window, count: int) -> np.ndarray:

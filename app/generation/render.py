@@ -135,11 +135,10 @@ def random_bytes(rng: np.random.Generator, rows: int, width: int) -> np.ndarray:
 
 
 def uuid4_bytes(random_bytes: np.ndarray) -> np.ndarray:
-    """Stamp version 4 and the RFC 4122 variant on (rows, 16) random bytes."""
-    out = random_bytes.copy()
-    out[:, 6] = (out[:, 6] & 0x0F) | 0x40
-    out[:, 8] = (out[:, 8] & 0x3F) | 0x80
-    return out
+    """Stamp version 4 and the RFC 4122 variant on (rows, 16) random bytes, in place."""
+    random_bytes[:, 6] = (random_bytes[:, 6] & 0x0F) | 0x40
+    random_bytes[:, 8] = (random_bytes[:, 8] & 0x3F) | 0x80
+    return random_bytes
 
 
 def uuid_text(raw: np.ndarray) -> Matrix:
