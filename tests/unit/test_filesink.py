@@ -63,3 +63,19 @@ def test_direct_io_is_used_for_large_files_where_supported(tmp_path):
     sink.write(b"x" * 10)
     sink.close()
     assert (tmp_path / "big.bin").read_bytes() == b"x" * 10
+
+
+def test_file_systems_refusing_o_direct_at_open_use_the_page_cache(tmp_path, monkeypatch):
+    real_open = os.open
+
+    def no_direct(path, flags, mode=0o777):
+        if flags & filesink.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")  # what tmpfs answers
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(os, "open", no_direct)
+    sink = FileSink(tmp_path / "out.bin", large=True)
+    assert not sink.direct
+    sink.write(b"abc" * 5000)
+    assert sink.close() == 15000
+    assert (tmp_path / "out.bin").read_bytes() == b"abc" * 5000

@@ -213,3 +213,15 @@ def test_chunking_does_not_change_the_bytes(make_config):
     _, roster = roster_for(config)
     batch, plan = produce(config, "events", EVENT_WINDOW, roster)
     assert b"".join(render_records(batch, plan, chunk_rows=97)) == b"".join(render_records(batch, plan))
+
+
+def test_event_type_weights_are_followed_and_zero_means_never(make_config):
+    config = make_config(number_of_companies=100, drivers_per_company=20, event_rate_per_driver=5.0,
+                         companies={"active_probability": 1.0},
+                         events={"event_type_weights": {"start_driving": 0.7, "stopped_driving": 0.0,
+                                                        "delivered": 0.3}})
+    _, roster = roster_for(config)
+    batch, _ = produce(config, "events", EVENT_WINDOW, roster)
+    shares = np.bincount(batch.event_type, minlength=3) / batch.size
+    assert shares[1] == 0
+    assert abs(shares[0] - 0.7) < 0.02 and abs(shares[2] - 0.3) < 0.02
