@@ -79,31 +79,30 @@ class FileSink:
             self._buffer.close()
 
     def _flush_direct(self, length: int) -> None:
-        try:
-            _write_all(self._fd, memoryview(self._buffer)[:length])
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:
-                raise
-            self._fall_back()
-            return
-        self.size += length
-        self._fill = 0
+        if self._write_direct(length):
+            self.size += length
+            self._fill = 0
 
     def _flush_tail(self) -> None:
         """The last, partial block: written padded to the block size, then the file is cut back."""
         tail = self._fill
         padded = -(-tail // BLOCK) * BLOCK
         memoryview(self._buffer)[tail:padded] = bytes(padded - tail)
+        if self._write_direct(padded):
+            self.size += tail
+            os.ftruncate(self._fd, self.size)
+            self._fill = 0
+
+    def _write_direct(self, length: int) -> bool:
+        """The buffer's first ``length`` bytes to the file; False when O_DIRECT was refused."""
         try:
-            _write_all(self._fd, memoryview(self._buffer)[:padded])
+            _write_all(self._fd, memoryview(self._buffer)[:length])
+            return True
         except OSError as exc:
             if exc.errno != errno.EINVAL:
                 raise
-            self._fall_back()
-            return
-        self.size += tail
-        os.ftruncate(self._fd, self.size)
-        self._fill = 0
+        self._fall_back()
+        return False
 
     def _fall_back(self) -> None:
         """O_DIRECT refused mid-way: reopen through the page cache and keep what is pending."""

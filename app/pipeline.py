@@ -125,7 +125,9 @@ class Pipeline:
                     log.warning("windows skipped", extra={"fields": {
                         "stream": stream, "from": format_timestamp(window.start),
                         "to": format_timestamp(window.end), "reason": reason}})
-                    outcomes.append(Outcome(stream, window, "skipped", reason=reason))
+                    outcome = Outcome(stream, window, "skipped", reason=reason)
+                    outcomes.append(outcome)
+                    self._report(outcome)
             if len(plan.produce) > 1:
                 log.info("catching up", extra={"fields": {"stream": stream, "windows": len(plan.produce),
                                                           "from": plan.produce[0].batch_id,
