@@ -285,7 +285,9 @@ class Pipeline:
         bronze.write_json_atomically(self.layout.manifests / "batch_manifest.json",
                                      {"schema_version": bronze.SCHEMA_VERSION, "seed": self.config.seed,
                                       "streams": streams})
-        bronze.write_text_once(self.layout.manifests / "dataset.md", describe_dataset(self.config))
+        descriptor = self.layout.manifests / "dataset.md"
+        if not descriptor.exists():  # written once; rendering it is not free (YAML dump)
+            bronze.write_text_once(descriptor, describe_dataset(self.config))
 
     def backfill(self, start: datetime, end: datetime,
                  progress: Callable[[Outcome], None] | None = None) -> list[Outcome]:
