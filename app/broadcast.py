@@ -9,12 +9,10 @@ from typing import Any
 
 
 class Broadcaster:
-    def __init__(self, history: int = 50, queue_size: int = 1000):
+    def __init__(self, queue_size: int = 1000):
         self._subscribers: set[queue.Queue] = set()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._history: list[dict[str, Any]] = []
-        self._history_size = history
         self._queue_size = queue_size
         self._listeners: list = []
 
@@ -25,7 +23,6 @@ class Broadcaster:
     def publish(self, kind: str, data: dict[str, Any]) -> None:
         message = {"id": next(self._ids), "event": kind, "data": data}
         with self._lock:
-            self._history = (self._history + [message])[-self._history_size:]
             subscribers = list(self._subscribers)
         for listener in self._listeners:
             listener(kind, data)
@@ -49,7 +46,3 @@ class Broadcaster:
     def subscriber_count(self) -> int:
         with self._lock:
             return len(self._subscribers)
-
-    def recent(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self._history)

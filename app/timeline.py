@@ -78,11 +78,6 @@ def window_for_firing(boundary: datetime, interval: timedelta) -> Window:
     return Window(end - _whole_seconds(interval), end)
 
 
-def window_containing(moment: datetime, interval: timedelta) -> Window:
-    start = align_to_interval(moment, interval)
-    return Window(start, start + _whole_seconds(interval))
-
-
 def next_boundary(now: datetime, interval: timedelta) -> datetime:
     """The first boundary strictly after ``now``."""
     return align_to_interval(now, interval) + _whole_seconds(interval)
