@@ -155,7 +155,11 @@ def _write_stream(path: Path, chunks: Iterable[bytes | memoryview], rows: int,
             checkpoint()
             if hashing is not None:
                 hashing.result()
-            hashing = _HASHER.submit(digest.update, chunk)
+            if len(chunk) < HASH_INLINE_BYTES:
+                digest.update(chunk)  # a hand-off to the hashing thread would cost more than the hash
+                hashing = None
+            else:
+                hashing = _HASHER.submit(digest.update, chunk)
             sink.write(chunk)
         if hashing is not None:
             hashing.result()
@@ -167,6 +171,7 @@ def _write_stream(path: Path, chunks: Iterable[bytes | memoryview], rows: int,
 
 
 _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetgen-sha256")
+HASH_INLINE_BYTES = 1 << 20
 DIRECT_IO_MIN_ROWS = 50_000  # below this a batch is a few MB: the page cache is the faster path
 
 

@@ -105,16 +105,15 @@ class Pipeline:
         with self._locks[stream]:
             outcomes: list[Outcome] = []
             now_s = int(now.timestamp())
-            open_rows = [] if skip_reason else self.store.open_rows(stream, until_s=now_s)
-            for row in open_rows:
+            open_rows, last_end_s = self.store.cursor(stream, until_s=now_s)
+            for row in [] if skip_reason else open_rows:
                 if should_stop():
                     return outcomes
                 outcome = self._produce_or_skip(stream, row.window, skip_reason, firing, limit)
                 outcomes.append(outcome)
                 if outcome.status == "failed":
                     return outcomes
-            interval = self.interval(stream)
-            last_end_s = self.store.ledger_end(stream)
+            interval = self.interval(stream)  # producing open rows leaves the ledger's end where it was
             last_end = from_epoch_seconds(last_end_s) if last_end_s is not None else None
             if last_end is None and start_if_empty is not None:
                 last_end = align_up(start_if_empty, interval)

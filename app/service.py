@@ -48,7 +48,7 @@ class Service:
         self.broadcaster = Broadcaster()
         self.pipeline = Pipeline(config, self.store, on_outcome=self._on_outcome, log_fields=self._cadence)
         self.lifecycle = Lifecycle(config, self.store, self.pipeline, self.broadcaster)
-        self.stats = ServiceStats(self.store)
+        self.stats = ServiceStats(self.store, monotonic)
         self.shutdown_requested = threading.Event()
         self.started_at: datetime | None = None
         self.catch_up = {"running": False, "stream": None, "windows_done": 0, "finished_at": None}

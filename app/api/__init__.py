@@ -7,6 +7,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.api import routes
 from app.api.errors import register_error_handlers
+from app.api.fastpath import HealthFastPath
 from app.api.metrics import Metrics
 from app.api.openapi import openapi_document
 from app.config import Config
@@ -43,4 +44,5 @@ def create_app(config: Config, service: Service | None = None, test_config: dict
     def openapi():
         return routes.json_response(openapi_document())
 
+    app.wsgi_app = HealthFastPath(app.wsgi_app, service.health)  # type: ignore[method-assign]
     return app

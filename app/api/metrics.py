@@ -24,8 +24,8 @@ class ServiceCollector:
             batches.add_metric([stream, "failed"], stats["failed_batches"])
             batches.add_metric([stream, "skipped"], stats["skipped_windows"])
             records.add_metric([stream], stats["total_records"])
-        for stream, stream_stats in self.service.stats.streams.items():
-            for kind, count in stream_stats.by_type.items():
+        for stream, by_type in self.service.stats.defects_by_type().items():
+            for kind, count in by_type.items():
                 defects.add_metric([stream, kind], count)
         paused = GaugeMetricFamily("fleetgen_paused", "1 while generation is paused")
         paused.add_metric([], 1 if self.service.lifecycle.paused else 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,6 +33,27 @@ from app.timeline import Window
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 GEOGRAPHY_CODES = {"US": 0, "EU": 1, "SA": 2, "AUS": 3}
+NO_LIMIT_S = 2**62
+
+# The ledger statements run on every batch: built once (Core, not ORM) so each costs a compiled-cache
+# lookup instead of a statement build and a unit of work, which matters to the API threads sharing the GIL.
+_BATCHES = Batch.__table__
+_COUNTERS = StreamCounter.__table__
+_LEDGER_END = select(func.max(_BATCHES.c.interval_end)).where(_BATCHES.c.stream == bindparam("stream"))
+_OPEN_ROWS = (select(_BATCHES)
+              .where(_BATCHES.c.stream == bindparam("stream"), _BATCHES.c.status.in_([PENDING, FAILED]),
+                     _BATCHES.c.interval_end <= bindparam("until"))
+              .order_by(_BATCHES.c.interval_start))
+_ROW_AT = select(_BATCHES).where(_BATCHES.c.stream == bindparam("stream"),
+                                 _BATCHES.c.interval_start == bindparam("start"))
+_COUNTER_OF = select(_COUNTERS).where(_COUNTERS.c.stream == bindparam("stream"))
+_ALL_COUNTERS = select(_COUNTERS)
+# Executed with a dict of column values: the SET / VALUES clause is the dict's keys.
+_INSERT_BATCH = insert(_BATCHES)
+_UPDATE_BATCH = update(_BATCHES).where(_BATCHES.c.id == bindparam("row_id"))
+_INSERT_COUNTER = insert(_COUNTERS)
+_UPDATE_COUNTER = update(_COUNTERS).where(_COUNTERS.c.stream == bindparam("counter_stream"))
+_INSERT_COMPANY = insert(Company.__table__)
 
 
 @dataclass(frozen=True)
@@ -56,7 +78,8 @@ class LedgerRow:
     error: str | None
 
     @classmethod
-    def of(cls, row: Batch) -> LedgerRow:
+    def of(cls, row: Any) -> LedgerRow:
+        """From an ORM ``Batch`` or a Core row of the batches table."""
         return cls(row.id, row.stream, row.batch_id, Window.from_epoch(row.interval_start, row.interval_end),
                    row.status, row.reason, row.attempts, row.generation_mode, row.record_count,
                    row.valid_count, row.corrupted_count, row.issue_counts, row.scheduled_at,
@@ -164,20 +187,37 @@ class Store:
         finally:
             session.close()
 
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One Core transaction, with the same error mapping as ``session``."""
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except OperationalError as exc:
+            raise StoreError(f"metadata store unavailable: {exc.orig}") from exc
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            raise StoreError(f"metadata store failed: {exc}") from exc
+
     # ---- ledger -------------------------------------------------------------------------------
 
     def ledger_end(self, stream: str) -> int | None:
         """End (epoch s) of the latest window the ledger accounts for, whatever its status."""
-        with self.session() as s:
-            return s.scalar(select(func.max(Batch.interval_end)).where(Batch.stream == stream))
+        with self.transaction() as c:
+            return c.execute(_LEDGER_END, {"stream": stream}).scalar()
 
     def open_rows(self, stream: str, until_s: int | None = None) -> list[LedgerRow]:
         """Claimed or failed windows still to produce, oldest first."""
-        query = select(Batch).where(Batch.stream == stream, Batch.status.in_([PENDING, FAILED]))
-        if until_s is not None:
-            query = query.where(Batch.interval_end <= until_s)
-        with self.session() as s:
-            return [LedgerRow.of(b) for b in s.scalars(query.order_by(Batch.interval_start))]
+        return self.cursor(stream, until_s)[0]
+
+    def cursor(self, stream: str, until_s: int | None = None) -> tuple[list[LedgerRow], int | None]:
+        """Where a stream stands, read in one transaction: its open rows (ending by ``until_s``)
+        and the end of the latest window accounted for."""
+        until = NO_LIMIT_S if until_s is None else until_s
+        with self.transaction() as c:
+            rows = [LedgerRow.of(r) for r in c.execute(_OPEN_ROWS, {"stream": stream, "until": until})]
+            return rows, c.execute(_LEDGER_END, {"stream": stream}).scalar()
 
     def find(self, stream: str, window: Window) -> LedgerRow | None:
         with self.session() as s:
@@ -193,39 +233,42 @@ class Store:
 
     def claim(self, stream: str, window: Window, scheduled_at: float | None = None) -> LedgerRow | None:
         """Take a window for production; None when it is already committed or skipped."""
-        with self.session() as s:
-            row = s.scalar(select(Batch).where(Batch.stream == stream, Batch.interval_start == window.start_s))
-            if row is None:
-                row = Batch(stream=stream, batch_id=window.batch_id, interval_start=window.start_s,
-                            interval_end=window.end_s, status=PENDING, attempts=0, scheduled_at=scheduled_at)
-                s.add(row)
-            elif row.status in (COMMITTED, SKIPPED):
+        started = time.time()
+        with self.transaction() as c:
+            found = c.execute(_ROW_AT, {"stream": stream, "start": window.start_s}).first()
+            if found is None:
+                values = {"stream": stream, "batch_id": window.batch_id, "interval_start": window.start_s,
+                          "interval_end": window.end_s, "status": PENDING, "attempts": 1,
+                          "scheduled_at": scheduled_at, "started_at": started}
+                new_id = c.execute(_INSERT_BATCH, values).inserted_primary_key[0]
+                return LedgerRow(new_id, stream, window.batch_id, window, PENDING, None, 1, None, 0, 0, 0,
+                                 None, scheduled_at, started, None, None, None, None)
+            if found.status in (COMMITTED, SKIPPED):
                 return None
-            row.attempts += 1
-            row.started_at = time.time()
-            s.flush()
-            return LedgerRow.of(row)
+            c.execute(_UPDATE_BATCH, {"row_id": found.id, "attempts": found.attempts + 1, "started_at": started})
+            return dataclasses.replace(LedgerRow.of(found), attempts=found.attempts + 1, started_at=started)
 
     def commit(self, row: LedgerRow, stats: CommitStats, companies: NewCompanies | None = None) -> None:
         """Mark a window committed, adding its companies to the roster in the same transaction."""
-        with self.session() as s:
-            s.execute(update(Batch).where(Batch.id == row.id).values(
-                status=COMMITTED, reason=None, error=None, generation_mode=stats.generation_mode,
+        with self.transaction() as c:
+            c.execute(_UPDATE_BATCH, dict(
+                row_id=row.id, status=COMMITTED, reason=None, error=None, generation_mode=stats.generation_mode,
                 record_count=stats.record_count, valid_count=stats.valid_count,
                 corrupted_count=stats.corrupted_count, issue_counts=stats.issue_counts,
                 scheduled_at=stats.scheduled_at, started_at=stats.started_at,
                 finished_at=stats.finished_at, duration_s=stats.finished_at - stats.started_at,
                 firing_delay_s=stats.firing_delay_s))
-            counter = self._counter(s, row.stream)
-            counter.committed_batches += 1
-            counter.records += stats.record_count
-            counter.corrupted += stats.corrupted_count
-            counter.issue_counts = {k: (counter.issue_counts or {}).get(k, 0) + v
-                                    for k, v in stats.issue_counts.items()}
-            counter.last_interval_end = max(counter.last_interval_end or 0, row.window.end_s)
-            counter.last_finished_at = stats.finished_at
+            counter = _counter_values(c, row.stream)
+            counter["committed_batches"] += 1
+            counter["records"] += stats.record_count
+            counter["corrupted"] += stats.corrupted_count
+            counter["issue_counts"] = {k: counter["issue_counts"].get(k, 0) + v
+                                       for k, v in stats.issue_counts.items()}
+            counter["last_interval_end"] = max(counter["last_interval_end"] or 0, row.window.end_s)
+            counter["last_finished_at"] = stats.finished_at
+            _save_counter(c, counter)
             if companies is not None and companies.company_ids:
-                s.execute(insert(Company), [
+                c.execute(_INSERT_COMPANY, [
                     {"company_id": cid, "batch_start": row.window.start_s, "batch_end": row.window.end_s,
                      "ordinal": i, "company_name": name, "geography": geo, "active": act,
                      "drivers_count": drivers, "onboarded_at_ms": onboarded}
@@ -235,40 +278,29 @@ class Store:
                 ])
 
     def fail(self, row: LedgerRow, error: str) -> None:
-        with self.session() as s:
-            s.execute(update(Batch).where(Batch.id == row.id).values(
-                status=FAILED, error=error[:2000], finished_at=time.time()))
+        with self.transaction() as c:
+            c.execute(_UPDATE_BATCH, {"row_id": row.id, "status": FAILED, "error": error[:2000],
+                                      "finished_at": time.time()})
 
     def skip(self, stream: str, window: Window, reason: str) -> bool:
         """Record a window (or range) deliberately not produced; False if already accounted for."""
         try:
-            with self.session() as s:
-                s.add(Batch(stream=stream, batch_id=window.batch_id, interval_start=window.start_s,
-                            interval_end=window.end_s, status=SKIPPED, reason=reason, attempts=0,
-                            finished_at=time.time()))
-                s.flush()
-                self._counter(s, stream).skipped_ranges += 1
+            with self.transaction() as c:
+                c.execute(_INSERT_BATCH, dict(
+                    stream=stream, batch_id=window.batch_id, interval_start=window.start_s,
+                    interval_end=window.end_s, status=SKIPPED, reason=reason, attempts=0,
+                    finished_at=time.time()))
+                counter = _counter_values(c, stream)
+                counter["skipped_ranges"] += 1
+                _save_counter(c, counter)
             return True
         except IntegrityError:
             return False
 
-    @staticmethod
-    def _counter(session: Session, stream: str) -> StreamCounter:
-        counter = session.get(StreamCounter, stream)
-        if counter is None:
-            counter = StreamCounter(stream=stream, committed_batches=0, skipped_ranges=0, records=0,
-                                    corrupted=0, issue_counts={})
-            session.add(counter)
-        return counter
-
     def counters(self) -> dict[str, dict[str, Any]]:
         """Cumulative committed/skipped totals per stream (one small table)."""
-        with self.session() as s:
-            return {c.stream: {"committed_batches": c.committed_batches, "skipped_ranges": c.skipped_ranges,
-                               "records": c.records, "corrupted": c.corrupted,
-                               "issue_counts": dict(c.issue_counts or {}),
-                               "last_interval_end": c.last_interval_end, "last_finished_at": c.last_finished_at}
-                    for c in s.scalars(select(StreamCounter))}
+        with self.transaction() as c:
+            return {row.stream: _counter_dict(row) for row in c.execute(_ALL_COUNTERS)}
 
     def failed_count(self, stream: str) -> int:
         with self.session() as s:
@@ -361,3 +393,30 @@ class Store:
         with self.session() as s:
             newest = s.scalar(select(func.max(LogEntry.id))) or 0
             s.execute(delete(LogEntry).where(LogEntry.id <= newest - keep))
+
+
+_COUNTER_FIELDS = ("committed_batches", "skipped_ranges", "records", "corrupted", "issue_counts",
+                   "last_interval_end", "last_finished_at")
+
+
+def _counter_dict(row: Any) -> dict[str, Any]:
+    counter = {name: getattr(row, name) for name in _COUNTER_FIELDS}
+    counter["issue_counts"] = dict(counter["issue_counts"] or {})
+    return counter
+
+
+def _counter_values(connection: Connection, stream: str) -> dict[str, Any]:
+    """A stream's counter row as a dict (zeros when the stream has none yet); ``exists`` says which."""
+    row = connection.execute(_COUNTER_OF, {"stream": stream}).first()
+    if row is None:
+        return {"stream": stream, "exists": False, "committed_batches": 0, "skipped_ranges": 0, "records": 0,
+                "corrupted": 0, "issue_counts": {}, "last_interval_end": None, "last_finished_at": None}
+    return {"stream": stream, "exists": True, **_counter_dict(row)}
+
+
+def _save_counter(connection: Connection, counter: dict[str, Any]) -> None:
+    values = {name: counter[name] for name in _COUNTER_FIELDS}
+    if counter["exists"]:
+        connection.execute(_UPDATE_COUNTER, {"counter_stream": counter["stream"], **values})
+    else:
+        connection.execute(_INSERT_COUNTER, {"stream": counter["stream"], **values})

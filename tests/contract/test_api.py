@@ -195,3 +195,27 @@ def test_sse_delivers_a_batch_event_within_2_s_of_its_commit(api):
     assert event["at"] - event["finished_at"] < 2.0
     service.shutdown_requested.set()
     response.close()
+
+
+def test_health_fast_path_answers_like_the_flask_route_and_defers_everything_else(api, monkeypatch):
+    service, client = api()
+    fast = client.get("/api/health")
+    conforms(fast)
+    assert fast.headers["Content-Length"] == str(len(fast.data))
+    # The same view through Flask's own routing (the path the fast path stands in for).
+    with client.application.test_request_context("/api/health"):
+        routed = client.application.view_functions["api.health"]()
+    fast_body, routed_body = fast.get_json(), routed.get_json()
+    assert set(fast_body) == set(routed_body)
+    assert fast_body["company_generator"].keys() == routed_body["company_generator"].keys()
+    # Anything but a plain GET goes to Flask and keeps the JSON error contract.
+    posted = client.post("/api/health")
+    assert posted.status_code == 405 and set(posted.get_json()) == {"error", "detail", "timestamp"}
+    assert client.head("/api/health").status_code == 200
+    oversized = client.get("/api/health", data=b"x" * 70_000)
+    assert oversized.status_code == 413 and oversized.is_json
+    # A failing health document becomes Flask's JSON 500, not a traceback or a dropped connection.
+    monkeypatch.setattr(service, "health", lambda: 1 / 0)
+    client.application.wsgi_app.health = service.health
+    failed = client.get("/api/health")
+    assert failed.status_code == 500 and failed.get_json()["error"] == "internal_error"
