@@ -107,14 +107,20 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+WARM_UP_S = 3.0
+
+
 @benchmark("health_latency")
 def bench_health_latency(quick: bool) -> dict[str, Any]:
     """/api/health with 20 concurrent keep-alive clients while the service generates at 1 s.
 
     Two loads: every client polling every 100 ms (20 dashboards at 10 Hz), then every client
     sending back-to-back (saturation: latency there is queueing, so throughput is the figure).
+    The polling load runs in rounds, each reported, so one noisy stretch of a shared machine
+    shows as such instead of hiding in (or dominating) a single figure.
     """
     duration = 5 if quick else 30
+    rounds = 1 if quick else 3
     with tempfile.TemporaryDirectory(prefix="fleetgen-bench-") as tmp:
         port = _free_port()
         config_path = Path(tmp) / "c.yaml"
@@ -126,11 +132,17 @@ def bench_health_latency(quick: bool) -> dict[str, Any]:
                                 stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_port(port, proc)
-            polling = _load(port, clients=20, duration=duration, pause=0.1)
+            time.sleep(WARM_UP_S)  # past the start-up catch-up: the figure is for steady generation
+            polling_rounds = [_load(port, clients=20, duration=duration, pause=0.1) for _ in range(rounds)]
             saturation = _load(port, clients=20, duration=duration, pause=0.0)
         finally:
             proc.send_signal(signal.SIGTERM)
             exit_code = proc.wait(timeout=10)
+    pooled = [value for result in polling_rounds for value in result.pop("latencies")]
+    saturation.pop("latencies")
+    polling = {"requests": len(pooled), "errors": sum(r["errors"] for r in polling_rounds),
+               "requests_per_s": round(len(pooled) / (duration * rounds)), "latency_ms": _percentiles(pooled),
+               "rounds": polling_rounds}
     return {"polling_20_clients_every_100ms": polling, "saturation_20_clients": saturation,
             "service_exit_code": exit_code}
 
@@ -169,7 +181,7 @@ def _load(port: int, clients: int, duration: float, pause: float) -> dict[str, A
     for thread in threads:
         thread.join()
     return {"requests": len(latencies), "errors": errors[0], "requests_per_s": round(len(latencies) / duration),
-            "latency_ms": _percentiles(latencies)}
+            "latency_ms": _percentiles(latencies), "latencies": latencies}
 
 
 def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:

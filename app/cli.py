@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.config import Config, effective_settings, load_config, resolve_mode
+from app.config import Config, effective_settings, load_config, resolve_mode, shared_directory_problem
 from app.errors import ConfigError, FleetgenError, UsageError
 from app.timeline import format_timestamp, parse_timestamp, window_for_firing
 
@@ -84,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def load(args: argparse.Namespace) -> tuple[Config, str]:
     config, mode_source = resolve_mode(load_config(args.config), args.mode)
     if getattr(args, "data_dir", None) is not None:
+        problem = shared_directory_problem(args.data_dir)
+        if problem:
+            raise UsageError(f"--data-dir: {problem}")
         config = config.with_data_dir(args.data_dir)
     return config, mode_source
 

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -169,9 +170,29 @@ def _check_weights(weights: dict[str, float], name: str) -> None:
         raise ValueError(f"{name} must have at least one weight above 0")
 
 
+SHARED_DIRECTORIES = ("/", "/root", "/home", "/tmp", "/etc", "/usr", "/var")
+
+
+def shared_directory_problem(data_dir: Path) -> str | None:
+    """Why ``data_dir`` cannot be fleetgen's own folder (a system or home directory), or None."""
+    resolved = data_dir.resolve()
+    if resolved in {Path(p) for p in SHARED_DIRECTORIES} | {Path.home().resolve()}:
+        return (f"{resolved} is a system or home directory; fleetgen needs a folder of its own "
+                "(it writes raw/, manifests/ and .staging/ there, and clean deletes from it)")
+    return None
+
+
 class OutputConfig(StrictModel):
     data_dir: Path = Path("data")
     format: Literal["jsonl"] = "jsonl"
+
+    @field_validator("data_dir")
+    @classmethod
+    def _own_folder(cls, value: Path) -> Path:
+        problem = shared_directory_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class DatabaseConfig(StrictModel):

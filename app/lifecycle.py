@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app import bronze
-from app.config import Config
+from app.config import Config, shared_directory_problem
 from app.errors import LifecycleError
 from app.store import Store
 
@@ -36,13 +36,10 @@ class CleanReport:
 
 def check_data_dir(data_dir: Path) -> Path:
     """Refuse to treat a system or home directory as fleetgen's own."""
-    resolved = data_dir.resolve()
-    forbidden = {Path("/"), Path.home().resolve(), Path("/root"), Path("/home"), Path("/tmp"), Path("/etc"),
-                 Path("/usr"), Path("/var")}
-    if resolved in forbidden:
-        raise LifecycleError(f"refusing to clean {resolved}: not a dedicated data directory "
-                             "(set output.data_dir to a folder of its own)")
-    return resolved
+    problem = shared_directory_problem(data_dir)
+    if problem:
+        raise LifecycleError(f"refusing to clean: {problem} (set output.data_dir to a folder of its own)")
+    return data_dir.resolve()
 
 
 def remove_generated(layout: bronze.Layout) -> CleanReport:

@@ -61,8 +61,8 @@ def test_stream_folder_symlinked_elsewhere_is_not_followed(make_config, tmp_path
 def test_cli_clean_refuses_root_and_cleans_a_real_directory(write_config, tmp_path, capsys):
     bad = write_config({}, data_dir=Path("/"))
     store_existed = Path("/manifests/generator.db").exists()
-    assert main(["clean", "--config", str(bad), "--yes"]) == 1
-    assert "refusing to clean /" in capsys.readouterr().err
+    assert main(["clean", "--config", str(bad), "--yes"]) == 2  # refused with the config, before any step
+    assert "output.data_dir: '/'" in capsys.readouterr().err
     assert store_existed or not Path("/manifests").exists()  # nothing was created there either
     good = write_config({"number_of_companies": 2}, data_dir=tmp_path / "d")
     assert main(["generate", "--config", str(good), "--stream", "events", "--at", "2026-11-25T10:00:01Z"]) == 0
@@ -70,3 +70,13 @@ def test_cli_clean_refuses_root_and_cleans_a_real_directory(write_config, tmp_pa
     assert main(["clean", "--config", str(good), "--yes"]) == 0
     assert '"removed_batches": 2' in capsys.readouterr().out
     assert list((tmp_path / "d/raw/events").iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["run"], ["generate", "--stream", "events"], ["status"]])
+def test_data_dir_override_to_a_shared_directory_is_refused_before_anything_is_written(
+        command, write_config, capsys):
+    path = write_config({"seed": 1})
+    assert main([command[0], "--config", str(path), *command[1:], "--data-dir", "/"]) == 2
+    err = capsys.readouterr().err
+    assert "--data-dir" in err and "system or home directory" in err and "Traceback" not in err
+    assert not Path("/raw").exists() and not Path("/manifests").exists()

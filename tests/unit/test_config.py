@@ -74,6 +74,8 @@ BAD_CONFIGS = {
     "negative rate": ("event_rate_per_driver: -1.5",
                       ["event_rate_per_driver", "-1.5", "greater than or equal to 0"]),
     "error rate above 1": ("quality_injection: {error_rate: 1.5}", ["quality_injection.error_rate", "1.5"]),
+    "data_dir is the root": ("output: {data_dir: /}", ["output.data_dir", "system or home directory"]),
+    "data_dir is /tmp itself": ("output: {data_dir: /tmp/}", ["output.data_dir", "/tmp is a system"]),
     "not YAML": ("seed: [1, 2\nfoo: {", ["not valid YAML", "line"]),
     "a list, not a mapping": ("- 1\n- 2\n", ["top level must be a mapping"]),
     "wrong type": ("seed: forty-two", ["seed", "'forty-two'", "integer"]),

@@ -1,0 +1,32 @@
+"""`fleetgen bench` runs end to end (quick mode) and writes what the README says it writes.
+
+Figures are not asserted here (shared machines are noisy); only that the run is complete and
+sound: no request failed, the service stopped cleanly, every figure is present.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_quick_health_benchmark_writes_complete_results(tmp_path):
+    output = tmp_path / "bench.json"
+    output.write_text(json.dumps({"results": {"earlier": {"kept": True}}}))
+    done = subprocess.run([sys.executable, "-m", "app", "bench", "--quick", "--only", "health_latency",
+                           "--output", str(output)], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(output.read_text())["results"]
+    assert results["earlier"] == {"kept": True}  # --only merges into the existing file
+    health = results["health_latency"]
+    assert health["service_exit_code"] == 0
+    polling, saturation = health["polling_20_clients_every_100ms"], health["saturation_20_clients"]
+    assert polling["errors"] == 0 and saturation["errors"] == 0
+    assert polling["requests"] == sum(r["requests"] for r in polling["rounds"]) > 0
+    for figures in (polling["latency_ms"], saturation["latency_ms"], *(r["latency_ms"] for r in polling["rounds"])):
+        assert 0 < figures["p50"] <= figures["p99"] <= figures["max"]
+    assert "latencies" not in saturation and all("latencies" not in r for r in polling["rounds"])
+    assert "health_latency" in done.stdout
