@@ -70,6 +70,10 @@ class Pipeline:
         with self._locks[EVENTS], self._locks[COMPANIES]:
             yield
 
+    def holding(self, stream: str) -> threading.RLock:
+        """The stream's lock: no window of the stream is in flight while it is held."""
+        return self._locks[stream]
+
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no window is in flight; False if one still is after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout

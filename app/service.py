@@ -120,13 +120,22 @@ class Service:
         firing = (boundary, (now - boundary).total_seconds()) if fired else None
         skip = "paused" if self.lifecycle.paused else None
         try:
-            return self.pipeline.catch_up(stream, now, skip_reason=skip, firing=firing,
-                                          should_stop=self._should_stop)
+            outcomes = self.pipeline.catch_up(stream, now, skip_reason=skip, firing=firing,
+                                              should_stop=self._should_stop)
+            self.sync_stats(stream)
+            return outcomes
         except StoreError as exc:
             log.error("metadata store unavailable; the windows stay due", extra={"fields": {
                 "stream": stream, "error": str(exc)}})
             self.stats.note_error(stream, str(exc))
             return []
+
+    def sync_stats(self, stream: str) -> None:
+        """Align health's totals with the store's counters, which another process (`fleetgen
+        generate` or `backfill` on the same data directory) may have moved."""
+        with self.pipeline.holding(stream):  # no batch of the stream commits between read and update
+            counter = self.store.counters().get(stream, {})
+            self.stats.sync(stream, counter)
 
     def _watch_clock(self, stream: str, now: datetime) -> None:
         """Say so in the log when the wall clock jumps (NTP step, suspend, manual change)."""

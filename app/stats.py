@@ -145,6 +145,20 @@ class ServiceStats:
             self._publish()
         return point
 
+    def sync(self, stream: str, counter: dict[str, Any]) -> None:
+        """Take a stream's totals from its counter row in the store, when they differ."""
+        totals = (counter.get("committed_batches", 0), counter.get("skipped_ranges", 0),
+                  counter.get("records", 0), counter.get("corrupted", 0))
+        with self._lock:
+            stats = self._streams[stream]
+            if totals == (stats.committed, stats.skipped, stats.records, stats.corrupted):
+                return
+            stats.committed, stats.skipped, stats.records, stats.corrupted = totals
+            stats.by_type = {**dict.fromkeys(DEFECT_TYPES, 0), **counter.get("issue_counts", {})}
+            stats.last_interval_end = counter.get("last_interval_end")
+            stats.last_batch_time = counter.get("last_finished_at")
+            self._publish()
+
     def note_error(self, stream: str, message: str) -> None:
         with self._lock:
             self._streams[stream].last_error = message
