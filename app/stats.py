@@ -43,6 +43,18 @@ class StreamStats:
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_POINTS))
     commit_times: deque = field(default_factory=deque)  # monotonic seconds of recent commits
 
+    def take_counter(self, counter: dict[str, Any]) -> bool:
+        """Take the totals of the stream's counter row in the store; False when they were already these."""
+        totals = (counter.get("committed_batches", 0), counter.get("skipped_ranges", 0),
+                  counter.get("records", 0), counter.get("corrupted", 0))
+        if totals == (self.committed, self.skipped, self.records, self.corrupted):
+            return False
+        self.committed, self.skipped, self.records, self.corrupted = totals
+        self.by_type = {**dict.fromkeys(DEFECT_TYPES, 0), **counter.get("issue_counts", {})}
+        self.last_batch_time = counter.get("last_finished_at")
+        self.last_interval_end = counter.get("last_interval_end")
+        return True
+
     def view(self, monotonic_now: float) -> StreamView:
         while self.commit_times and monotonic_now - self.commit_times[0] > RATE_WINDOW_S:
             self.commit_times.popleft()
@@ -100,14 +112,7 @@ class ServiceStats:
         fresh = {"companies": StreamStats(), "events": StreamStats()}
         counters = store.counters()
         for stream, stats in fresh.items():
-            counter = counters.get(stream, {})
-            stats.committed = counter.get("committed_batches", 0)
-            stats.skipped = counter.get("skipped_ranges", 0)
-            stats.records = counter.get("records", 0)
-            stats.corrupted = counter.get("corrupted", 0)
-            stats.by_type.update(counter.get("issue_counts", {}))
-            stats.last_batch_time = counter.get("last_finished_at")
-            stats.last_interval_end = counter.get("last_interval_end")
+            stats.take_counter(counters.get(stream, {}))
             stats.failed = store.failed_count(stream)
             for row in reversed(store.recent_batches(stream, 60)):
                 if row.status == "committed":
@@ -147,17 +152,9 @@ class ServiceStats:
 
     def sync(self, stream: str, counter: dict[str, Any]) -> None:
         """Take a stream's totals from its counter row in the store, when they differ."""
-        totals = (counter.get("committed_batches", 0), counter.get("skipped_ranges", 0),
-                  counter.get("records", 0), counter.get("corrupted", 0))
         with self._lock:
-            stats = self._streams[stream]
-            if totals == (stats.committed, stats.skipped, stats.records, stats.corrupted):
-                return
-            stats.committed, stats.skipped, stats.records, stats.corrupted = totals
-            stats.by_type = {**dict.fromkeys(DEFECT_TYPES, 0), **counter.get("issue_counts", {})}
-            stats.last_interval_end = counter.get("last_interval_end")
-            stats.last_batch_time = counter.get("last_finished_at")
-            self._publish()
+            if self._streams[stream].take_counter(counter):
+                self._publish()
 
     def note_error(self, stream: str, message: str) -> None:
         with self._lock:

@@ -207,13 +207,9 @@ class Store:
         with self.transaction() as c:
             return c.execute(_LEDGER_END, {"stream": stream}).scalar()
 
-    def open_rows(self, stream: str, until_s: int | None = None) -> list[LedgerRow]:
-        """Claimed or failed windows still to produce, oldest first."""
-        return self.cursor(stream, until_s)[0]
-
     def cursor(self, stream: str, until_s: int | None = None) -> tuple[list[LedgerRow], int | None]:
-        """Where a stream stands, read in one transaction: its open rows (ending by ``until_s``)
-        and the end of the latest window accounted for."""
+        """Where a stream stands, read in one transaction: its open rows (claimed or failed windows
+        ending by ``until_s``, oldest first) and the end of the latest window accounted for."""
         until = NO_LIMIT_S if until_s is None else until_s
         with self.transaction() as c:
             rows = [LedgerRow.of(r) for r in c.execute(_OPEN_ROWS, {"stream": stream, "until": until})]

@@ -56,7 +56,7 @@ def test_a_failed_window_stays_open_and_its_retry_counts_attempts(store):
     retry = store.claim("events", window(0))
     assert retry.id == row.id and retry.attempts == 2
     store.commit(retry, stats(3))
-    assert store.open_rows("events") == [] and store.failed_count("events") == 0
+    assert store.cursor("events")[0] == [] and store.failed_count("events") == 0
 
 
 def test_skip_records_a_range_once_and_counts_it(store):
