@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+PORT ?=
+PORT_ARG := $(if $(PORT),--port $(PORT),)
 
 .PHONY: help install lint test test-fast bench run-emulated run-production clean
 
@@ -19,11 +21,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install fleetgen with its dev tools
 
-lint: $(STAMP)  ## ruff
+lint: $(STAMP)  ## ruff, the layer contracts (import-linter) and mypy
 	$(BIN)/ruff check app tests
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
-test: $(STAMP)  ## lint, then the whole test suite (what CI runs)
-	$(BIN)/ruff check app tests
+test: lint  ## lint, then the whole test suite (what CI runs)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)  ## skip the slow real-time tests
@@ -32,11 +35,11 @@ test-fast: $(STAMP)  ## skip the slow real-time tests
 bench: $(STAMP)  ## benchmarks; results in bench-results/bench.json
 	$(BIN)/fleetgen bench --output bench-results/bench.json
 
-run-emulated: $(STAMP)  ## the service in emulated mode (batches every 10 s), dashboard on http://127.0.0.1:8080/
-	$(BIN)/fleetgen run --config conf/emulated.yaml
+run-emulated: $(STAMP)  ## the service in emulated mode (batches every 10 s), dashboard on http://127.0.0.1:8080/ (PORT=8090 to change)
+	$(BIN)/fleetgen run --config conf/emulated.yaml $(PORT_ARG)
 
-run-production: $(STAMP)  ## the service in production mode (hourly companies, 15-minute events)
-	$(BIN)/fleetgen run --config conf/production.yaml
+run-production: $(STAMP)  ## the service in production mode (hourly companies, 15-minute events; PORT=N to change)
+	$(BIN)/fleetgen run --config conf/production.yaml $(PORT_ARG)
 
 clean:  ## remove the virtualenv and caches (not your data)
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

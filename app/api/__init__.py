@@ -5,19 +5,18 @@ from __future__ import annotations
 from flask import Flask, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.api import routes
+from app.api import dashboard, routes
 from app.api.errors import register_error_handlers
 from app.api.fastpath import HealthFastPath
+from app.api.health import health_document
 from app.api.metrics import Metrics
 from app.api.openapi import openapi_document
-from app.config import Config
-from app.service import Service
+from app.core.config import Config
+from app.service.service import Service
 
 
 def create_app(config: Config, service: Service | None = None, test_config: dict | None = None) -> Flask:
     """The WSGI app for a config's service; never starts the scheduler (`fleetgen run` does)."""
-    from app import dashboard
-
     if service is None:
         service = Service(config)
     app = Flask(__name__, static_folder=None)
@@ -44,5 +43,5 @@ def create_app(config: Config, service: Service | None = None, test_config: dict
     def openapi():
         return routes.json_response(openapi_document())
 
-    app.wsgi_app = HealthFastPath(app.wsgi_app, service.health)  # type: ignore[method-assign]
+    app.wsgi_app = HealthFastPath(app.wsgi_app, lambda: health_document(service.snapshot()))  # type: ignore[method-assign]
     return app

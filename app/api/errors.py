@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from app.errors import LifecycleError
-from app.timeline import format_timestamp
+from app.core.errors import LifecycleError
+from app.core.timeline import format_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,9 @@ def register_error_handlers(app: Flask) -> None:
         name = (exc.name or "error").lower().replace(" ", "_")
         response = jsonify(error_body(name, exc.description or name))
         response.status_code = exc.code or 500
-        if exc.code == 405 and getattr(exc, "valid_methods", None):
-            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        allowed = getattr(exc, "valid_methods", None)
+        if exc.code == 405 and allowed:
+            response.headers["Allow"] = ", ".join(allowed)
         return response
 
     @app.errorhandler(Exception)

@@ -112,7 +112,7 @@ def openapi_document() -> dict[str, Any]:
     bad = _error_response("Bad parameter")
     unauthorized = _error_response("Missing or wrong bearer token (only when api.token is set)")
     control = {"200": _json("Control"), "401": unauthorized}
-    document = {
+    document: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {"title": "fleetgen API", "version": __version__,
                  "description": "Health, control and observability of a fleetgen service."},

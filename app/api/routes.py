@@ -12,8 +12,9 @@ import orjson
 from flask import Blueprint, Response, current_app, request
 
 from app.api.errors import ApiError
-from app.store.store import LEVELS
-from app.timeline import format_timestamp, parse_timestamp
+from app.api.health import health_document
+from app.core.timeline import format_timestamp, parse_timestamp
+from app.service.logs import LEVELS
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 MAX_LOG_LIMIT = 1000
@@ -49,7 +50,7 @@ def requires_token(view):
 
 @bp.get("/health")
 def health():
-    return json_response(service().health())
+    return json_response(health_document(service().snapshot()))
 
 
 @bp.post("/pause")
@@ -107,7 +108,7 @@ def logs():
         if level not in LEVELS:
             raise ApiError(400, "bad_request", f"level: {request.args['level'][:50]!r} is not one of "
                                                f"{', '.join(LEVELS)}")
-    entries = service().store.query_logs(limit=limit, since=since, level=level)
+    entries = service().logs(limit=limit, since=since, level=level)
     for entry in entries:
         entry["timestamp"] = format_timestamp(datetime.fromtimestamp(entry.pop("created"), UTC))
     return json_response({"count": len(entries), "logs": entries})
@@ -119,7 +120,7 @@ def batches():
     if stream is not None and stream not in ("companies", "events"):
         raise ApiError(400, "bad_request", f"stream: {stream[:50]!r} is not one of companies, events")
     limit = int_param("limit", 20, 1, MAX_BATCH_LIMIT)
-    rows = service().store.recent_batches(stream, limit)
+    rows = service().recent_batches(stream, limit)
     return json_response({"count": len(rows), "batches": [row.as_dict() for row in rows]})
 
 

@@ -10,9 +10,15 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.errors import StoreError
+from app.core.errors import StoreError
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+def migrations_dir() -> Path:
+    """Inside an installed wheel (app/_migrations), else the checkout's top-level migrations/."""
+    packaged = Path(__file__).resolve().parents[1] / "_migrations"
+    if (packaged / "env.py").is_file():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "migrations"
 
 
 def create_store_engine(url: str, busy_timeout_ms: int = 10_000) -> Engine:
@@ -37,7 +43,7 @@ def create_store_engine(url: str, busy_timeout_ms: int = 10_000) -> Engine:
 
 def alembic_config() -> AlembicConfig:
     cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     return cfg
 
 

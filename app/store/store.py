@@ -8,15 +8,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.errors import StoreError
-from app.generation.events import Roster
+from app.core.errors import StoreError
+from app.core.timeline import Window
 from app.store.database import create_store_engine, migrate
 from app.store.models import (
     COMMITTED,
@@ -29,16 +29,14 @@ from app.store.models import (
     StateEntry,
     StreamCounter,
 )
-from app.timeline import Window
+from app.store.roster import GEOGRAPHY_CODES, NewCompanies, RosterRows
 
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-GEOGRAPHY_CODES = {"US": 0, "EU": 1, "SA": 2, "AUS": 3}
 NO_LIMIT_S = 2**62
 
 # The ledger statements run on every batch: built once (Core, not ORM) so each costs a compiled-cache
 # lookup instead of a statement build and a unit of work, which matters to the API threads sharing the GIL.
-_BATCHES = Batch.__table__
-_COUNTERS = StreamCounter.__table__
+_BATCHES = cast(Table, Batch.__table__)
+_COUNTERS = cast(Table, StreamCounter.__table__)
 _LEDGER_END = select(func.max(_BATCHES.c.interval_end)).where(_BATCHES.c.stream == bindparam("stream"))
 _OPEN_ROWS = (select(_BATCHES)
               .where(_BATCHES.c.stream == bindparam("stream"), _BATCHES.c.status.in_([PENDING, FAILED]),
@@ -53,7 +51,7 @@ _INSERT_BATCH = insert(_BATCHES)
 _UPDATE_BATCH = update(_BATCHES).where(_BATCHES.c.id == bindparam("row_id"))
 _INSERT_COUNTER = insert(_COUNTERS)
 _UPDATE_COUNTER = update(_COUNTERS).where(_COUNTERS.c.stream == bindparam("counter_stream"))
-_INSERT_COMPANY = insert(Company.__table__)
+_INSERT_COMPANY = insert(cast(Table, Company.__table__))
 
 
 @dataclass(frozen=True)
@@ -109,44 +107,6 @@ class CommitStats:
     started_at: float
     finished_at: float
     firing_delay_s: float | None
-
-
-@dataclass(frozen=True)
-class NewCompanies:
-    """Clean roster values of a committed company batch."""
-
-    company_ids: list[str]
-    names: list[str]
-    geography: list[str]
-    active: list[bool]
-    drivers_count: list[int]
-    onboarded_at_ms: list[int]
-
-
-@dataclass
-class RosterRows:
-    """The whole roster as columns, sorted by the end of the window that onboarded each company."""
-
-    batch_end: np.ndarray
-    company_uuid: np.ndarray
-    geography: np.ndarray
-    active: np.ndarray
-    drivers_count: np.ndarray
-
-    def append(self, batch_end: int, company_uuid: np.ndarray, geography: np.ndarray, active: np.ndarray,
-               drivers_count: np.ndarray) -> None:
-        self.batch_end = np.concatenate([self.batch_end, np.full(len(geography), batch_end, np.int64)])
-        self.company_uuid = np.concatenate([self.company_uuid, company_uuid])
-        self.geography = np.concatenate([self.geography, geography.astype(np.uint8)])
-        self.active = np.concatenate([self.active, active.astype(bool)])
-        self.drivers_count = np.concatenate([self.drivers_count, drivers_count.astype(np.int32)])
-
-    def before(self, moment_s: int) -> Roster:
-        """Active companies of batches that closed at or before ``moment_s``, in onboarding order."""
-        count = int(np.searchsorted(self.batch_end, moment_s, side="right"))
-        keep = self.active[:count]
-        return Roster(self.company_uuid[:count][keep], self.geography[:count][keep],
-                      self.drivers_count[:count][keep])
 
 
 class Store:
@@ -236,7 +196,9 @@ class Store:
                 values = {"stream": stream, "batch_id": window.batch_id, "interval_start": window.start_s,
                           "interval_end": window.end_s, "status": PENDING, "attempts": 1,
                           "scheduled_at": scheduled_at, "started_at": started}
-                new_id = c.execute(_INSERT_BATCH, values).inserted_primary_key[0]
+                key = c.execute(_INSERT_BATCH, values).inserted_primary_key
+                assert key is not None
+                new_id = int(key[0])
                 return LedgerRow(new_id, stream, window.batch_id, window, PENDING, None, 1, None, 0, 0, 0,
                                  None, scheduled_at, started, None, None, None, None)
             if found.status in (COMMITTED, SKIPPED):
@@ -375,12 +337,13 @@ class Store:
             with self.session() as s:
                 s.execute(insert(LogEntry), entries)
 
-    def query_logs(self, limit: int = 100, since: float | None = None, level: str | None = None) -> list[dict]:
+    def query_logs(self, limit: int = 100, since: float | None = None,
+                   levels: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
         query = select(LogEntry).order_by(LogEntry.id.desc()).limit(limit)
         if since is not None:
             query = query.where(LogEntry.created >= since)
-        if level is not None:
-            query = query.where(LogEntry.level.in_(LEVELS[LEVELS.index(level):]))
+        if levels is not None:
+            query = query.where(LogEntry.level.in_(levels))
         with self.session() as s:
             return [{"id": e.id, "created": e.created, "level": e.level, "logger": e.logger,
                      "message": e.message, "fields": e.fields or {}} for e in s.scalars(query)]

@@ -11,7 +11,7 @@ from openapi_spec_validator import validate
 
 from app.api import create_app
 from app.api.openapi import openapi_document
-from app.service import Service
+from app.service.service import Service
 
 SPEC = OpenAPI.from_dict(openapi_document())
 
@@ -97,7 +97,7 @@ def test_logs_and_filters(api):
     service.resume()
     import logging
 
-    from app.logs import StoreHandler
+    from app.service.logs import StoreHandler
 
     handler = StoreHandler(service.store)
     logging.getLogger("app.test").addHandler(handler)
@@ -215,7 +215,6 @@ def test_health_fast_path_answers_like_the_flask_route_and_defers_everything_els
     oversized = client.get("/api/health", data=b"x" * 70_000)
     assert oversized.status_code == 413 and oversized.is_json
     # A failing health document becomes Flask's JSON 500, not a traceback or a dropped connection.
-    monkeypatch.setattr(service, "health", lambda: 1 / 0)
-    client.application.wsgi_app.health = service.health
+    monkeypatch.setattr(service, "snapshot", lambda: 1 / 0)
     failed = client.get("/api/health")
     assert failed.status_code == 500 and failed.get_json()["error"] == "internal_error"

@@ -15,7 +15,7 @@ from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAP
 
 from app.api import create_app
 from app.api.openapi import openapi_document
-from app.service import Service
+from app.service.service import Service
 
 DOCUMENT = openapi_document()
 SPEC = OpenAPI.from_dict(DOCUMENT)
@@ -34,7 +34,7 @@ def live():
     import tempfile
     from pathlib import Path
 
-    from app.config import Config
+    from app.core.config import Config
 
     tmp = tempfile.mkdtemp(prefix="fleetgen-fuzz-")
     config = Config.model_validate({"seed": 3, "output": {"data_dir": str(Path(tmp) / "data")},

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from app.pipeline import Pipeline
+from app.service.pipeline import Pipeline
 from app.store import Store
 from tests.conftest import ROOT, utc
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from app import bronze
-from app.config import load_config
+from app.core import bronze
+from app.core.config import load_config
 from app.store import Store
 
 pytestmark = pytest.mark.slow

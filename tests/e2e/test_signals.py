@@ -4,10 +4,10 @@ import time
 
 import pytest
 
-from app import bronze
-from app.config import load_config
+from app.core import bronze
+from app.core.config import load_config
+from app.core.timeline import next_boundary
 from app.store import Store
-from app.timeline import next_boundary
 
 pytestmark = pytest.mark.slow
 

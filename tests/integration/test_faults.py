@@ -8,8 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from app import bronze
-from app.service import Service
+from app.api.health import health_document
+from app.core import bronze
+from app.service.service import Service
 from tests.conftest import utc
 
 
@@ -64,7 +65,7 @@ def test_disk_full_while_publishing_then_recovery(make_config, monkeypatch):
         service.wake("companies")
         outcomes = service.wake("events")
         assert outcomes and outcomes[-1].status == "failed" and "No space left" in outcomes[-1].reason
-    health = service.health()
+    health = health_document(service.snapshot())
     assert health["driver_generator"]["failed_batches"] == 3
     assert "No space left" in health["driver_generator"]["last_error"]
     assert_ledger_matches_disk(service)  # the failed window is not visible anywhere
@@ -92,7 +93,7 @@ def test_metadata_store_locked_then_released(make_config):
             for stream in ("companies", "events"):
                 outcomes = service.wake(stream)
                 assert all(o.status == "failed" for o in outcomes)
-        assert "locked" in service.health()["company_generator"]["last_error"]
+        assert "locked" in health_document(service.snapshot())["company_generator"]["last_error"]
     finally:
         locker.rollback()
         locker.close()

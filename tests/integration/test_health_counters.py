@@ -1,7 +1,8 @@
 """Health's totals are the store's: kept in memory for speed, aligned with the store at each wake-up."""
 
-from app.pipeline import Pipeline
-from app.service import Service
+from app.api.health import health_document
+from app.service.pipeline import Pipeline
+from app.service.service import Service
 from app.store import Store
 from tests.conftest import utc
 from tests.integration.test_faults import Clock, emulated
@@ -16,7 +17,7 @@ def test_health_totals_follow_the_store_when_another_process_commits(make_config
     clock = Clock(utc(2026, 11, 25, 10, 0, 5))
     service = Service(config, clock=clock, monotonic=clock.monotonic)
     service.startup_catch_up()
-    before = service.health()["driver_generator"]
+    before = health_document(service.snapshot())["driver_generator"]
     assert before["total_batches"] == len(committed(service, "events")) >= 1
 
     # `fleetgen generate` on the same data directory, in another process: three windows ahead.
@@ -25,7 +26,7 @@ def test_health_totals_follow_the_store_when_another_process_commits(make_config
     assert [o.status for o in other.catch_up("events", clock.now)] == ["committed"] * 3
     service.wake("events")  # finds them already committed: nothing produced, nothing recorded
 
-    after = service.health()
+    after = health_document(service.snapshot())
     store_counter = service.store.counters()["events"]
     events_total = after["driver_generator"]["total_batches"]
     assert events_total == before["total_batches"] + 3 == len(committed(service, "events"))
@@ -34,7 +35,8 @@ def test_health_totals_follow_the_store_when_another_process_commits(make_config
     assert after["driver_generator"]["last_interval_end"] == "2026-11-25T10:00:30.000Z"
     # The other process onboarded the companies those windows needed; the companies wake-up sees them.
     service.wake("companies")
-    companies = service.health()["company_generator"]
+    companies = health_document(service.snapshot())["company_generator"]
     assert companies["total_batches"] == len(committed(service, "companies"))
     assert companies["total_records"] == service.store.counters()["companies"]["records"]
-    assert service.health()["quality"]["records"] == store_counter["records"] + companies["total_records"]
+    quality = health_document(service.snapshot())["quality"]
+    assert quality["records"] == store_counter["records"] + companies["total_records"]

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from app import bronze
 from app.cli import main
-from app.errors import LifecycleError
-from app.lifecycle import remove_generated
-from app.pipeline import Pipeline
+from app.core import bronze
+from app.core.errors import LifecycleError
+from app.service.lifecycle import remove_generated
+from app.service.pipeline import Pipeline
 from app.store import Store
 from tests.conftest import utc
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from app import bronze
 from app.cli import main
-from app.pipeline import Pipeline
+from app.core import bronze
+from app.service.pipeline import Pipeline
 from app.store import Store
 from tests.conftest import utc
 

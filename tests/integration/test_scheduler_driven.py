@@ -7,8 +7,8 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 from apscheduler.executors.debug import DebugExecutor
 from freezegun import freeze_time
 
-from app.scheduler import COMPANY_JOB_ID, DRIVER_JOB_ID
-from app.service import Service
+from app.service.scheduler import COMPANY_JOB_ID, DRIVER_JOB_ID
+from app.service.service import Service
 from tests.conftest import utc
 
 

@@ -5,9 +5,10 @@ import time
 
 import pytest
 
-from app import bronze
-from app.errors import LifecycleError
-from app.service import Service
+from app.api.health import health_document
+from app.core import bronze
+from app.core.errors import LifecycleError
+from app.service.service import Service
 
 pytestmark = pytest.mark.slow
 
@@ -99,4 +100,4 @@ def test_pause_clean_resume(fast_service):
     next_event(events, "auto_reinit", 2.0)
     assert time.monotonic() - resumed_at < 2.0
     assert service.store.roster_size() > 0
-    assert service.health()["auto_reinit"]["count"] == 1
+    assert health_document(service.snapshot())["auto_reinit"]["count"] == 1

@@ -5,9 +5,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from app.core.timeline import Window
 from app.store import Store
-from app.store.store import CommitStats, NewCompanies
-from app.timeline import Window
+from app.store.roster import NewCompanies
+from app.store.store import CommitStats
 
 START = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
 

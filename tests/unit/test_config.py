@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from app.cli import main
-from app.config import ConfigError, load_config, parse_config, resolve_mode
+from app.core.config import ConfigError, load_config, parse_config, resolve_mode
 from tests.conftest import ROOT
 
 
@@ -128,10 +128,10 @@ def test_mode_override_precedence():
     assert resolve_mode(config, None, {})[1] == "config file (emulated_mode.enabled)"
     env_config, source = resolve_mode(config, None, {"FLEETGEN_MODE": "emulated"})
     assert env_config.generation_mode == "emulated" and source == "FLEETGEN_MODE"
-    cli_config, source = resolve_mode(config, "production", {"FLEETGEN_MODE": "emulated"})
+    cli_config, source = resolve_mode(config, "production", {"FLEETGEN_MODE": "emulated"}, "--mode")
     assert cli_config.generation_mode == "production" and source == "--mode"
     with pytest.raises(ConfigError, match="--mode: 'fast'"):
-        resolve_mode(config, "fast", {})
+        resolve_mode(config, "fast", {}, "--mode")
     with pytest.raises(ConfigError, match="FLEETGEN_MODE: 'turbo'"):
         resolve_mode(config, None, {"FLEETGEN_MODE": "turbo"})
 

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from app import filesink
-from app.filesink import FileSink
+from app.core import filesink
+from app.core.filesink import FileSink
 
 
 def chunks_of(total: int, seed: int) -> list[bytes]:

@@ -6,15 +6,15 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from app.config import DEFECT_TYPES, EVENT_TYPES
-from app.generation import generate_batch
-from app.generation import geography as geo
-from app.generation.companies import generate_companies
-from app.generation.defects import plan_defects
-from app.generation.encoding import render_issues, render_records
-from app.generation.events import Roster
-from app.generation.seeding import batch_rng
-from app.timeline import Window
+from app.core.config import DEFECT_TYPES, EVENT_TYPES
+from app.core.generation import geography as geo
+from app.core.generation.batch import generate_batch
+from app.core.generation.companies import generate_companies
+from app.core.generation.defects import plan_defects
+from app.core.generation.encoding import render_issues, render_records
+from app.core.generation.events import Roster
+from app.core.generation.seeding import batch_rng
+from app.core.timeline import Window
 from tests.conftest import utc
 
 COMPANY_WINDOW = Window(utc(2026, 11, 25, 9), utc(2026, 11, 25, 10))

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from app.generation import render as r
+from app.core.generation import render as r
 
 
 def lines(matrix: np.ndarray) -> list[str]:

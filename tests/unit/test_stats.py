@@ -2,9 +2,9 @@
 
 from datetime import UTC, datetime
 
-from app.pipeline import Outcome
-from app.stats import ServiceStats
-from app.timeline import Window
+from app.core.timeline import Window
+from app.service.pipeline import Outcome
+from app.service.stats import ServiceStats
 
 
 class FakeStore:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from freezegun import freeze_time
 
-from app.timeline import (
+from app.core.timeline import (
     Window,
     align_to_interval,
     due_windows,

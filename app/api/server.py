@@ -1,0 +1,52 @@
+"""`fleetgen run`: the service behind waitress, until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from waitress.server import create_server
+
+from app.api import create_app
+from app.core.config import Config, format_duration
+from app.core.errors import ListenError
+from app.service.logs import StoreHandler, configure_logging
+from app.service.service import Service
+
+log = logging.getLogger(__name__)
+
+
+def run_service(config: Config, mode_source: str) -> int:
+    """`fleetgen run`: service + API + dashboard until SIGINT/SIGTERM; exit 0 on a clean stop."""
+    configure_logging()
+    service = Service(config, mode_source)
+    store_handler = StoreHandler(service.store)
+    logging.getLogger().addHandler(store_handler)
+    app = create_app(config, service)
+    try:
+        server = create_server(app, host=config.api.host, port=config.api.port, threads=16,
+                               channel_timeout=30, ident="fleetgen")
+    except OSError as exc:
+        raise ListenError(config.api.host, config.api.port, exc.strerror or str(exc)) from None
+    stop = threading.Event()
+
+    def on_signal(signum, _frame) -> None:
+        log.info("signal received", extra={"fields": {"signal": signal.Signals(signum).name}})
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    service.start()
+    http = threading.Thread(target=server.run, name="fleetgen-http", daemon=True)
+    http.start()
+    log.info("dashboard ready", extra={"fields": {
+        "url": f"http://{config.api.host}:{server.effective_port}/", "mode": config.generation_mode,
+        "company_interval": format_duration(config.active_company_interval),
+        "driver_interval": format_duration(config.active_driver_interval)}})
+    stop.wait()
+    service.stop(timeout=1.5)
+    server.close()
+    store_handler.close()
+    logging.getLogger().removeHandler(store_handler)
+    return 0

@@ -1,0 +1,1 @@
+"""Benchmarks (`fleetgen bench`): may use every layer; nothing else imports them."""

@@ -1,0 +1,5 @@
+"""The `fleetgen` command line (the top layer: it may import every other one)."""
+
+from app.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,246 @@
+"""The `fleetgen` command line: validate, generate, backfill, status, clean, run, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app.cli.presets import DEFAULT_PRESET, preset_names, write_starter_config
+from app.core.config import Config, effective_settings, load_config, resolve_mode, shared_directory_problem
+from app.core.errors import ConfigError, FleetgenError, RangeError, UsageError
+from app.core.timeline import format_timestamp, parse_timestamp, window_for_firing
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("app.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fleetgen", description="Synthetic fleet-telematics batches for bronze.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    init = sub.add_parser("init", help="write a commented starter config from a preset")
+    init.add_argument("path", nargs="?", type=Path, default=Path("fleetgen.yaml"),
+                      help="where to write it (default: fleetgen.yaml)")
+    init.add_argument("--preset", default=DEFAULT_PRESET,
+                      help=f"one of: {', '.join(preset_names())} (default: {DEFAULT_PRESET})")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    validate = sub.add_parser("validate", help="check a config and print the effective settings")
+    validate.add_argument("config", help="YAML config file")
+    _mode_option(validate)
+
+    def with_config(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text)
+        command.add_argument("--config", required=True, help="YAML config file")
+        _mode_option(command)
+        command.add_argument("--data-dir", type=Path, help="data directory (overrides output.data_dir)")
+        return command
+
+    run = with_config("run", "the service: scheduler, API and dashboard in one process")
+    run.add_argument("--port", type=int, help="API port (overrides api.port)")
+    run.add_argument("--host", help="API bind address (overrides api.host)")
+
+    generate = with_config("generate", "produce the window(s) due at a moment now, through the ledger")
+    generate.add_argument("--stream", required=True, choices=["companies", "events"])
+    generate.add_argument("--at", help="ISO 8601 UTC moment acting as 'now' (default: the current time)")
+
+    backfill = with_config("backfill", "produce every window of a time range, resumable and idempotent")
+    backfill.add_argument("--from", dest="start", required=True, help="ISO 8601 UTC start")
+    backfill.add_argument("--to", dest="end", required=True, help="ISO 8601 UTC end (exclusive)")
+
+    with_config("status", "ledger summary of a data directory")
+    clean = with_config("clean", "remove what fleetgen wrote in the data directory (no service may be using it)")
+    clean.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    bench = sub.add_parser("bench", help="run the benchmark suite and write results as JSON")
+    bench.add_argument("--output", type=Path, default=Path("bench-results/bench.json"))
+    bench.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    bench.add_argument("--only", action="append", help="run only the named benchmark(s)")
+    return parser
+
+
+def _mode_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--mode", help="emulated or production (overrides the config file and FLEETGEN_MODE)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, UsageError) as exc:
+        print(f"fleetgen: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except FleetgenError as exc:
+        print(f"fleetgen: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+    except Exception as exc:  # noqa: BLE001 - no traceback for the user unless asked for
+        if os.environ.get("FLEETGEN_DEBUG"):
+            raise
+        print(f"fleetgen: internal error: {type(exc).__name__}: {exc} (set FLEETGEN_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def load(args: argparse.Namespace) -> tuple[Config, str]:
+    config, mode_source = resolve_mode(load_config(args.config), args.mode, override_source="--mode")
+    if getattr(args, "data_dir", None) is not None:
+        problem = shared_directory_problem(args.data_dir)
+        if problem:
+            raise UsageError(f"--data-dir: {problem}")
+        config = config.with_data_dir(args.data_dir)
+    return config, mode_source
+
+
+def moment(text: str | None, option: str) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        raise UsageError(f"{option}: {text!r} is not an ISO 8601 timestamp (e.g. 2026-11-25T20:00:00Z)") from None
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    path = write_starter_config(args.preset, args.path, force=args.force)
+    load_config(path)  # what we write must load
+    print(f"wrote {path} (preset {args.preset}); next: fleetgen validate {path} && fleetgen run --config {path}")
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    config, mode_source = load(args)
+    print(json.dumps({"valid": True, "effective": effective_settings(config, mode_source),
+                      "config": config.snapshot()}, indent=2))
+    return EXIT_OK
+
+
+def open_pipeline(config: Config):
+    from app.service.logs import configure_logging
+    from app.service.pipeline import Pipeline
+    from app.store import Store
+
+    configure_logging(quiet=True)
+    store = Store.for_config(config)
+    return Pipeline(config, store)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    config, _ = load(args)
+    at = moment(args.at, "--at")
+    pipeline = open_pipeline(config)
+    try:
+        outcomes = pipeline.catch_up(args.stream, at)
+        if not outcomes:
+            print(json.dumps({"produced": [], "note": _nothing_due(pipeline, args.stream, at)}, indent=2))
+            return EXIT_OK
+        print(json.dumps({"produced": [o.as_dict() for o in outcomes]}, indent=2))
+        return EXIT_FAILURE if any(o.status == "failed" for o in outcomes) else EXIT_OK
+    finally:
+        pipeline.store.close()
+
+
+def _nothing_due(pipeline, stream: str, at: datetime) -> str:
+    last_closed = window_for_firing(at, pipeline.interval(stream))
+    row = pipeline.store.covering(stream, last_closed.start_s)
+    if row is not None:
+        return f"nothing due: window {row.batch_id}, the last one closed at --at, is already {row.status}"
+    first = pipeline.store.all_batches(stream)[:1]
+    if first and at <= first[0].window.start:
+        return (f"nothing due: this data directory's {stream} ledger starts at {first[0].batch_id}; "
+                "earlier windows belong to another data directory (use a fresh --data-dir and backfill)")
+    return "nothing due: no window closed by --at is missing from the ledger"
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    config, _ = load(args)
+    start, end = moment(args.start, "--from"), moment(args.end, "--to")
+    pipeline = open_pipeline(config)
+    try:
+        try:
+            outcomes = pipeline.backfill(start, end)
+        except RangeError as exc:
+            raise UsageError(flag_wording(exc)) from None
+        summary: dict[str, dict[str, int]] = {}
+        for outcome in outcomes:
+            per_stream = summary.setdefault(outcome.stream, {})
+            per_stream[outcome.status] = per_stream.get(outcome.status, 0) + 1
+            per_stream["records"] = per_stream.get("records", 0) + outcome.record_count
+        failed = [o.as_dict() for o in outcomes if o.status == "failed"]
+        print(json.dumps({"summary": summary, "failed": failed}, indent=2))
+        return EXIT_FAILURE if failed else EXIT_OK
+    finally:
+        pipeline.store.close()
+
+
+def flag_wording(exc: RangeError) -> str:
+    """A range problem in the words of `backfill`'s options."""
+    if exc.problem == "empty":
+        return f"--to ({exc.end}) must be after --from ({exc.start})"
+    return (f"the {exc.stream} ledger ends at {exc.ledger_end}, before --from {exc.start}: backfill continues a "
+            "ledger, it cannot leave a gap. Use --from at or before that time, or a fresh --data-dir")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config, _ = load(args)
+    pipeline = open_pipeline(config)
+    try:
+        ledger = pipeline.store.stream_totals()
+        for by_status in ledger.values():
+            for totals in by_status.values():
+                for key in ("last_interval_end", "last_finished_at"):
+                    if totals.get(key) is not None:
+                        totals[key] = format_timestamp(datetime.fromtimestamp(totals[key], UTC))
+        print(json.dumps({"data_dir": str(config.output.data_dir), "ledger": ledger,
+                          "paused": bool(pipeline.store.get_state("paused", False))}, indent=2))
+        return EXIT_OK
+    finally:
+        pipeline.store.close()
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from app.service.lifecycle import clean_offline
+
+    config, _ = load(args)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError("clean removes all generated data; pass --yes to confirm")
+        answer = input(f"Remove everything fleetgen wrote under {config.output.data_dir}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("aborted")
+            return EXIT_OK
+    print(json.dumps(clean_offline(config), indent=2))
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from app.api.server import run_service
+
+    config, mode_source = load(args)
+    updates = {}
+    if args.port is not None:
+        updates["port"] = args.port
+    if args.host is not None:
+        updates["host"] = args.host
+    if updates:
+        config = config.model_copy(update={"api": config.api.model_copy(update=updates)})
+    return run_service(config, mode_source)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from app.bench.runner import run_benchmarks
+
+    return run_benchmarks(args.output, quick=args.quick, only=args.only)
+
+
+COMMANDS = {
+    "init": cmd_init, "validate": cmd_validate, "generate": cmd_generate, "backfill": cmd_backfill,
+    "status": cmd_status, "clean": cmd_clean, "run": cmd_run, "bench": cmd_bench,
+}

@@ -1,0 +1,1 @@
+"""The pure core: config, errors, timeline, generation and bronze publishing (no web, database, scheduler)."""

@@ -1,0 +1,225 @@
+"""The bronze layout on disk and atomic batch publishing (stage, fsync, rename, _SUCCESS last)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from app.core.errors import PublishError
+from app.core.filesink import FileSink
+
+SCHEMA_VERSION = "1.0"
+STREAMS = ("companies", "events")
+META_FILE, ISSUES_FILE, SUCCESS_FILE = "batch_meta.json", "issues.jsonl", "_SUCCESS"
+BATCH_DIR_PATTERN = re.compile(r"^\d{8}T\d{6}Z$")
+STAGING_DIR = ".staging"
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+    record_format: str = "jsonl"  # output.format: the record files' extension
+
+    def record_file(self, stream: str) -> str:
+        return f"{stream}.{self.record_format}"
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "raw"
+
+    @property
+    def manifests(self) -> Path:
+        return self.root / "manifests"
+
+    @property
+    def staging(self) -> Path:
+        return self.root / STAGING_DIR
+
+    def stream_dir(self, stream: str) -> Path:
+        return self.raw / stream
+
+    def batch_dir(self, stream: str, batch_id: str) -> Path:
+        return self.stream_dir(stream) / batch_id
+
+    def ensure(self) -> None:
+        for stream in STREAMS:
+            self.stream_dir(stream).mkdir(parents=True, exist_ok=True)
+        self.manifests.mkdir(parents=True, exist_ok=True)
+        self.staging.mkdir(parents=True, exist_ok=True)
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    rows: int
+    bytes: int
+    sha256: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class Published:
+    path: Path
+    files: dict[str, FileInfo]
+    adopted: bool  # an identical batch was already visible (a retry after a crash past the rename)
+
+
+def publish_batch(
+    layout: Layout,
+    stream: str,
+    batch_id: str,
+    records: Iterable[bytes | memoryview],
+    record_count: int,
+    issues: bytes,
+    issue_count: int,
+    meta: dict[str, Any],
+    started: float | None = None,
+    checkpoint: Callable[[], None] = lambda: None,
+) -> Published:
+    """Write a batch in staging and make it visible in one rename; nothing partial is ever visible.
+
+    ``checkpoint`` is called between chunks and just before the rename; raising there
+    (shutdown) abandons the batch and leaves nothing behind.
+    """
+    layout.ensure()
+    final = layout.batch_dir(stream, batch_id)
+    staging = layout.staging / f"{stream}-{batch_id}"
+    try:
+        _remove_tree(staging)
+        staging.mkdir(parents=True)
+        record_file = layout.record_file(stream)
+        files = {record_file: _write_stream(staging / record_file, records, record_count,
+                                                     checkpoint)}
+        if issues:
+            files[ISSUES_FILE] = _write_stream(staging / ISSUES_FILE, [issues], issue_count)
+        duration = round(time.time() - started, 6) if started is not None else None
+        full_meta = {**meta, "duration_s": duration,
+                     "files": {name: info.as_dict() for name, info in files.items()}}
+        _write_stream(staging / META_FILE, [orjson.dumps(full_meta, option=orjson.OPT_INDENT_2) + b"\n"], 1)
+        _write_stream(staging / SUCCESS_FILE, [b""], 0)
+        _fsync_dir(staging)
+        checkpoint()
+        adopted = _existing_matches(final, stream, files)
+        if adopted:
+            _remove_tree(staging)
+        else:
+            move_into_place(staging, final)
+        return Published(final, files, adopted)
+    except OSError as exc:
+        _remove_tree(staging, ignore_errors=True)
+        raise PublishError(f"cannot publish {stream}/{batch_id} under {layout.root}: {exc}") from exc
+    except BaseException:
+        _remove_tree(staging, ignore_errors=True)
+        raise
+
+
+def move_into_place(staging: Path, final: Path) -> None:
+    """The single step that makes a batch visible (a separate function so tests can break it)."""
+    if final.exists():
+        # A different earlier copy (e.g. from another config): set it aside, then swap.
+        retired = staging.parent / f"retired-{final.parent.name}-{final.name}"
+        _remove_tree(retired)
+        os.replace(final, retired)
+        os.replace(staging, final)
+        _remove_tree(retired)
+    else:
+        os.replace(staging, final)
+    _fsync_dir(final.parent)
+
+
+def _existing_matches(final: Path, stream: str, files: dict[str, FileInfo]) -> bool:
+    if not (final / SUCCESS_FILE).exists():
+        return False
+    try:
+        existing = orjson.loads((final / META_FILE).read_bytes())["files"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return all(existing.get(name, {}).get("sha256") == info.sha256 for name, info in files.items())
+
+
+def _write_stream(path: Path, chunks: Iterable[bytes | memoryview], rows: int,
+                  checkpoint: Callable[[], None] = lambda: None) -> FileInfo:
+    """Write, checksum (on its own thread, overlapping the write) and fsync one file."""
+    digest = hashlib.sha256()
+    hashing: Future[None] | None = None
+    sink = FileSink(path, large=rows >= DIRECT_IO_MIN_ROWS)
+    try:
+        for chunk in chunks:
+            checkpoint()
+            if hashing is not None:
+                hashing.result()
+            if len(chunk) < HASH_INLINE_BYTES:
+                digest.update(chunk)  # a hand-off to the hashing thread would cost more than the hash
+                hashing = None
+            else:
+                hashing = _HASHER.submit(digest.update, chunk)
+            sink.write(chunk)
+        if hashing is not None:
+            hashing.result()
+    except BaseException:
+        sink.abort()
+        raise
+    size = sink.close()
+    return FileInfo(rows, size, digest.hexdigest())
+
+
+_HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetgen-sha256")
+HASH_INLINE_BYTES = 1 << 20
+DIRECT_IO_MIN_ROWS = 50_000  # below this a batch is a few MB: the page cache is the faster path
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_tree(path: Path, ignore_errors: bool = False) -> None:
+    if path.is_symlink():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path, ignore_errors=ignore_errors)
+
+
+def write_json_atomically(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+    os.replace(tmp, path)
+
+
+def write_text_once(path: Path, text: str) -> bool:
+    """Create ``path`` with ``text`` unless it exists; True when written."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return True
+
+
+def verify_batch(batch_dir: Path) -> list[str]:
+    """Problems with a published batch: missing marker, or files whose size or checksum differ."""
+    problems = []
+    if not (batch_dir / SUCCESS_FILE).exists():
+        return [f"{batch_dir}: no {SUCCESS_FILE}"]
+    meta = orjson.loads((batch_dir / META_FILE).read_bytes())
+    for name, info in meta["files"].items():
+        data = (batch_dir / name).read_bytes()
+        if len(data) != info["bytes"] or hashlib.sha256(data).hexdigest() != info["sha256"]:
+            problems.append(f"{batch_dir / name}: size or sha256 differs from {META_FILE}")
+    return problems

@@ -1,0 +1,420 @@
+"""Configuration models and loading: the only place that parses YAML."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import reprlib
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import isodate
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from app.core.errors import ConfigError
+
+MODE_ENV_VAR = "FLEETGEN_MODE"
+MODES = ("production", "emulated")
+Geography = Literal["US", "EU", "SA", "AUS"]
+EventType = Literal["start_driving", "stopped_driving", "delivered"]
+GEOGRAPHIES: tuple[Geography, ...] = ("US", "EU", "SA", "AUS")
+EVENT_TYPES: tuple[EventType, ...] = ("start_driving", "stopped_driving", "delivered")
+DEFECT_TYPES = (
+    "missing_field",
+    "null_value",
+    "malformed_timestamp",
+    "invalid_enum",
+    "duplicate",
+    "boundary_violation",
+)
+# Names users reach for that difflib alone would not map to the real key.
+KEY_HINTS = {
+    "corruption_rate": "error_rate",
+    "defect_rate": "error_rate",
+    "mode": "emulated_mode",
+    "companies_per_interval": "companies_per_batch",
+}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """ISO 8601 duration in whole seconds, at least 1 s; no years or months."""
+    if isinstance(value, timedelta):
+        duration = value
+    elif isinstance(value, str):
+        try:
+            duration = isodate.parse_duration(value.strip())
+        except (isodate.ISO8601Error, ValueError):
+            raise ValueError("must be an ISO 8601 duration such as PT10S or PT1H30M") from None
+        if not isinstance(duration, timedelta):
+            raise ValueError("years and months have no fixed length; use days, hours, minutes or seconds")
+    else:
+        raise ValueError("must be an ISO 8601 duration string such as PT10S or PT1H30M")
+    if duration < timedelta(seconds=1):
+        raise ValueError("must be at least 1 second (PT1S)")
+    if duration.microseconds:
+        raise ValueError("must be a whole number of seconds")
+    return duration
+
+
+def format_duration(duration: timedelta) -> str:
+    return str(isodate.duration_isoformat(duration))
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class QualityInjectionConfig(StrictModel):
+    enabled: bool = False
+    error_rate: Probability = 0.0
+    missing_field_probability: Probability = 0.3
+    null_value_probability: Probability = 0.3
+    malformed_timestamp_probability: Probability = 0.2
+    invalid_enum_probability: Probability = 0.1
+    duplicate_probability: Probability = 0.05
+    boundary_violation_probability: Probability = 0.05
+    inject_in_driver_events: bool = True
+    inject_in_companies: bool = True
+    log_injected_issues: bool = True
+
+    @model_validator(mode="after")
+    def _some_type_enabled(self) -> QualityInjectionConfig:
+        if self.enabled and self.error_rate > 0 and sum(self.type_weights().values()) == 0:
+            raise ValueError(
+                "error_rate > 0 needs at least one *_probability above 0 to choose defect types from"
+            )
+        return self
+
+    def type_weights(self) -> dict[str, float]:
+        return {name: getattr(self, f"{name}_probability") for name in DEFECT_TYPES}
+
+    def effective_rate(self, stream: str) -> float:
+        """Share of records of ``stream`` that carry a defect."""
+        if not self.enabled:
+            return 0.0
+        if stream == "companies" and not self.inject_in_companies:
+            return 0.0
+        if stream == "events" and not self.inject_in_driver_events:
+            return 0.0
+        return self.error_rate
+
+
+class EmulatedModeConfig(StrictModel):
+    enabled: bool = False
+    company_batch_interval: Duration = timedelta(seconds=10)
+    driver_batch_interval: Duration = timedelta(seconds=10)
+    companies_per_batch: int = Field(10, ge=1, le=100)
+    events_per_batch_min: int = Field(5, ge=1)
+    events_per_batch_max: int = Field(20, ge=1)
+
+    @model_validator(mode="after")
+    def _max_not_below_min(self) -> EmulatedModeConfig:
+        if self.events_per_batch_max < self.events_per_batch_min:
+            raise ValueError(
+                f"events_per_batch_max ({self.events_per_batch_max}) must be >= "
+                f"events_per_batch_min ({self.events_per_batch_min})"
+            )
+        return self
+
+
+def _weights_field(keys: tuple[str, ...], defaults: tuple[float, ...]) -> Any:
+    return Field(default_factory=lambda: dict(zip(keys, defaults, strict=True)))
+
+
+class CompaniesConfig(StrictModel):
+    geography_weights: dict[Geography, float] = _weights_field(
+        GEOGRAPHIES, (0.4, 0.3, 0.15, 0.15)
+    )
+    active_probability: Probability = 0.95
+
+    @model_validator(mode="after")
+    def _weights_usable(self) -> CompaniesConfig:
+        _check_weights(self.geography_weights, "geography_weights")
+        return self
+
+
+class EventsConfig(StrictModel):
+    event_type_weights: dict[EventType, float] = _weights_field(EVENT_TYPES, (0.40, 0.35, 0.25))
+    location_spread_degrees: float = Field(1.5, ge=0.0, le=20.0)
+
+    @model_validator(mode="after")
+    def _weights_usable(self) -> EventsConfig:
+        _check_weights(self.event_type_weights, "event_type_weights")
+        return self
+
+
+def _check_weights(weights: Mapping[Any, float], name: str) -> None:
+    if any(w < 0 for w in weights.values()):
+        raise ValueError(f"{name} must not be negative")
+    if sum(weights.values()) <= 0:
+        raise ValueError(f"{name} must have at least one weight above 0")
+
+
+SHARED_DIRECTORIES = ("/", "/root", "/home", "/tmp", "/etc", "/usr", "/var")
+
+
+def shared_directory_problem(data_dir: Path) -> str | None:
+    """Why ``data_dir`` cannot be fleetgen's own folder (a system or home directory), or None."""
+    resolved = data_dir.resolve()
+    if resolved in {Path(p) for p in SHARED_DIRECTORIES} | {Path.home().resolve()}:
+        return (f"{resolved} is a system or home directory; fleetgen needs a folder of its own "
+                "(it writes raw/, manifests/ and .staging/ there, and clean deletes from it)")
+    return None
+
+
+class OutputConfig(StrictModel):
+    data_dir: Path = Path("data")
+    format: Literal["jsonl"] = "jsonl"
+
+    @field_validator("data_dir")
+    @classmethod
+    def _own_folder(cls, value: Path) -> Path:
+        problem = shared_directory_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+class DatabaseConfig(StrictModel):
+    url: str | None = None  # default: sqlite file manifests/generator.db under data_dir
+    busy_timeout_ms: int = Field(10_000, ge=0, le=600_000)
+
+
+class ApiConfig(StrictModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    token: str | None = None
+
+
+class SchedulingConfig(StrictModel):
+    max_catch_up_windows: int = Field(1000, ge=0, le=1_000_000)
+
+
+class Config(StrictModel):
+    seed: int = Field(42, ge=0, le=2**63 - 1)
+    number_of_companies: int = Field(100, ge=1, le=1_000_000)
+    drivers_per_company: int = Field(10, ge=1, le=9999)
+    event_rate_per_driver: float = Field(3.5, ge=0.0, le=10_000.0)
+    company_onboarding_interval: Duration = timedelta(hours=1)
+    driver_event_interval: Duration = timedelta(minutes=15)
+    quality_injection: QualityInjectionConfig = Field(default_factory=QualityInjectionConfig)
+    emulated_mode: EmulatedModeConfig = Field(default_factory=EmulatedModeConfig)
+    companies: CompaniesConfig = Field(default_factory=CompaniesConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    scheduling: SchedulingConfig = Field(default_factory=SchedulingConfig)
+
+    @property
+    def generation_mode(self) -> str:
+        return "emulated" if self.emulated_mode.enabled else "production"
+
+    @property
+    def active_company_interval(self) -> timedelta:
+        if self.emulated_mode.enabled:
+            return self.emulated_mode.company_batch_interval
+        return self.company_onboarding_interval
+
+    @property
+    def active_driver_interval(self) -> timedelta:
+        if self.emulated_mode.enabled:
+            return self.emulated_mode.driver_batch_interval
+        return self.driver_event_interval
+
+    @property
+    def active_company_count(self) -> int:
+        if self.emulated_mode.enabled:
+            return self.emulated_mode.companies_per_batch
+        return self.number_of_companies
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{(self.output.data_dir / 'manifests' / 'generator.db').resolve()}"
+
+    def with_mode(self, mode: str) -> Config:
+        emulated = self.emulated_mode.model_copy(update={"enabled": mode == "emulated"})
+        return self.model_copy(update={"emulated_mode": emulated})
+
+    def with_data_dir(self, data_dir: Path) -> Config:
+        return self.model_copy(update={"output": self.output.model_copy(update={"data_dir": data_dir})})
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-ready view of every setting (token hidden)."""
+        data = self.model_dump(mode="json")
+        if data["api"]["token"]:
+            data["api"]["token"] = "***"
+        return data
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config; raise ConfigError listing every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([f"file not found: {source}"], source) from None
+    except IsADirectoryError:
+        raise ConfigError([f"is a directory, not a YAML file: {source}"], source) from None
+    except OSError as exc:
+        raise ConfigError([f"cannot read {source}: {exc.strerror}"], source) from None
+    return parse_config(text, source)
+
+
+def parse_config(text: bytes | str, source: str = "<config>") -> Config:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or "malformed document"
+        raise ConfigError([f"not valid YAML{where}: {problem}"], source) from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError([f"not a readable YAML text file: {exc}"], source) from None
+    except RecursionError:
+        raise ConfigError(["the YAML document is nested too deeply"], source) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [f"the top level must be a mapping of settings, got {type(data).__name__}"], source
+        )
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_errors(exc), source) from None
+    except RecursionError:
+        raise ConfigError(["the YAML document is nested too deeply"], source) from None
+
+
+def describe_validation_errors(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = [str(part) for part in err["loc"]]
+        path = ".".join(p if _PLAIN_KEY.fullmatch(p) else repr(p) for p in loc) or "<top level>"
+        if err["type"] == "extra_forbidden":
+            problems.append(f"{path}: unknown key{_suggestion(loc)}")
+            continue
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            problems.append(f"{path}: required field is missing")
+        elif isinstance(err.get("input"), dict) and err["type"] == "value_error":
+            problems.append(f"{path}: {message}")
+        else:
+            problems.append(f"{path}: {_show(err.get('input'))} — {message}")
+    return problems
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlist, _SHORT.maxdict = 2, 60, 60, 4, 4
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
+
+
+def _show(value: Any) -> str:
+    """A bounded repr: a hostile value (huge, deep, self-referencing) must not blow up the message."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _suggestion(loc: list[str]) -> str:
+    model: Any = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(part)
+        if field is None or not isinstance(field.annotation, type):
+            return ""
+        model = field.annotation
+        if not issubclass(model, BaseModel):
+            return ""
+    key = loc[-1]
+    known = list(model.model_fields)
+    hint = KEY_HINTS.get(key)
+    if hint in known:
+        return f"; did you mean `{hint}`?"
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean `{close[0]}`?"
+    nested = _nested_match(model, KEY_HINTS.get(key, key))
+    if nested:
+        return f"; did you mean `{nested}` (it belongs in that section)?"
+    return f"; known keys here: {', '.join(known)}"
+
+
+def _nested_match(model: Any, key: str) -> str | None:
+    for name, field in model.model_fields.items():
+        sub = field.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            close = difflib.get_close_matches(key, list(sub.model_fields), n=1, cutoff=0.8)
+            if close:
+                return f"{name}.{close[0]}"
+    return None
+
+
+def resolve_mode(config: Config, override: str | None, environ: dict[str, str] | None = None,
+                 override_source: str = "mode override") -> tuple[Config, str]:
+    """Apply the mode override (an explicit override beats the environment beats the file); return
+    the source, named ``override_source`` when the override decided (the CLI names its option)."""
+    env = os.environ if environ is None else environ
+    if override is not None:
+        if override not in MODES:
+            raise ConfigError([f"{override_source}: {override!r} — must be one of {', '.join(MODES)}"])
+        return config.with_mode(override), override_source
+    env_mode = env.get(MODE_ENV_VAR)
+    if env_mode:
+        if env_mode not in MODES:
+            raise ConfigError([f"{MODE_ENV_VAR}: {env_mode!r} — must be one of {', '.join(MODES)}"])
+        return config.with_mode(env_mode), MODE_ENV_VAR
+    if "enabled" in config.emulated_mode.model_fields_set:
+        return config, "config file (emulated_mode.enabled)"
+    return config, "default"
+
+
+def effective_settings(config: Config, mode_source: str) -> dict[str, dict[str, Any]]:
+    """Each active value with where it came from, for the start-up log and `validate`."""
+    em = config.emulated_mode
+    sources: list[tuple[str, BaseModel, str, str]]
+    if em.enabled:
+        sources = [("company_interval", em, "company_batch_interval", "emulated_mode."),
+                   ("driver_interval", em, "driver_batch_interval", "emulated_mode."),
+                   ("companies_per_batch", em, "companies_per_batch", "emulated_mode."),
+                   ("events_per_batch_min", em, "events_per_batch_min", "emulated_mode."),
+                   ("events_per_batch_max", em, "events_per_batch_max", "emulated_mode.")]
+    else:
+        sources = [("company_interval", config, "company_onboarding_interval", ""),
+                   ("driver_interval", config, "driver_event_interval", ""),
+                   ("companies_per_batch", config, "number_of_companies", ""),
+                   ("event_rate_per_driver", config, "event_rate_per_driver", "")]
+    result = {"generation_mode": {"value": config.generation_mode, "source": mode_source}}
+    for name, model, field, prefix in [("seed", config, "seed", ""), *sources]:
+        value = getattr(model, field)
+        result[name] = {
+            "value": format_duration(value) if isinstance(value, timedelta) else value,
+            "source": f"config file ({prefix}{field})" if field in model.model_fields_set else "default",
+        }
+    return result

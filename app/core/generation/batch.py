@@ -1,0 +1,22 @@
+"""One batch of a stream for a window: the pure core of every producer."""
+
+from __future__ import annotations
+
+from app.core.config import Config
+from app.core.generation.columns import ColumnBatch
+from app.core.generation.companies import generate_companies
+from app.core.generation.defects import DefectPlan, plan_defects
+from app.core.generation.events import Roster, generate_events
+from app.core.generation.seeding import batch_rng
+from app.core.timeline import Window
+
+
+def generate_batch(config: Config, stream: str, window: Window,
+                   roster: Roster | None = None) -> tuple[ColumnBatch, DefectPlan]:
+    """One batch of ``stream`` for ``window`` with its defects: the pure core of every producer."""
+    rng = batch_rng(config.seed, stream, window)
+    if stream == "companies":
+        batch: ColumnBatch = generate_companies(config, window, rng)
+    else:
+        batch = generate_events(config, window, roster if roster is not None else Roster.empty(), rng)
+    return batch, plan_defects(batch, config.quality_injection, rng)

@@ -1,0 +1,237 @@
+"""Driver event batches, generated column-wise from the eligible roster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.core.config import EVENT_TYPES, Config
+from app.core.generation import geography as geo
+from app.core.generation import render as r
+from app.core.generation.columns import ColumnBatch, DefectTarget
+from app.core.generation.corruptions import malformed_timestamps, outside_window
+from app.core.timeline import Window
+
+EVENT_TYPE_TEXT = r.pool(EVENT_TYPES)
+INVALID_EVENT_TYPES = r.pool(["START_DRIVING", "unknown", "parked", "deliverd", "", "stop"])
+COORD_DECIMALS = 5
+COORD_SCALE = 10**COORD_DECIMALS
+
+
+@dataclass(frozen=True)
+class Roster:
+    """Companies a driver batch may reference: onboarded before it, and active."""
+
+    company_uuid: np.ndarray  # (m, 16) uint8
+    geography: np.ndarray  # (m,) uint8
+    drivers_count: np.ndarray  # (m,) int32
+
+    @property
+    def size(self) -> int:
+        return len(self.geography)
+
+    @classmethod
+    def empty(cls) -> Roster:
+        return cls(np.zeros((0, 16), np.uint8), np.zeros(0, np.uint8), np.zeros(0, np.int32))
+
+    def depots(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each company's home base inside its region, derived from its id (no extra state)."""
+        fractions = self.company_uuid[:, 10:16].astype(np.float64)
+        u_lat = (fractions[:, 0] * 256 + fractions[:, 1] + fractions[:, 2] / 256) / 65536
+        u_lon = (fractions[:, 3] * 256 + fractions[:, 4] + fractions[:, 5] / 256) / 65536
+        g = self.geography
+        lat = geo.LAT_MIN[g] + u_lat * (geo.LAT_MAX[g] - geo.LAT_MIN[g])
+        lon = geo.LON_MIN[g] + u_lon * (geo.LON_MAX[g] - geo.LON_MIN[g])
+        return lat, lon
+
+
+@dataclass
+class EventBatch(ColumnBatch):
+    window: Window
+    roster: Roster
+    event_uuid: np.ndarray  # (n, 16) uint8
+    company: np.ndarray  # int32 index into roster
+    driver: np.ndarray  # int32 driver number within the company, from 1
+    event_type: np.ndarray  # uint8 index into EVENT_TYPES
+    timestamp_ms: np.ndarray  # int64
+    lat: np.ndarray  # int32, degrees * COORD_SCALE
+    lon: np.ndarray
+
+    fields = ("event_id", "company_id", "driver_id", "truck_id", "event_type", "event_timestamp", "location")
+    id_field = "event_id"
+    stream = "events"
+
+    def __post_init__(self) -> None:
+        self._per_company: dict[str, r.Matrix] = {}
+
+    def _company_column(self, field: str) -> r.Matrix:
+        """Text of a per-company field, rendered once per roster company rather than per event."""
+        if field not in self._per_company:
+            ids = r.uuid_text(self.roster.company_uuid)
+            self._per_company["company_id"] = r.quoted(ids)
+            self._per_company["tag"] = ids[:, 24:36]
+        return self._per_company[field]
+
+    @property
+    def size(self) -> int:
+        return len(self.event_type)
+
+    def render(self, field: str, rows: np.ndarray | slice) -> r.Matrix:
+        if field == "event_id":
+            return r.quoted(r.uuid_text(self.event_uuid[rows]))
+        if field == "company_id":
+            return r.pick(self._company_column("company_id"), self.company[rows])
+        if field in ("driver_id", "truck_id"):
+            company = self.company[rows]
+            out = np.empty((len(company), 23), np.uint8)
+            out[:, 0:5] = np.frombuffer(b'"DRV-' if field == "driver_id" else b'"TRK-', np.uint8)
+            out[:, 5:17] = r.pick(self._company_column("tag"), company)
+            out[:, 17] = ord("-")
+            out[:, 18:22] = r.zero_padded(self.driver[rows], 4)
+            out[:, 22] = ord('"')
+            return out
+        if field == "event_type":
+            return r.pick(EVENT_TYPE_TEXT, self.event_type[rows])
+        if field == "event_timestamp":
+            return r.quoted(r.timestamp_text(self.timestamp_ms[rows]))
+        if field == "location":
+            return location_text(self.lat[rows], self.lon[rows])
+        raise KeyError(field)
+
+    def copy_rows(self, dst: np.ndarray, src: np.ndarray) -> None:
+        for column in (self.event_uuid, self.company, self.driver, self.event_type,
+                       self.timestamp_ms, self.lat, self.lon):
+            column[dst] = column[src]
+
+    @classmethod
+    def defect_targets(cls) -> dict[str, list[DefectTarget]]:
+        optional = ("company_id", "driver_id", "truck_id", "event_type", "event_timestamp", "location")
+        return {
+            "missing_field": [DefectTarget(f, "FIELD_REMOVED") for f in optional],
+            "null_value": [DefectTarget(f, "NULL_INJECTED", _null) for f in optional],
+            "malformed_timestamp": [DefectTarget("event_timestamp", "TIMESTAMP_MALFORMED", _malformed)],
+            "invalid_enum": [DefectTarget("event_type", "ENUM_OUT_OF_DOMAIN", _invalid_type)],
+            "duplicate": [DefectTarget("", "DUPLICATE_RECORD")],
+            "boundary_violation": [
+                DefectTarget("event_timestamp", "TIMESTAMP_OUTSIDE_WINDOW", _outside),
+                DefectTarget("location", "LATITUDE_OUT_OF_RANGE", _bad_latitude),
+                DefectTarget("location", "LONGITUDE_OUT_OF_RANGE", _bad_longitude),
+            ],
+        }
+
+
+def location_text(lat: np.ndarray, lon: np.ndarray) -> r.Matrix:
+    rows = len(lat)
+    return r.hcat([r.literal(b'{"lat":', rows), r.fixed_point(lat, COORD_DECIMALS, 3),
+                   r.literal(b',"lon":', rows), r.fixed_point(lon, COORD_DECIMALS, 3),
+                   r.literal(b"}", rows)])
+
+
+def _null(batch: EventBatch, rows: np.ndarray, rng: np.random.Generator) -> r.Matrix:
+    return r.literal(b"null", len(rows))
+
+
+def _malformed(batch: EventBatch, rows: np.ndarray, rng: np.random.Generator) -> r.Matrix:
+    return malformed_timestamps(batch.timestamp_ms[rows], rng)
+
+
+def _invalid_type(batch: EventBatch, rows: np.ndarray, rng: np.random.Generator) -> r.Matrix:
+    return r.pick(INVALID_EVENT_TYPES, rng.integers(0, len(INVALID_EVENT_TYPES), len(rows)))
+
+
+def _outside(batch: EventBatch, rows: np.ndarray, rng: np.random.Generator) -> r.Matrix:
+    return r.quoted(r.timestamp_text(outside_window(batch.window, len(rows), rng)))
+
+
+def _out_of_range(rng: np.random.Generator, rows: int, limit: int) -> np.ndarray:
+    sign = np.where(rng.random(rows) < 0.5, -1, 1)
+    out: np.ndarray = sign * (limit * COORD_SCALE + rng.integers(1, 10 * COORD_SCALE, rows))
+    return out
+
+
+def _bad_latitude(batch: EventBatch, rows: np.ndarray, rng: np.random.Generator) -> r.Matrix:
+    return location_text(_out_of_range(rng, len(rows), 90), batch.lon[rows])
+
+
+def _bad_longitude(batch: EventBatch, rows: np.ndarray, rng: np.random.Generator) -> r.Matrix:
+    return location_text(batch.lat[rows], _out_of_range(rng, len(rows), 180))
+
+
+def event_count(config: Config, roster: Roster, rng: np.random.Generator) -> tuple[int, np.ndarray]:
+    """How many events, and the driver (global index over the roster) of each, in row order."""
+    total_drivers = int(roster.drivers_count.sum())
+    if total_drivers == 0:
+        return 0, np.zeros(0, np.int64)
+    if config.emulated_mode.enabled:
+        em = config.emulated_mode
+        count = int(rng.integers(em.events_per_batch_min, em.events_per_batch_max + 1))
+        return count, rng.integers(0, total_drivers, count)
+    per_driver = rng.poisson(config.event_rate_per_driver, total_drivers)
+    drivers = np.repeat(np.arange(total_drivers, dtype=np.int32), per_driver)
+    rng.shuffle(drivers)
+    return len(drivers), drivers
+
+
+def generate_events(config: Config, window: Window, roster: Roster, rng: np.random.Generator) -> EventBatch:
+    """Driver events inside ``window``, sorted by time, for drivers of ``roster``."""
+    count, drivers = event_count(config, roster, rng)
+    company_of_driver = np.repeat(np.arange(roster.size, dtype=np.int32), roster.drivers_count)
+    first_driver = np.concatenate([[0], np.cumsum(roster.drivers_count, dtype=np.int64)[:-1]])
+    number_of_driver = (np.arange(len(company_of_driver)) - first_driver[company_of_driver] + 1).astype(np.int16)
+    company = np.take(company_of_driver, drivers)
+    driver = np.take(number_of_driver, drivers)
+    timestamps = sorted_instants(rng, window, count)
+    weights = np.array([config.events.event_type_weights.get(t, 0.0) for t in EVENT_TYPES])
+    event_type = weighted_codes(rng, weights, count)
+    lat, lon = _locations(config, roster, company, rng)
+    event_uuid = r.uuid4_bytes(r.random_bytes(rng, count, 16))
+    return EventBatch(window, roster, event_uuid, company, driver, event_type, timestamps, lat, lon)
+
+
+def weighted_codes(rng: np.random.Generator, weights: np.ndarray, count: int) -> np.ndarray:
+    """``count`` category codes (uint8) drawn with the given relative weights."""
+    thresholds = (np.cumsum(weights) / weights.sum())[:-1].astype(np.float32)
+    draws = rng.random(count, dtype=np.float32)
+    codes = np.zeros(count, np.uint8)
+    for threshold in thresholds:
+        codes += draws >= threshold
+    return codes
+
+
+def sorted_instants(rng: np.random.Generator, window: Window, count: int) -> np.ndarray:
+    """``count`` uniform instants (epoch ms) in the window, already in order: the normalised
+    running sum of exponential gaps is distributed as sorted uniforms, at a fraction of a sort's cost."""
+    gaps = rng.standard_exponential(count + 1)
+    positions = np.cumsum(gaps)
+    span_ms = (window.end_s - window.start_s) * 1000
+    scaled = positions[:-1] * (span_ms / positions[-1]) if count else positions[:0]
+    return window.start_s * 1000 + np.minimum(scaled.astype(np.int64), span_ms - 1)
+
+
+def _locations(config: Config, roster: Roster, company: np.ndarray,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Event positions scattered around each company's depot, kept inside its region, as fixed-point ints."""
+    depot_lat, depot_lon = roster.depots()
+    g = roster.geography
+    spread = config.events.location_spread_degrees * COORD_SCALE
+    lat = _scatter(_fixed(depot_lat), _fixed(geo.LAT_MIN[g]), _fixed(geo.LAT_MAX[g]), company, spread, rng)
+    lon = _scatter(_fixed(depot_lon), _fixed(geo.LON_MIN[g]), _fixed(geo.LON_MAX[g]), company, spread, rng)
+    return lat, lon
+
+
+def _fixed(degrees: np.ndarray) -> np.ndarray:
+    fixed: np.ndarray = np.rint(degrees * COORD_SCALE).astype(np.int32)
+    return fixed
+
+
+def _scatter(center: np.ndarray, low: np.ndarray, high: np.ndarray, company: np.ndarray, spread: float,
+             rng: np.random.Generator) -> np.ndarray:
+    """Per-company centre plus normal noise, clipped to the per-company bounds (all in fixed point)."""
+    noise = rng.standard_normal(len(company), dtype=np.float32)
+    noise *= np.float32(spread)
+    value = np.rint(noise).astype(np.int32)
+    value += np.take(center, company)
+    np.maximum(value, np.take(low, company), out=value)
+    np.minimum(value, np.take(high, company), out=value)
+    return value

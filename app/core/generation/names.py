@@ -1,0 +1,29 @@
+"""Seeded pools of company names: Faker is slow per call, so it fills small pools once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from faker import Faker
+
+from app.core.generation.geography import REGIONS
+from app.core.generation.render import Matrix, pool
+
+NAMES_PER_REGION = 512
+
+
+@lru_cache(maxsize=8)
+def name_pool(seed: int) -> tuple[tuple[str, ...], Matrix]:
+    """Names for every region, region-major: row r * NAMES_PER_REGION + i is region r's i-th name."""
+    names: list[str] = []
+    for index, region in enumerate(REGIONS):
+        fake = Faker(list(region.locales))
+        fake.seed_instance(seed * 31 + index)
+        names.extend(fake.company() for _ in range(NAMES_PER_REGION))
+    return tuple(names), pool(names)
+
+
+def pick_names(rng: np.random.Generator, geography: np.ndarray) -> np.ndarray:
+    """Row indices into the name pool, each within the company's region."""
+    return geography.astype(np.int64) * NAMES_PER_REGION + rng.integers(0, NAMES_PER_REGION, len(geography))

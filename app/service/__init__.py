@@ -1,0 +1,1 @@
+"""The running service: pipeline (claim → generate → publish → commit), scheduler, lifecycle, stats, logs."""

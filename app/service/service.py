@@ -1,0 +1,245 @@
+"""The running service: scheduler, lifecycle and stats around the pipeline, plus `fleetgen run`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.executors.base import BaseExecutor
+
+from app.core.config import Config, effective_settings
+from app.core.errors import StoreError
+from app.core.timeline import align_to_interval
+from app.service.broadcast import Broadcaster
+from app.service.lifecycle import Lifecycle, remove_staging
+from app.service.logs import LEVELS
+from app.service.pipeline import COMPANIES, EVENTS, STREAMS, Outcome, Pipeline
+from app.service.scheduler import COMPANY_JOB_ID, DRIVER_JOB_ID, build_scheduler
+from app.service.stats import ServiceStats
+from app.store import Store
+from app.store.store import LedgerRow
+
+log = logging.getLogger(__name__)
+CLOCK_JUMP_S = 2.0
+SWITCH_INTERVAL_S = 0.001
+JOB_OF_STREAM = {COMPANIES: COMPANY_JOB_ID, EVENTS: DRIVER_JOB_ID}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class CatchUpState:
+    """Start-up catch-up progress, replaced whole on every change (read by request threads)."""
+
+    running: bool = False
+    stream: str | None = None
+    windows_done: int = 0
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True)
+class ServiceSnapshot:
+    """The service's state at one instant, for the health document."""
+
+    now: datetime
+    started_at: datetime
+    config: Config
+    paused: bool
+    shutdown_requested: bool
+    streams: dict[str, dict[str, Any]]
+    next_runs: dict[str, datetime | None]
+    intervals: dict[str, timedelta]
+    auto_reinit: dict[str, Any]
+    catch_up: CatchUpState
+    quality: dict[str, Any]
+
+
+class Service:
+    """Everything `fleetgen run` runs except the HTTP server; tests drive it directly."""
+
+    def __init__(self, config: Config, mode_source: str = "default", *,
+                 clock: Callable[[], datetime] = utc_now, executor: BaseExecutor | None = None,
+                 store: Store | None = None, monotonic: Callable[[], float] = time.monotonic):
+        self.config = config
+        self.monotonic = monotonic  # bound at import: a faked wall clock in tests leaves it real
+        self.mode_source = mode_source
+        self.clock = clock
+        self.store = store or Store.for_config(config)
+        self.broadcaster = Broadcaster()
+        self.pipeline = Pipeline(config, self.store, on_outcome=self._on_outcome, log_fields=self._cadence)
+        self.lifecycle = Lifecycle(config, self.store, self.pipeline, self.broadcaster)
+        self.stats = ServiceStats(self.store, monotonic)
+        self.shutdown_requested = threading.Event()
+        self.started_at: datetime | None = None
+        self.catch_up = CatchUpState()
+        self.scheduler = build_scheduler({COMPANIES: config.active_company_interval,
+                                          EVENTS: config.active_driver_interval}, self.wake, executor)
+        self._startup_thread: threading.Thread | None = None
+        self._last_wake: dict[str, tuple[datetime, float]] = {}
+
+    # ---- start / stop -------------------------------------------------------------------------
+
+    def start(self, catch_up_in_background: bool = True) -> None:
+        # Hand the GIL over sooner than the default 5 ms: a job waking at a boundary and API
+        # requests then wait less behind a batch being generated on another thread.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        self.started_at = self.clock()
+        self.pipeline.layout.ensure()
+        remove_staging(self.pipeline.layout.staging)  # batches abandoned by a crash: never visible
+        self.store.set_state("service_pid", os.getpid())
+        log.info("fleetgen starting", extra={"fields": {
+            "mode": self.config.generation_mode, "pid": os.getpid(),
+            "data_dir": str(self.config.output.data_dir), "paused": self.lifecycle.paused,
+            "effective": effective_settings(self.config, self.mode_source)}})
+        self.scheduler.start()
+        if catch_up_in_background:
+            self._startup_thread = threading.Thread(target=self.startup_catch_up, name="fleetgen-startup",
+                                                    daemon=True)
+            self._startup_thread.start()
+        else:
+            self.startup_catch_up()
+
+    def startup_catch_up(self) -> None:
+        """Baseline on an empty roster, then every window missed while the service was down."""
+        if self.lifecycle.paused:
+            log.info("starting paused: nothing is produced until resume")
+            return
+        done = 0
+        self.catch_up = CatchUpState(running=True)
+        try:
+            for stream in (EVENTS, COMPANIES):
+                self.catch_up = CatchUpState(running=True, stream=stream, windows_done=done)
+                done += len(self.wake(stream, fired=False))
+        finally:
+            self.catch_up = CatchUpState(windows_done=done, finished_at=time.time())
+
+    def stop(self, timeout: float = 1.5) -> bool:
+        """Stop producing; True when no batch was left in flight."""
+        self.shutdown_requested.set()
+        self.pipeline.abandon.set()
+        try:
+            self.scheduler.shutdown(wait=False)
+        except Exception:  # noqa: BLE001 - already stopped
+            pass
+        idle = self.pipeline.wait_idle(timeout)
+        log.info("fleetgen stopped", extra={"fields": {"clean": idle}})
+        return idle
+
+    # ---- the jobs -----------------------------------------------------------------------------
+
+    def wake(self, stream: str, fired: bool = True) -> list[Outcome]:
+        """A job firing: account for every closed window of the stream (produce, or skip if paused).
+
+        The firing delay of the window closing at this boundary is measured here, at job entry.
+        """
+        if self.shutdown_requested.is_set():
+            return []
+        now = self.clock()
+        self._watch_clock(stream, now)
+        boundary = align_to_interval(now, self.pipeline.interval(stream))
+        firing = (boundary, (now - boundary).total_seconds()) if fired else None
+        skip = "paused" if self.lifecycle.paused else None
+        try:
+            outcomes = self.pipeline.catch_up(stream, now, skip_reason=skip, firing=firing,
+                                              should_stop=self._should_stop)
+            self.sync_stats(stream)
+            return outcomes
+        except StoreError as exc:
+            log.error("metadata store unavailable; the windows stay due", extra={"fields": {
+                "stream": stream, "error": str(exc)}})
+            self.stats.note_error(stream, str(exc))
+            return []
+
+    def sync_stats(self, stream: str) -> None:
+        """Align health's totals with the store's counters, which another process (`fleetgen
+        generate` or `backfill` on the same data directory) may have moved."""
+        with self.pipeline.holding(stream):  # no batch of the stream commits between read and update
+            counter = self.store.counters().get(stream, {})
+            self.stats.sync(stream, counter)
+
+    def _watch_clock(self, stream: str, now: datetime) -> None:
+        """Say so in the log when the wall clock jumps (NTP step, suspend, manual change)."""
+        monotonic = self.monotonic()
+        previous = self._last_wake.get(stream)
+        self._last_wake[stream] = (now, monotonic)
+        if previous is None:
+            return
+        wall = (now - previous[0]).total_seconds()
+        drift = wall - (monotonic - previous[1])
+        if abs(drift) < CLOCK_JUMP_S:
+            return
+        ledger_end = self.store.ledger_end(stream)
+        if drift > 0:
+            message = ("wall clock jumped forward: windows since the last one are caught up in order, "
+                       f"at most {self.config.scheduling.max_catch_up_windows}, older ones recorded as skipped")
+        else:
+            message = ("wall clock jumped backwards: nothing is produced until it passes the end of the "
+                       "last window again; no window is produced twice")
+        log.warning(message, extra={"fields": {"stream": stream, "jump_s": round(drift, 3),
+                                               "ledger_end": ledger_end}})
+
+    def _should_stop(self) -> bool:
+        return self.shutdown_requested.is_set() or self.lifecycle.paused
+
+    def _on_outcome(self, outcome: Outcome) -> None:
+        point = self.stats.record(outcome)
+        if point is not None:
+            self.broadcaster.publish("batch", point)
+        elif outcome.status == "failed":
+            self.broadcaster.publish("failure", {"stream": outcome.stream, "batch_id": outcome.window.batch_id,
+                                                 "error": outcome.reason})
+
+    def _cadence(self, stream: str) -> dict[str, Any]:
+        return {"batches_per_minute": self.stats.snapshot()[stream]["batches_per_minute"] + 1}
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    def pause(self) -> dict[str, Any]:
+        return self.lifecycle.pause()
+
+    def resume(self) -> dict[str, Any]:
+        return self.lifecycle.resume(self.clock)
+
+    def clean(self) -> dict[str, Any]:
+        result = self.lifecycle.clean()
+        self.stats.reload(self.store)
+        return result
+
+    # ---- health -------------------------------------------------------------------------------
+
+    def next_run_time(self, stream: str) -> datetime | None:
+        job = self.scheduler.get_job(JOB_OF_STREAM[stream])
+        return getattr(job, "next_run_time", None) if job else None
+
+    def snapshot(self) -> ServiceSnapshot:
+        """Everything health shows, read without touching the store (answers in microseconds)."""
+        now = self.clock()
+        next_runs = {}
+        for stream in STREAMS:
+            next_runs[stream] = self.next_run_time(stream)
+        return ServiceSnapshot(
+            now=now, started_at=self.started_at or now, config=self.config,
+            paused=self.lifecycle.paused, shutdown_requested=self.shutdown_requested.is_set(),
+            streams=self.stats.snapshot(), next_runs=next_runs,
+            intervals={stream: self.pipeline.interval(stream) for stream in STREAMS},
+            auto_reinit=self.lifecycle.auto_reinit_state(), catch_up=self.catch_up,
+            quality=self.stats.quality())
+
+    # ---- reads for the API (routes reach the store only through here) --------------------------
+
+    def logs(self, limit: int, since: float | None = None, level: str | None = None) -> list[dict[str, Any]]:
+        """Newest first; ``level`` keeps that level and the ones above it."""
+        levels = LEVELS[LEVELS.index(level):] if level is not None else None
+        return self.store.query_logs(limit=limit, since=since, levels=levels)
+
+    def recent_batches(self, stream: str | None, limit: int) -> list[LedgerRow]:
+        return self.store.recent_batches(stream, limit)
