@@ -19,6 +19,7 @@ def health_document(snap: ServiceSnapshot) -> dict[str, Any]:
         next_run = snap.next_runs[stream]
         entry["next_run_time"] = format_timestamp(next_run) if next_run else None
         entry["seconds_to_next_run"] = round((next_run - snap.now).total_seconds(), 3) if next_run else None
+        entry.pop("last_interval_end_s", None)
         if stream == "companies":
             entry.pop("last_interval_end", None)
         generators[key] = entry
@@ -26,7 +27,8 @@ def health_document(snap: ServiceSnapshot) -> dict[str, Any]:
     quality = config.quality_injection
     catch_up = snap.catch_up
     body: dict[str, Any] = {
-        "status": "paused" if snap.paused else "running",
+        "status": snap.status,
+        "reasons": snap.reasons,
         "timestamp": format_timestamp(snap.now),
         "generation_mode": config.generation_mode,
         "uptime": {"seconds": round(uptime, 3), "hours": round(uptime / 3600, 4),

@@ -33,6 +33,12 @@ GENERATOR = {
         "idle_seconds": NULLABLE_NUM,
         "next_run_time": NULLABLE_STR,
         "seconds_to_next_run": NULLABLE_NUM,
+        "lateness_ms": {"type": "object", "description": "publish minus window end over the latest on-cadence "
+                        "windows (up to 1,000)", "properties": {
+                            "samples": {"type": "integer"}, "p50": NULLABLE_NUM, "p99": NULLABLE_NUM,
+                            "max": NULLABLE_NUM}},
+        "late_windows": {"type": "integer", "minimum": 0},
+        "catch_up_windows": {"type": "integer", "minimum": 0},
         "interval_seconds": {"type": "integer", "minimum": 1},
         "last_firing_delay_ms": NULLABLE_NUM,
         "max_firing_delay_ms": NULLABLE_NUM,
@@ -48,9 +54,11 @@ SCHEMAS: dict[str, Any] = {
     "Health": {
         "type": "object",
         "required": ["status", "timestamp", "generation_mode", "uptime", "company_generator", "driver_generator",
-                     "lifecycle", "auto_reinit", "quality"],
+                     "lifecycle", "auto_reinit", "quality", "reasons"],
         "properties": {
-            "status": {"type": "string", "enum": ["running", "paused"]},
+            "status": {"type": "string", "enum": ["running", "paused", "degraded"]},
+            "reasons": {"type": "array", "items": {"type": "string"},
+                        "description": "why the status is degraded (empty otherwise)"},
             "timestamp": {"type": "string"},
             "generation_mode": {"type": "string", "enum": ["production", "emulated"]},
             "uptime": {"type": "object", "required": ["seconds", "hours", "start_time"], "properties": {

@@ -10,6 +10,7 @@ from waitress.server import create_server
 
 from app.api import create_app
 from app.core.config import Config, format_duration
+from app.core.dirlock import DataDirLock
 from app.core.errors import ListenError
 from app.service.logs import StoreHandler, configure_logging
 from app.service.service import Service
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 def run_service(config: Config, mode_source: str) -> int:
     """`fleetgen run`: service + API + dashboard until SIGINT/SIGTERM; exit 0 on a clean stop."""
+    lock = DataDirLock(config.output.data_dir, "run").acquire()  # held until this process ends
     configure_logging()
     service = Service(config, mode_source)
     store_handler = StoreHandler(service.store)
@@ -49,4 +51,6 @@ def run_service(config: Config, mode_source: str) -> int:
     server.close()
     store_handler.close()
     logging.getLogger().removeHandler(store_handler)
+    service.store.close()
+    lock.release()
     return 0

@@ -7,16 +7,22 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from app.cli.presets import DEFAULT_PRESET, preset_names, write_starter_config
 from app.core.config import Config, effective_settings, load_config, resolve_mode, shared_directory_problem
+from app.core.dirlock import DataDirLock
 from app.core.errors import ConfigError, FleetgenError, RangeError, UsageError
 from app.core.timeline import format_timestamp, parse_timestamp, window_for_firing
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+if TYPE_CHECKING:  # the service layer loads lazily: `validate` and `init` stay quick
+    from app.service.pipeline import Outcome, Pipeline
+
 log = logging.getLogger("app.cli")
 
 
@@ -53,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill = with_config("backfill", "produce every window of a time range, resumable and idempotent")
     backfill.add_argument("--from", dest="start", required=True, help="ISO 8601 UTC start")
     backfill.add_argument("--to", dest="end", required=True, help="ISO 8601 UTC end (exclusive)")
+    backfill.add_argument("--allow-future", action="store_true", help="allow --to after the current time")
 
     with_config("status", "ledger summary of a data directory")
     clean = with_config("clean", "remove what fleetgen wrote in the data directory (no service may be using it)")
@@ -122,29 +129,36 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def open_pipeline(config: Config):
+@contextmanager
+def writer(config: Config, command: str) -> Iterator[tuple[Pipeline, list[Outcome]]]:
+    """A writing command's pipeline, holding the data directory's lock for the command's whole life;
+    the list collects every outcome, baseline company windows produced on the way included."""
     from app.service.logs import configure_logging
     from app.service.pipeline import Pipeline
     from app.store import Store
 
-    configure_logging(quiet=True)
-    store = Store.for_config(config)
-    return Pipeline(config, store)
+    with DataDirLock(config.output.data_dir, command):
+        configure_logging(quiet=True)
+        outcomes: list[Outcome] = []
+        store = Store.for_config(config)
+        try:
+            pipeline = Pipeline(config, store, on_outcome=outcomes.append)
+            pipeline.prepare()
+            yield pipeline, outcomes
+        finally:
+            store.close()
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     config, _ = load(args)
     at = moment(args.at, "--at")
-    pipeline = open_pipeline(config)
-    try:
-        outcomes = pipeline.catch_up(args.stream, at)
+    with writer(config, "generate") as (pipeline, outcomes):
+        pipeline.catch_up(args.stream, at)
         if not outcomes:
             print(json.dumps({"produced": [], "note": _nothing_due(pipeline, args.stream, at)}, indent=2))
             return EXIT_OK
         print(json.dumps({"produced": [o.as_dict() for o in outcomes]}, indent=2))
         return EXIT_FAILURE if any(o.status == "failed" for o in outcomes) else EXIT_OK
-    finally:
-        pipeline.store.close()
 
 
 def _nothing_due(pipeline, stream: str, at: datetime) -> str:
@@ -162,22 +176,39 @@ def _nothing_due(pipeline, stream: str, at: datetime) -> str:
 def cmd_backfill(args: argparse.Namespace) -> int:
     config, _ = load(args)
     start, end = moment(args.start, "--from"), moment(args.end, "--to")
-    pipeline = open_pipeline(config)
-    try:
+    now = datetime.now(UTC)
+    if end > now and not args.allow_future:
+        raise UsageError(f"--to {format_timestamp(end)} is in the future (now {format_timestamp(now)}): windows "
+                         "that have not happened yet would be written; pass --allow-future to write them anyway")
+    with writer(config, "backfill") as (pipeline, outcomes):
         try:
-            outcomes = pipeline.backfill(start, end)
+            pipeline.backfill(start, end)
         except RangeError as exc:
             raise UsageError(flag_wording(exc)) from None
-        summary: dict[str, dict[str, int]] = {}
-        for outcome in outcomes:
-            per_stream = summary.setdefault(outcome.stream, {})
-            per_stream[outcome.status] = per_stream.get(outcome.status, 0) + 1
-            per_stream["records"] = per_stream.get("records", 0) + outcome.record_count
-        failed = [o.as_dict() for o in outcomes if o.status == "failed"]
-        print(json.dumps({"summary": summary, "failed": failed}, indent=2))
-        return EXIT_FAILURE if failed else EXIT_OK
-    finally:
-        pipeline.store.close()
+        report = backfill_report(outcomes)
+        if not report["written"] and not report["failed"]:
+            report["note"] = (f"nothing to do: every window of [{format_timestamp(start)}, {format_timestamp(end)}) "
+                              "is already committed (or skipped) in this data directory's ledger")
+        print(json.dumps(report, indent=2))
+        return EXIT_FAILURE if report["failed"] else EXIT_OK
+
+
+def backfill_report(outcomes: list[Outcome]) -> dict[str, Any]:
+    """Per stream, every batch written (baseline company windows included), with its first and last id."""
+    written: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, int] = {}
+    for outcome in outcomes:
+        if outcome.status == "committed":
+            entry = written.setdefault(outcome.stream, {"batches": 0, "records": 0, "corrupted": 0,
+                                                        "first": outcome.window.batch_id})
+            entry["batches"] += 1
+            entry["records"] += outcome.record_count
+            entry["corrupted"] += outcome.corrupted_count
+            entry["last"] = outcome.window.batch_id
+        elif outcome.status == "skipped":
+            skipped[outcome.stream] = skipped.get(outcome.stream, 0) + 1
+    failed = [o.as_dict() for o in outcomes if o.status == "failed"]
+    return {"written": written, "skipped_ranges": skipped, "failed": failed}
 
 
 def flag_wording(exc: RangeError) -> str:
@@ -189,20 +220,22 @@ def flag_wording(exc: RangeError) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from app.store import Store
+
     config, _ = load(args)
-    pipeline = open_pipeline(config)
+    store = Store.for_config(config)  # read-only: allowed beside a running service
     try:
-        ledger = pipeline.store.stream_totals()
+        ledger = store.stream_totals()
         for by_status in ledger.values():
             for totals in by_status.values():
                 for key in ("last_interval_end", "last_finished_at"):
                     if totals.get(key) is not None:
                         totals[key] = format_timestamp(datetime.fromtimestamp(totals[key], UTC))
         print(json.dumps({"data_dir": str(config.output.data_dir), "ledger": ledger,
-                          "paused": bool(pipeline.store.get_state("paused", False))}, indent=2))
+                          "paused": bool(store.get_state("paused", False))}, indent=2))
         return EXIT_OK
     finally:
-        pipeline.store.close()
+        store.close()
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
@@ -216,7 +249,8 @@ def cmd_clean(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("aborted")
             return EXIT_OK
-    print(json.dumps(clean_offline(config), indent=2))
+    with DataDirLock(config.output.data_dir, "clean"):
+        print(json.dumps(clean_offline(config), indent=2))
     return EXIT_OK
 
 

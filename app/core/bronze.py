@@ -7,9 +7,11 @@ import os
 import re
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,8 @@ class Published:
     path: Path
     files: dict[str, FileInfo]
     adopted: bool  # an identical batch was already visible (a retry after a crash past the rename)
+    published_at: float  # epoch s: every file written and fsynced, just before the rename
+    lateness_ms: float | None  # published_at - window end
 
 
 def publish_batch(
@@ -86,15 +90,18 @@ def publish_batch(
     meta: dict[str, Any],
     started: float | None = None,
     checkpoint: Callable[[], None] = lambda: None,
+    window_end: int | None = None,
 ) -> Published:
     """Write a batch in staging and make it visible in one rename; nothing partial is ever visible.
 
     ``checkpoint`` is called between chunks and just before the rename; raising there
-    (shutdown) abandons the batch and leaves nothing behind.
+    (shutdown) abandons the batch and leaves nothing behind. Each attempt stages in a folder of
+    its own, so two writers (or a retry and a leftover) never share one. With ``window_end``
+    (epoch s), ``published_at`` and ``lateness_ms`` go into batch_meta.json too.
     """
     layout.ensure()
     final = layout.batch_dir(stream, batch_id)
-    staging = layout.staging / f"{stream}-{batch_id}"
+    staging = layout.staging / f"{stream}-{batch_id}-{uuid.uuid4().hex[:12]}"
     try:
         _remove_tree(staging)
         staging.mkdir(parents=True)
@@ -103,8 +110,11 @@ def publish_batch(
                                                      checkpoint)}
         if issues:
             files[ISSUES_FILE] = _write_stream(staging / ISSUES_FILE, [issues], issue_count)
-        duration = round(time.time() - started, 6) if started is not None else None
-        full_meta = {**meta, "duration_s": duration,
+        published_at = time.time()
+        duration = round(published_at - started, 6) if started is not None else None
+        lateness_ms = round(published_at * 1000 - window_end * 1000, 3) if window_end is not None else None
+        timing = {"published_at": _iso_ms(published_at), "lateness_ms": lateness_ms} if window_end is not None else {}
+        full_meta = {**meta, "duration_s": duration, **timing,
                      "files": {name: info.as_dict() for name, info in files.items()}}
         _write_stream(staging / META_FILE, [orjson.dumps(full_meta, option=orjson.OPT_INDENT_2) + b"\n"], 1)
         _write_stream(staging / SUCCESS_FILE, [b""], 0)
@@ -115,7 +125,7 @@ def publish_batch(
             _remove_tree(staging)
         else:
             move_into_place(staging, final)
-        return Published(final, files, adopted)
+        return Published(final, files, adopted, published_at, lateness_ms)
     except OSError as exc:
         _remove_tree(staging, ignore_errors=True)
         raise PublishError(f"cannot publish {stream}/{batch_id} under {layout.root}: {exc}") from exc
@@ -195,8 +205,9 @@ def _remove_tree(path: Path, ignore_errors: bool = False) -> None:
 
 
 def write_json_atomically(path: Path, data: Any) -> None:
+    """Through a temp file of this call's own, then a rename: concurrent writers never clash."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
     os.replace(tmp, path)
 
@@ -206,7 +217,7 @@ def write_text_once(path: Path, text: str) -> bool:
     if path.exists():
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return True
@@ -223,3 +234,22 @@ def verify_batch(batch_dir: Path) -> list[str]:
         if len(data) != info["bytes"] or hashlib.sha256(data).hexdigest() != info["sha256"]:
             problems.append(f"{batch_dir / name}: size or sha256 differs from {META_FILE}")
     return problems
+
+
+def _iso_ms(epoch_s: float) -> str:
+    moment = datetime.fromtimestamp(epoch_s, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def remove_staging(staging: Path) -> int:
+    """Empty the staging folder (batches never made visible); returns how many entries went."""
+    if not staging.is_dir() or staging.is_symlink():
+        return 0
+    removed = 0
+    for entry in staging.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+        removed += 1
+    return removed

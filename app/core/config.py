@@ -27,6 +27,10 @@ from pydantic import (
 from app.core.errors import ConfigError
 
 MODE_ENV_VAR = "FLEETGEN_MODE"
+# Peak memory of a production driver batch, measured by `fleetgen bench` (~200 MB for 1 M events).
+BYTES_PER_EVENT = 160
+BYTES_PER_DRIVER = 24  # Poisson counts, driver indices, company of each driver
+MEMORY_SHARE = 0.5
 MODES = ("production", "emulated")
 Geography = Literal["US", "EU", "SA", "AUS"]
 EventType = Literal["start_driving", "stopped_driving", "delivered"]
@@ -208,7 +212,7 @@ class ApiConfig(StrictModel):
 
 
 class SchedulingConfig(StrictModel):
-    max_catch_up_windows: int = Field(1000, ge=0, le=1_000_000)
+    max_catch_up_windows: int = Field(1000, ge=1, le=1_000_000)
 
 
 class Config(StrictModel):
@@ -256,8 +260,20 @@ class Config(StrictModel):
         return f"sqlite:///{(self.output.data_dir / 'manifests' / 'generator.db').resolve()}"
 
     def with_mode(self, mode: str) -> Config:
+        """The same settings in another mode, checked again (production may not fit where emulated does)."""
         emulated = self.emulated_mode.model_copy(update={"enabled": mode == "emulated"})
-        return self.model_copy(update={"emulated_mode": emulated})
+        switched = self.model_copy(update={"emulated_mode": emulated})
+        problem = memory_problem(switched)
+        if problem:
+            raise ConfigError([f"in {mode} mode: {problem}"])
+        return switched
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> Config:
+        problem = memory_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
 
     def with_data_dir(self, data_dir: Path) -> Config:
         return self.model_copy(update={"output": self.output.model_copy(update={"data_dir": data_dir})})
@@ -284,9 +300,62 @@ def load_config(path: str | Path) -> Config:
     return parse_config(text, source)
 
 
+def memory_problem(config: Config) -> str | None:
+    """Why a production driver window (generated in memory as a whole) cannot fit, or None."""
+    if config.emulated_mode.enabled:
+        return None  # at most events_per_batch_max events, whatever the roster
+    drivers = config.number_of_companies * config.drivers_per_company
+    events = drivers * config.event_rate_per_driver
+    needed = events * BYTES_PER_EVENT + drivers * BYTES_PER_DRIVER
+    available = physical_memory_bytes() * MEMORY_SHARE
+    if needed <= available:
+        return None
+    return (f"number_of_companies × drivers_per_company × event_rate_per_driver = {config.number_of_companies:,} × "
+            f"{config.drivers_per_company:,} × {config.event_rate_per_driver:g} ≈ {events:,.0f} events per driver "
+            f"window, about {needed / 2**30:,.1f} GiB to generate in memory; this machine allows "
+            f"{available / 2**30:,.1f} GiB (half of its RAM): lower one of them")
+
+
+def physical_memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A key given twice in one mapping (YAML would silently keep the last)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a mapping that repeats a key."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            first = seen.get(key)
+        except TypeError:
+            continue  # an unhashable key: the default constructor reports it
+        line = key_node.start_mark.line + 1
+        if first is not None:
+            raise DuplicateKeyError(f"duplicate key {key!r} at lines {first} and {line} "
+                                    "(YAML would silently keep the last one; keep one of them)")
+        seen[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def parse_config(text: bytes | str, source: str = "<config>") -> Config:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except DuplicateKeyError as exc:
+        raise ConfigError([str(exc)], source) from None
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)
@@ -299,7 +368,7 @@ def parse_config(text: bytes | str, source: str = "<config>") -> Config:
     except RecursionError:
         raise ConfigError(["the YAML document is nested too deeply"], source) from None
     if data is None:
-        data = {}
+        raise ConfigError(["config file is empty; write {} to accept every default"], source)
     if not isinstance(data, dict):
         raise ConfigError(
             [f"the top level must be a mapping of settings, got {type(data).__name__}"], source

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import threading
 import time
@@ -19,7 +18,8 @@ from app.store import Store
 
 log = logging.getLogger(__name__)
 PAUSED_KEY, REINIT_KEY = "paused", "auto_reinit"
-GENERATED_MANIFESTS = ("batch_manifest.json", "dataset.md", ".batch_manifest.json.tmp", ".dataset.md.tmp")
+GENERATED_MANIFESTS = ("batch_manifest.json", "dataset.md")
+MANIFEST_TEMPS = (".batch_manifest.json.*.tmp", ".dataset.md.*.tmp")
 
 
 @dataclass
@@ -62,28 +62,14 @@ def remove_generated(layout: bronze.Layout) -> CleanReport:
                 continue
             shutil.rmtree(entry)
             removed_batches += 1
-    removed_files += remove_staging(layout.staging)
-    for name in GENERATED_MANIFESTS:
-        path = layout.manifests / name
+    removed_files += bronze.remove_staging(layout.staging)
+    temps = [p for pattern in MANIFEST_TEMPS for p in layout.manifests.glob(pattern)]
+    for path in [layout.manifests / name for name in GENERATED_MANIFESTS] + temps:
         if path.is_file() and not path.is_symlink():
             path.unlink()
             removed_files += 1
     layout.ensure()
     return CleanReport(removed_batches, removed_files, skipped)
-
-
-def remove_staging(staging: Path) -> int:
-    """Empty the staging folder (batches never made visible); returns how many entries went."""
-    if not staging.is_dir() or staging.is_symlink():
-        return 0
-    removed = 0
-    for entry in staging.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
-        removed += 1
-    return removed
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -121,7 +107,9 @@ class Lifecycle:
             changed = self.paused
             self.store.set_state(PAUSED_KEY, False)
             self.paused = False
-            reinit = changed and self.store.roster_size() == 0 and self.store.ledger_end("events") is None
+            # Decided by the ledger, not by the clock: no company window committed (a cleaned or new
+            # data directory) means the baseline must be produced again, however long the pause was.
+            reinit = changed and not self.store.has_committed("companies")
         if changed:
             log.info("generation resumed")
             self._publish("resumed", {"paused": False})
@@ -172,14 +160,11 @@ class Lifecycle:
 
 
 def clean_offline(config: Config) -> dict[str, Any]:
-    """`fleetgen clean`: the same removal without a running service (refused if one runs here)."""
+    """`fleetgen clean`: the same removal without a running service (the caller holds the data
+    directory's lock, so no service or other command is writing there)."""
     check_data_dir(config.output.data_dir)  # before anything is opened or created there
     store = Store.for_config(config)
     try:
-        owner = store.get_state("service_pid")
-        if owner and _alive(int(owner)) and int(owner) != os.getpid():
-            raise LifecycleError(f"a fleetgen service (pid {owner}) is using this data directory; "
-                                 "pause it and use POST /api/clean, or stop it first")
         pipeline = Pipeline(config, store)
         with pipeline.stream_locks():
             report = remove_generated(pipeline.layout)
@@ -187,13 +172,3 @@ def clean_offline(config: Config) -> dict[str, Any]:
         return {"status": "cleaned", **report.as_dict()}
     finally:
         store.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True

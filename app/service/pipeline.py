@@ -20,15 +20,25 @@ from app.core.errors import Abandoned, FleetgenError, RangeError, StoreError
 from app.core.generation.batch import generate_batch
 from app.core.generation.companies import CompanyBatch
 from app.core.generation.encoding import render_issues, render_records
+from app.core.generation.events import DriverPool
 from app.core.timeline import Window, align_up, due_windows, format_timestamp, from_epoch_seconds
 from app.store import Store
 from app.store.roster import NewCompanies, RosterRows
-from app.store.store import CommitStats, LedgerRow
+from app.store.store import CLAIMED_ELSEWHERE, CommitStats, LedgerRow, LostClaim
 
 log = logging.getLogger(__name__)
 
 COMPANIES, EVENTS = "companies", "events"
 STREAMS = (COMPANIES, EVENTS)
+
+
+@dataclass(frozen=True)
+class Made:
+    """A generated and published batch, ready for the ledger."""
+
+    stats: CommitStats
+    companies: NewCompanies | None
+    adopted: bool
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,8 @@ class Outcome:
     firing_delay_s: float | None = None
     reason: str | None = None
     adopted: bool = False
+    lateness_ms: float | None = None  # publish - window end
+    catch_up: bool = False  # not produced by the scheduled wake-up that follows its window
 
     def as_dict(self) -> dict[str, Any]:
         return {"stream": self.stream, "batch_id": self.window.batch_id, "status": self.status,
@@ -50,7 +62,8 @@ class Outcome:
                 "interval_end": format_timestamp(self.window.end),
                 "record_count": self.record_count, "corrupted_count": self.corrupted_count,
                 "issue_counts": self.issue_counts, "duration_s": round(self.duration_s, 6),
-                "firing_delay_s": self.firing_delay_s, "reason": self.reason}
+                "firing_delay_s": self.firing_delay_s, "lateness_ms": self.lateness_ms,
+                "catch_up": self.catch_up, "reason": self.reason}
 
 
 class Pipeline:
@@ -64,7 +77,10 @@ class Pipeline:
         self.on_outcome = on_outcome
         self.log_fields = log_fields
         self.abandon = threading.Event()  # set at shutdown: in-flight batches are dropped, not published
-        self._roster: RosterRows | None = None
+        self._roster = RosterRows()
+        self._roster_mark: tuple[int, int | None] | None = None
+        self._roster_lock = threading.Lock()
+        self._manifest_stale = False
         self._locks = {COMPANIES: threading.RLock(), EVENTS: threading.RLock()}
 
     @contextmanager
@@ -89,6 +105,15 @@ class Pipeline:
     def interval(self, stream: str) -> timedelta:
         return self.config.active_company_interval if stream == COMPANIES else self.config.active_driver_interval
 
+    def prepare(self) -> None:
+        """Start-up of a writer holding the data-directory lock: batches a crash left half-written are
+        never visible (staging is emptied) and claims of a writer that is gone are handed back."""
+        self.layout.ensure()
+        bronze.remove_staging(self.layout.staging)
+        released = self.store.release_claims()
+        if released:
+            log.info("claims of a previous writer released", extra={"fields": {"windows": released}})
+
     # ---- wake-ups -----------------------------------------------------------------------------
 
     def catch_up(
@@ -99,73 +124,77 @@ class Pipeline:
         start_if_empty: datetime | None = None,
         limit: int | None = None,
         skip_reason: str | None = None,
-        firing: tuple[datetime, float] | None = None,
+        woke_at: datetime | None = None,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> list[Outcome]:
         """Account for every closed window of ``stream`` up to ``now``, oldest first.
 
         Failed or half-done windows are retried first; new windows are produced (or, with
         ``skip_reason``, recorded as skipped). Stops at the first failure so order holds.
-        ``firing`` is (boundary, delay) of a scheduler wake-up: the window ending at that
-        boundary records it as its firing delay.
+        ``woke_at`` is when a scheduled wake-up started: the windows it produces are on cadence.
+        Before any company window was ever committed (a new or cleaned data directory) a paused
+        stream records nothing: there is no data stream yet, and resume starts it with a baseline.
         """
         with self._locks[stream]:
-            outcomes: list[Outcome] = []
-            now_s = int(now.timestamp())
-            open_rows, last_end_s = self.store.cursor(stream, until_s=now_s)
-            for row in [] if skip_reason else open_rows:
-                if should_stop():
-                    return outcomes
-                outcome = self._produce_or_skip(stream, row.window, skip_reason, firing, limit)
-                outcomes.append(outcome)
-                if outcome.status == "failed":
-                    return outcomes
-            interval = self.interval(stream)  # producing open rows leaves the ledger's end where it was
+            if skip_reason is not None and not self.store.has_committed(COMPANIES):
+                return []
+            interval = self.interval(stream)
+            open_rows, last_end_s = self.store.cursor(stream, until_s=int(now.timestamp()))
             last_end = from_epoch_seconds(last_end_s) if last_end_s is not None else None
             if last_end is None and start_if_empty is not None:
                 last_end = align_up(start_if_empty, interval)
             bound = self.config.scheduling.max_catch_up_windows if limit is None else limit
             plan = due_windows(last_end, now, interval, bound)
-            for window, reason in plan.skipped:
-                if self.store.skip(stream, window, reason):
-                    log.warning("windows skipped", extra={"fields": {
-                        "stream": stream, "from": format_timestamp(window.start),
-                        "to": format_timestamp(window.end), "reason": reason}})
-                    outcome = Outcome(stream, window, "skipped", reason=reason)
-                    outcomes.append(outcome)
-                    self._report(outcome)
+            retries = [] if skip_reason else [row.window for row in open_rows]
+            outcomes: list[Outcome] = []
+            for window in retries:
+                if should_stop():
+                    return outcomes
+                outcomes.append(self.produce(stream, window, company_limit=limit))
+                if outcomes[-1].status == "failed":
+                    return outcomes
+            outcomes += self._record_skipped(stream, plan.skipped)
             if len(plan.produce) > 1:
                 log.info("catching up", extra={"fields": {"stream": stream, "windows": len(plan.produce),
                                                           "from": plan.produce[0].batch_id,
                                                           "to": plan.produce[-1].batch_id}})
             for index, window in enumerate(plan.produce):
-                if skip_reason is None and should_stop():
+                if skip_reason is not None:
+                    outcomes += self._record_skipped(stream, [(window, skip_reason)], quiet=True)
+                    continue
+                if should_stop():
                     break
-                outcome = self._produce_or_skip(stream, window, skip_reason, firing, limit)
-                outcomes.append(outcome)
-                if outcome.status == "failed":
+                outcomes.append(self.produce(stream, window, woke_at=woke_at, company_limit=limit))
+                if outcomes[-1].status == "failed":
                     break
                 if len(plan.produce) > 100 and (index + 1) % 100 == 0:
                     log.info("catch-up progress", extra={"fields": {
                         "stream": stream, "done": index + 1, "total": len(plan.produce)}})
             return outcomes
 
-    def _produce_or_skip(self, stream: str, window: Window, skip_reason: str | None,
-                         firing: tuple[datetime, float] | None, limit: int | None) -> Outcome:
-        if skip_reason is not None:
-            status = "skipped" if self.store.skip(stream, window, skip_reason) else "already"
-            outcome = Outcome(stream, window, status, reason=skip_reason)
-            if status == "skipped":
-                self._report(outcome)
-            return outcome
-        if firing is not None and window.end == firing[0]:
-            return self.produce(stream, window, scheduled_at=firing[0], firing_delay=firing[1],
-                                company_limit=limit)
-        return self.produce(stream, window, company_limit=limit)
+    def _record_skipped(self, stream: str, ranges: list[tuple[Window, str]], quiet: bool = False) -> list[Outcome]:
+        outcomes = []
+        for window, reason in ranges:
+            if not self.store.skip(stream, window, reason):
+                outcomes.append(Outcome(stream, window, "already", reason=reason))
+                continue
+            if not quiet:
+                log.warning("windows skipped", extra={"fields": {
+                    "stream": stream, "from": format_timestamp(window.start),
+                    "to": format_timestamp(window.end), "reason": reason}})
+            outcome = Outcome(stream, window, "skipped", reason=reason)
+            outcomes.append(outcome)
+            self._report(outcome)
+        return outcomes
 
     def ensure_companies_through(self, moment: datetime, limit: int | None = None) -> None:
         """Account for every company window closing at or before ``moment`` (a driver batch's roster),
-        under the same catch-up bound as the driver stream."""
+        under the same catch-up bound as the driver stream. When the company ledger already reaches
+        ``moment`` with nothing open before it, this returns without waiting for the company stream's
+        lock: a driver window never waits for the company window being produced for a later boundary."""
+        open_rows, last_end = self.store.cursor(COMPANIES, until_s=int(moment.timestamp()))
+        if not open_rows and last_end is not None and last_end >= int(moment.timestamp()):
+            return
         outcomes = self.catch_up(COMPANIES, moment, limit=limit)
         failed = [o for o in outcomes if o.status == "failed"]
         if failed:
@@ -173,49 +202,58 @@ class Pipeline:
 
     # ---- one window ---------------------------------------------------------------------------
 
-    def produce(self, stream: str, window: Window, scheduled_at: datetime | None = None,
-                firing_delay: float | None = None, company_limit: int | None = None) -> Outcome:
+    def produce(self, stream: str, window: Window, woke_at: datetime | None = None,
+                company_limit: int | None = None) -> Outcome:
+        """Claim → generate → publish → commit one window. The ledger commit is the point of no return:
+        an error before it fails this writer's claim (retried later); after it, the window stays
+        committed and what follows (manifest, listeners) is best effort."""
         with self._locks[stream]:
             try:
                 if stream == EVENTS:
                     self.ensure_companies_through(window.start, company_limit)
-                row = self.store.claim(stream, window, scheduled_at.timestamp() if scheduled_at else None)
+                claim = self.store.claim_window(stream, window, woke_at.timestamp() if woke_at else None)
             except FleetgenError as exc:
                 outcome = self._failed_before_claim(stream, window, str(exc))
                 self._report(outcome)
                 return outcome
-            if row is None:
-                return Outcome(stream, window, "already")
-            started = time.time()
-            delay = firing_delay
+            if claim.row is None:
+                return Outcome(stream, window, "already", reason=claim.reason)
+            row = claim.row
+            on_cadence = woke_at is not None and row.attempts == 1
+            delay = (woke_at - window.end).total_seconds() if on_cadence and woke_at is not None else None
             try:
-                outcome = self._generate_and_publish(stream, window, row, started, delay)
-            except Exception as exc:  # noqa: BLE001 - recorded in the ledger and retried
-                message = f"{type(exc).__name__}: {exc}"
-                try:
-                    self.store.fail(row, message)
-                except StoreError:
-                    pass  # the row stays pending: retried like a failure at the next wake-up
-                abandoned = isinstance(exc, Abandoned)
-                log.log(logging.INFO if abandoned else logging.ERROR,
-                        "batch abandoned" if abandoned else "batch failed",
-                        extra={"fields": {"stream": stream, "batch_id": window.batch_id,
-                                          "attempt": row.attempts, "error": message}},
-                        exc_info=not isinstance(exc, FleetgenError))
-                outcome = Outcome(stream, window, "failed", reason=message, firing_delay_s=delay)
+                made = self._generate_and_publish(stream, window, row, delay, not on_cadence)
+            except Exception as exc:  # noqa: BLE001 - before the commit: recorded on the claim and retried
+                outcome = self._attempt_failed(stream, window, row, exc, delay)
+            else:
+                outcome = self._commit(stream, window, row, made)
             self._report(outcome)
             return outcome
+
+    def _attempt_failed(self, stream: str, window: Window, row: LedgerRow, exc: Exception,
+                        delay: float | None) -> Outcome:
+        message = f"{type(exc).__name__}: {exc}"
+        try:
+            self.store.fail(row, message)
+        except StoreError:
+            pass  # the claim stays pending and this writer's: retried like a failure at the next wake-up
+        abandoned = isinstance(exc, Abandoned)
+        log.log(logging.INFO if abandoned else logging.ERROR, "batch abandoned" if abandoned else "batch failed",
+                extra={"fields": {"stream": stream, "batch_id": window.batch_id, "attempt": row.attempts,
+                                  "error": message}},
+                exc_info=not isinstance(exc, FleetgenError))
+        return Outcome(stream, window, "failed", reason=message, firing_delay_s=delay)
 
     def _failed_before_claim(self, stream: str, window: Window, message: str) -> Outcome:
         log.error("batch blocked", extra={"fields": {"stream": stream, "batch_id": window.batch_id,
                                                      "error": message}})
         return Outcome(stream, window, "failed", reason=message)
 
-    def _generate_and_publish(self, stream: str, window: Window, row: LedgerRow, started: float,
-                              delay: float | None) -> Outcome:
-        roster = self.roster_before(window.start_s) if stream == EVENTS else None
-        batch, plan = generate_batch(self.config, stream, window, roster)
-        roster_update = _roster_of(batch) if isinstance(batch, CompanyBatch) else None
+    def _generate_and_publish(self, stream: str, window: Window, row: LedgerRow, delay: float | None,
+                              catch_up: bool) -> Made:
+        started = time.time()
+        pool = self.roster_before(window.start_s) if stream == EVENTS else None
+        batch, plan = generate_batch(self.config, stream, window, pool)
         issues = render_issues(batch, plan) if self.config.quality_injection.log_injected_issues else b""
         meta = {
             "batch_id": window.batch_id, "stream": stream,
@@ -226,40 +264,69 @@ class Pipeline:
             "interval": format_duration(window.length),
             "generated_at": format_timestamp(datetime.fromtimestamp(started, UTC)),
             "scheduled_at": format_timestamp(window.end) if row.scheduled_at else None,
+            "catch_up": catch_up,
             "schema_version": bronze.SCHEMA_VERSION,
         }
         published = bronze.publish_batch(self.layout, stream, window.batch_id,
                                          render_records(batch, plan), batch.size, issues,
-                                         plan.corrupted_count, meta, started, self._checkpoint)
-        finished = time.time()
+                                         plan.corrupted_count, meta, started, self._checkpoint,
+                                         window_end=window.end_s)
         stats = CommitStats(self.config.generation_mode, batch.size, batch.size - plan.corrupted_count,
-                            plan.corrupted_count, plan.counts(), row.scheduled_at, started, finished, delay)
-        self.store.commit(row, stats, roster_update)
-        if isinstance(batch, CompanyBatch) and self._roster is not None:
-            rows = batch.distinct_rows()
-            self._roster.append(window.end_s, batch.company_uuid[rows], batch.geography[rows], batch.active[rows],
-                                batch.drivers_count[rows])
-        self.write_manifests()
-        outcome = Outcome(stream, window, "committed", batch.size, plan.corrupted_count, plan.counts(),
-                          finished - started, delay, adopted=published.adopted)
+                            plan.corrupted_count, plan.counts(), row.scheduled_at, started, time.time(), delay,
+                            published.published_at, published.lateness_ms, catch_up)
+        companies = _roster_of(batch) if isinstance(batch, CompanyBatch) else None
+        return Made(stats, companies, published.adopted)
+
+    def _commit(self, stream: str, window: Window, row: LedgerRow, made: Made) -> Outcome:
+        stats = made.stats
+        try:
+            self.store.commit(row, stats, made.companies)
+        except LostClaim as exc:
+            log.warning("batch not committed: another writer holds the window", extra={"fields": {
+                "stream": stream, "batch_id": window.batch_id, "error": str(exc)}})
+            return Outcome(stream, window, "already", reason=CLAIMED_ELSEWHERE)
+        except Exception as exc:  # noqa: BLE001 - the ledger did not take it: a failed attempt, retried
+            return self._attempt_failed(stream, window, row, exc, stats.firing_delay_s)
+        # ---- committed: nothing below may change the window's status ----
+        self.write_manifests_best_effort()
+        duration = stats.finished_at - stats.started_at
         log.info("batch committed", extra={"fields": {
             "mode": self.config.generation_mode, "stream": stream, "batch_id": window.batch_id,
-            "records": batch.size, "corrupted": plan.corrupted_count, "duration_s": round(finished - started, 6),
-            "firing_delay_s": None if delay is None else round(delay, 6), "attempt": row.attempts,
-            **(self.log_fields(stream) if self.log_fields else {})}})
-        return outcome
+            "records": stats.record_count, "corrupted": stats.corrupted_count, "duration_s": round(duration, 6),
+            "firing_delay_s": None if stats.firing_delay_s is None else round(stats.firing_delay_s, 6),
+            "lateness_ms": stats.lateness_ms, "catch_up": stats.catch_up, "attempt": row.attempts,
+            **self._log_fields(stream)}})
+        return Outcome(stream, window, "committed", stats.record_count, stats.corrupted_count,
+                       stats.issue_counts, duration, stats.firing_delay_s, adopted=made.adopted,
+                       lateness_ms=stats.lateness_ms, catch_up=stats.catch_up)
 
-    def roster_before(self, moment_s: int):
-        """The driver batch roster, from a copy of the store's roster kept in memory."""
-        with self._locks[COMPANIES]:
-            if self._roster is None:
-                self._roster = self.store.load_roster()
+    def _log_fields(self, stream: str) -> dict[str, Any]:
+        if self.log_fields is None:
+            return {}
+        try:
+            return self.log_fields(stream)
+        except Exception:  # noqa: BLE001 - a log decoration must not undo a commit
+            return {}
+
+    def roster_before(self, moment_s: int) -> DriverPool:
+        """The driver batch's companies, from a copy of the store's roster kept in memory and brought
+        up to date whenever the store's roster mark moved (this or another process committed
+        companies, or a clean started it over): O(new companies), never a reload per batch."""
+        with self._roster_lock:
+            mark = self.store.roster_mark()
+            if mark != self._roster_mark:
+                cached = self._roster_mark
+                if cached is not None and cached[0] == mark[0] and self._roster.last_end == cached[1]:
+                    self._roster.merge(self.store.load_roster(after_end=cached[1]))
+                else:
+                    self._roster = self.store.load_roster()
+                self._roster_mark = mark
             return self._roster.before(moment_s)
 
     def forget_roster(self) -> None:
         """After clean: the next driver batch reloads the (now empty) roster."""
-        with self._locks[COMPANIES]:
-            self._roster = None
+        with self._roster_lock:
+            self._roster, self._roster_mark = RosterRows(), None
 
     def _checkpoint(self) -> None:
         if self.abandon.is_set():
@@ -273,6 +340,23 @@ class Pipeline:
                 log.exception("outcome listener failed")
 
     # ---- manifests and backfill ---------------------------------------------------------------
+
+    def write_manifests_best_effort(self) -> bool:
+        """After a commit: the manifest is a convenience copy of the ledger's counters. A failure is a
+        warning, and it is written again after the next commit or wake-up (``retry_manifests``)."""
+        try:
+            self.write_manifests()
+        except (OSError, FleetgenError) as exc:
+            self._manifest_stale = True
+            log.warning("manifest not written; retried after the next batch", extra={"fields": {
+                "error": f"{type(exc).__name__}: {exc}"}})
+            return False
+        self._manifest_stale = False
+        return True
+
+    def retry_manifests(self) -> None:
+        if self._manifest_stale:
+            self.write_manifests_best_effort()
 
     def write_manifests(self) -> None:
         counters = self.store.counters()

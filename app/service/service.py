@@ -16,9 +16,9 @@ from apscheduler.executors.base import BaseExecutor
 
 from app.core.config import Config, effective_settings
 from app.core.errors import StoreError
-from app.core.timeline import align_to_interval
+from app.core.timeline import align_to_interval, format_timestamp, from_epoch_seconds
 from app.service.broadcast import Broadcaster
-from app.service.lifecycle import Lifecycle, remove_staging
+from app.service.lifecycle import Lifecycle
 from app.service.logs import LEVELS
 from app.service.pipeline import COMPANIES, EVENTS, STREAMS, Outcome, Pipeline
 from app.service.scheduler import COMPANY_JOB_ID, DRIVER_JOB_ID, build_scheduler
@@ -53,6 +53,8 @@ class ServiceSnapshot:
     now: datetime
     started_at: datetime
     config: Config
+    status: str  # running | paused | degraded
+    reasons: list[str]  # why degraded
     paused: bool
     shutdown_requested: bool
     streams: dict[str, dict[str, Any]]
@@ -61,6 +63,28 @@ class ServiceSnapshot:
     auto_reinit: dict[str, Any]
     catch_up: CatchUpState
     quality: dict[str, Any]
+
+
+def unwell_reasons(now: datetime, streams: dict[str, dict[str, Any]], intervals: dict[str, timedelta],
+                   started_at: datetime, catching_up: bool) -> list[str]:
+    """Why a running service is degraded: a stream whose latest window failed (or is blocked), or
+    that is more than one interval behind the latest closed window."""
+    reasons = []
+    for stream, entry in streams.items():
+        if entry.get("last_outcome") == "failed":
+            reasons.append(f"{stream}: window {entry.get('last_failed_batch')} failed: {entry.get('last_error')}")
+            continue
+        if catching_up:
+            continue
+        interval = intervals[stream]
+        closed_until = align_to_interval(now, interval)
+        end = entry.get("last_interval_end_s")
+        reference = from_epoch_seconds(end) if end is not None else align_to_interval(started_at, interval)
+        behind = int((closed_until - reference) / interval)
+        if behind > 1:
+            since = format_timestamp(reference)
+            reasons.append(f"{stream}: {behind} windows behind (nothing produced for windows after {since})")
+    return reasons
 
 
 class Service:
@@ -93,9 +117,7 @@ class Service:
         # requests then wait less behind a batch being generated on another thread.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.started_at = self.clock()
-        self.pipeline.layout.ensure()
-        remove_staging(self.pipeline.layout.staging)  # batches abandoned by a crash: never visible
-        self.store.set_state("service_pid", os.getpid())
+        self.pipeline.prepare()  # batches abandoned by a crash: never visible; their claims released
         log.info("fleetgen starting", extra={"fields": {
             "mode": self.config.generation_mode, "pid": os.getpid(),
             "data_dir": str(self.config.output.data_dir), "paused": self.lifecycle.paused,
@@ -139,18 +161,19 @@ class Service:
     def wake(self, stream: str, fired: bool = True) -> list[Outcome]:
         """A job firing: account for every closed window of the stream (produce, or skip if paused).
 
-        The firing delay of the window closing at this boundary is measured here, at job entry.
+        The moment the job started is each window's firing reference: a window produced by this
+        wake-up is on cadence, its firing delay is this moment minus the window's end (however late
+        the job started), and its lateness is its publish time minus the window's end.
         """
         if self.shutdown_requested.is_set():
             return []
         now = self.clock()
         self._watch_clock(stream, now)
-        boundary = align_to_interval(now, self.pipeline.interval(stream))
-        firing = (boundary, (now - boundary).total_seconds()) if fired else None
         skip = "paused" if self.lifecycle.paused else None
         try:
-            outcomes = self.pipeline.catch_up(stream, now, skip_reason=skip, firing=firing,
+            outcomes = self.pipeline.catch_up(stream, now, skip_reason=skip, woke_at=now if fired else None,
                                               should_stop=self._should_stop)
+            self.pipeline.retry_manifests()
             self.sync_stats(stream)
             return outcomes
         except StoreError as exc:
@@ -199,7 +222,7 @@ class Service:
                                                  "error": outcome.reason})
 
     def _cadence(self, stream: str) -> dict[str, Any]:
-        return {"batches_per_minute": self.stats.snapshot()[stream]["batches_per_minute"] + 1}
+        return {"batches_per_minute": self.stats.batches_per_minute(stream) + 1}
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -226,11 +249,16 @@ class Service:
         next_runs = {}
         for stream in STREAMS:
             next_runs[stream] = self.next_run_time(stream)
+        streams = self.stats.snapshot()
+        intervals = {stream: self.pipeline.interval(stream) for stream in STREAMS}
+        paused = self.lifecycle.paused
+        reasons = [] if paused else unwell_reasons(now, streams, intervals, self.started_at or now,
+                                                   self.catch_up.running)
         return ServiceSnapshot(
             now=now, started_at=self.started_at or now, config=self.config,
-            paused=self.lifecycle.paused, shutdown_requested=self.shutdown_requested.is_set(),
-            streams=self.stats.snapshot(), next_runs=next_runs,
-            intervals={stream: self.pipeline.interval(stream) for stream in STREAMS},
+            status="paused" if paused else "degraded" if reasons else "running", reasons=reasons,
+            paused=paused, shutdown_requested=self.shutdown_requested.is_set(),
+            streams=streams, next_runs=next_runs, intervals=intervals,
             auto_reinit=self.lifecycle.auto_reinit_state(), catch_up=self.catch_up,
             quality=self.stats.quality())
 

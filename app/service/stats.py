@@ -25,6 +25,8 @@ from app.store import Store
 
 RECENT_POINTS = 120
 RATE_WINDOW_S = 60.0
+LATENESS_SAMPLES = 1000  # on-cadence windows the lateness percentiles are taken over
+LATE_MS = 1000.0  # an on-cadence window published more than this after its window closed is late
 
 
 @dataclass
@@ -40,8 +42,14 @@ class StreamStats:
     last_batch_time: float | None = None
     last_interval_end: int | None = None
     last_error: str | None = None
-    recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_POINTS))
-    commit_times: deque = field(default_factory=deque)  # monotonic seconds of recent commits
+    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_POINTS))
+    commit_times: deque[float] = field(default_factory=deque)  # monotonic seconds of recent commits
+    last_outcome: str | None = None  # committed | failed | skipped: the latest window's
+    last_failed_batch: str | None = None
+    lateness_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENESS_SAMPLES))
+    late: int = 0  # since the service started, like catch_up
+    catch_up: int = 0
+    accounted_end: int | None = None  # end of the latest window committed or skipped (epoch s)
 
     def take_counter(self, counter: dict[str, Any]) -> bool:
         """Take the totals of the stream's counter row in the store; False when they were already these."""
@@ -59,7 +67,7 @@ class StreamStats:
         while self.commit_times and monotonic_now - self.commit_times[0] > RATE_WINDOW_S:
             self.commit_times.popleft()
         delays = [p["firing_delay_ms"] for p in self.recent if p["firing_delay_ms"] is not None]
-        fixed = {
+        fixed: dict[str, Any] = {
             "total_batches": self.committed,
             "failed_batches": self.failed,
             "skipped_windows": self.skipped,
@@ -74,6 +82,12 @@ class StreamStats:
             "max_firing_delay_ms": max(delays) if delays else None,
             "batches_per_minute": 0,
             "last_error": self.last_error,
+            "last_outcome": self.last_outcome,
+            "last_failed_batch": self.last_failed_batch,
+            "last_interval_end_s": max(self.accounted_end or 0, self.last_interval_end or 0) or None,
+            "lateness_ms": lateness_summary(self.lateness_ms),
+            "late_windows": self.late,
+            "catch_up_windows": self.catch_up,
         }
         return StreamView(fixed, self.last_batch_time, tuple(self.commit_times), tuple(self.recent),
                           MappingProxyType(dict(self.by_type)))
@@ -87,7 +101,7 @@ class StreamView:
     last_batch_time: float | None
     commit_times: tuple[float, ...]
     recent: tuple[dict[str, Any], ...]
-    by_type: MappingProxyType
+    by_type: MappingProxyType[str, int]
 
     def as_dict(self, now: float, monotonic_now: float) -> dict[str, Any]:
         entry = dict(self.fixed)
@@ -117,7 +131,11 @@ class ServiceStats:
             for row in reversed(store.recent_batches(stream, 60)):
                 if row.status == "committed":
                     stats.recent.append(_point(row.stream, row.batch_id, row.record_count, row.corrupted_count,
-                                               row.firing_delay_s, row.finished_at, row.duration_s))
+                                               row.firing_delay_s, row.finished_at, row.duration_s,
+                                               row.lateness_ms, row.catch_up))
+                    if not row.catch_up and row.lateness_ms is not None:
+                        stats.lateness_ms.append(row.lateness_ms)
+            stats.accounted_end = store.ledger_end(stream)
         with self._lock:
             self._streams = fresh
             self._publish()
@@ -127,8 +145,17 @@ class ServiceStats:
         point = None
         with self._lock:
             stats = self._streams[outcome.stream]
+            if outcome.status in ("committed", "failed", "skipped"):
+                stats.last_outcome = outcome.status
+            if outcome.status in ("committed", "skipped"):
+                stats.accounted_end = max(stats.accounted_end or 0, outcome.window.end_s)
             if outcome.status == "committed":
                 stats.committed += 1
+                if outcome.catch_up:
+                    stats.catch_up += 1
+                elif outcome.lateness_ms is not None:
+                    stats.lateness_ms.append(outcome.lateness_ms)
+                    stats.late += outcome.lateness_ms > LATE_MS
                 stats.records += outcome.record_count
                 stats.corrupted += outcome.corrupted_count
                 for key, value in outcome.issue_counts.items():
@@ -138,11 +165,13 @@ class ServiceStats:
                 stats.last_error = None
                 stats.commit_times.append(self._monotonic())
                 point = _point(outcome.stream, outcome.window.batch_id, outcome.record_count,
-                               outcome.corrupted_count, outcome.firing_delay_s, now, outcome.duration_s)
+                               outcome.corrupted_count, outcome.firing_delay_s, now, outcome.duration_s,
+                               outcome.lateness_ms, outcome.catch_up)
                 stats.recent.append(point)
             elif outcome.status == "failed":
                 stats.failed += 1
                 stats.last_error = outcome.reason
+                stats.last_failed_batch = outcome.window.batch_id
             elif outcome.status == "skipped":
                 stats.skipped += 1
             else:
@@ -183,7 +212,11 @@ class ServiceStats:
         now, monotonic_now = time.time(), self._monotonic()
         return {stream: view.as_dict(now, monotonic_now) for stream, view in views.items()}
 
-    def defects_by_type(self) -> dict[str, MappingProxyType]:
+    def batches_per_minute(self, stream: str) -> int:
+        view = self._views[stream]
+        return len(view.commit_times) - bisect_left(view.commit_times, self._monotonic() - RATE_WINDOW_S)
+
+    def defects_by_type(self) -> dict[str, MappingProxyType[str, int]]:
         return {stream: view.by_type for stream, view in self._views.items()}
 
     def recent_points(self) -> dict[str, list[dict[str, Any]]]:
@@ -194,7 +227,22 @@ class ServiceStats:
         return self._quality
 
 
-def _point(stream, batch_id, records, corrupted, delay_s, finished, duration) -> dict[str, Any]:
+def lateness_summary(samples: deque[float] | list[float]) -> dict[str, float | int | None]:
+    """p50 / p99 / max of on-cadence publish lateness (ms), nearest-rank, over the samples kept."""
+    ordered = sorted(samples)
+    if not ordered:
+        return {"samples": 0, "p50": None, "p99": None, "max": None}
+
+    def rank(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.999999) - 1))]
+
+    return {"samples": len(ordered), "p50": round(rank(0.50), 3), "p99": round(rank(0.99), 3),
+            "max": round(ordered[-1], 3)}
+
+
+def _point(stream: str, batch_id: str, records: int, corrupted: int, delay_s: float | None, finished: float | None,
+           duration: float | None, lateness_ms: float | None = None, catch_up: bool | None = None) -> dict[str, Any]:
     return {"stream": stream, "batch_id": batch_id, "records": records, "corrupted": corrupted,
             "firing_delay_ms": round(delay_s * 1000, 3) if delay_s is not None else None,
-            "finished_at": finished, "duration_ms": round((duration or 0) * 1000, 3)}
+            "finished_at": finished, "duration_ms": round((duration or 0) * 1000, 3),
+            "lateness_ms": lateness_ms, "catch_up": catch_up}

@@ -59,6 +59,10 @@ class Batch(Base):
     duration_s: Mapped[float | None] = mapped_column(Float)
     firing_delay_s: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(32))  # the writer holding a pending claim
+    published_at: Mapped[float | None] = mapped_column(Float)  # the batch became visible (epoch s)
+    lateness_ms: Mapped[float | None] = mapped_column(Float)  # published_at - interval_end
+    catch_up: Mapped[bool | None] = mapped_column(Boolean)  # produced after its cadence slot had passed
 
 
 class Company(Base):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,6 +32,8 @@ from app.store.models import (
 from app.store.roster import GEOGRAPHY_CODES, NewCompanies, RosterRows
 
 NO_LIMIT_S = 2**62
+CLAIMED_ELSEWHERE = "claimed by another writer"
+ROSTER_EPOCH_KEY = "roster_epoch"
 
 # The ledger statements run on every batch: built once (Core, not ORM) so each costs a compiled-cache
 # lookup instead of a statement build and a unit of work, which matters to the API threads sharing the GIL.
@@ -49,6 +51,17 @@ _ALL_COUNTERS = select(_COUNTERS)
 # Executed with a dict of column values: the SET / VALUES clause is the dict's keys.
 _INSERT_BATCH = insert(_BATCHES)
 _UPDATE_BATCH = update(_BATCHES).where(_BATCHES.c.id == bindparam("row_id"))
+# Compare-and-set on a claim: only the writer holding a pending row may commit or fail it; a failed
+# (or released) row may be taken by anyone, and only one of two racing writers gets it.
+_MINE = (_BATCHES.c.id == bindparam("row_id"), _BATCHES.c.status == PENDING, _BATCHES.c.owner == bindparam("me"))
+_SETTLE_MINE = update(_BATCHES).where(*_MINE)
+_TAKE = (update(_BATCHES)
+         .where(_BATCHES.c.id == bindparam("row_id"),
+                or_(_BATCHES.c.status == FAILED,
+                    and_(_BATCHES.c.status == PENDING,
+                         or_(_BATCHES.c.owner.is_(None), _BATCHES.c.owner == bindparam("me"))))))
+_RELEASE = update(_BATCHES).where(_BATCHES.c.status == PENDING).values(owner=None)
+_ROSTER_END = select(func.max(Company.batch_end))
 _INSERT_COUNTER = insert(_COUNTERS)
 _UPDATE_COUNTER = update(_COUNTERS).where(_COUNTERS.c.stream == bindparam("counter_stream"))
 _INSERT_COMPANY = insert(cast(Table, Company.__table__))
@@ -74,6 +87,10 @@ class LedgerRow:
     duration_s: float | None
     firing_delay_s: float | None
     error: str | None
+    owner: str | None = None
+    published_at: float | None = None
+    lateness_ms: float | None = None
+    catch_up: bool | None = None
 
     @classmethod
     def of(cls, row: Any) -> LedgerRow:
@@ -81,7 +98,8 @@ class LedgerRow:
         return cls(row.id, row.stream, row.batch_id, Window.from_epoch(row.interval_start, row.interval_end),
                    row.status, row.reason, row.attempts, row.generation_mode, row.record_count,
                    row.valid_count, row.corrupted_count, row.issue_counts, row.scheduled_at,
-                   row.started_at, row.finished_at, row.duration_s, row.firing_delay_s, row.error)
+                   row.started_at, row.finished_at, row.duration_s, row.firing_delay_s, row.error,
+                   row.owner, row.published_at, row.lateness_ms, row.catch_up)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +111,7 @@ class LedgerRow:
             "scheduled_at": self.scheduled_at, "started_at": self.started_at,
             "finished_at": self.finished_at, "duration_s": self.duration_s,
             "firing_delay_s": self.firing_delay_s, "error": self.error,
+            "published_at": self.published_at, "lateness_ms": self.lateness_ms, "catch_up": self.catch_up,
         }
 
 
@@ -107,6 +126,21 @@ class CommitStats:
     started_at: float
     finished_at: float
     firing_delay_s: float | None
+    published_at: float | None = None
+    lateness_ms: float | None = None
+    catch_up: bool = False
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of claiming a window: the row to produce, or why there is none."""
+
+    row: LedgerRow | None
+    reason: str | None = None  # committed | skipped | claimed by another writer
+
+
+class LostClaim(Exception):
+    """The row this writer claimed is no longer its own (released and taken by another writer)."""
 
 
 class Store:
@@ -119,6 +153,7 @@ class Store:
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the metadata store {url}: {exc}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.owner = uuid.uuid4().hex  # this writer's claim token
 
     @classmethod
     def for_config(cls, config) -> Store:
@@ -188,34 +223,56 @@ class Store:
             return LedgerRow.of(row) if row else None
 
     def claim(self, stream: str, window: Window, scheduled_at: float | None = None) -> LedgerRow | None:
-        """Take a window for production; None when it is already committed or skipped."""
+        """Take a window for production; None when it is committed, skipped or another writer's."""
+        return self.claim_window(stream, window, scheduled_at).row
+
+    def claim_window(self, stream: str, window: Window, scheduled_at: float | None = None) -> Claim:
+        """Compare-and-set: a new row, a failed one, or a pending one nobody holds becomes this
+        writer's. Losing a race to another writer is an ordinary outcome, never an exception."""
         started = time.time()
+        try:
+            with self.transaction() as c:
+                found = c.execute(_ROW_AT, {"stream": stream, "start": window.start_s}).first()
+                if found is None:
+                    values = {"stream": stream, "batch_id": window.batch_id, "interval_start": window.start_s,
+                              "interval_end": window.end_s, "status": PENDING, "attempts": 1,
+                              "scheduled_at": scheduled_at, "started_at": started, "owner": self.owner}
+                    key = c.execute(_INSERT_BATCH, values).inserted_primary_key
+                    assert key is not None
+                    return Claim(LedgerRow(int(key[0]), stream, window.batch_id, window, PENDING, None, 1, None,
+                                           0, 0, 0, None, scheduled_at, started, None, None, None, None,
+                                           self.owner))
+                if found.status in (COMMITTED, SKIPPED):
+                    return Claim(None, found.status)
+                taken = c.execute(_TAKE, {"row_id": found.id, "me": self.owner, "status": PENDING, "owner": self.owner,
+                                          "attempts": found.attempts + 1, "started_at": started, "error": None})
+                if taken.rowcount != 1:
+                    return Claim(None, CLAIMED_ELSEWHERE)
+                return Claim(dataclasses.replace(LedgerRow.of(found), status=PENDING, attempts=found.attempts + 1,
+                                                 started_at=started, owner=self.owner))
+        except IntegrityError:  # another writer inserted the same window first
+            return Claim(None, CLAIMED_ELSEWHERE)
+
+    def release_claims(self) -> int:
+        """Hand back every pending claim (start-up, under the data-directory lock: their writer is gone)."""
         with self.transaction() as c:
-            found = c.execute(_ROW_AT, {"stream": stream, "start": window.start_s}).first()
-            if found is None:
-                values = {"stream": stream, "batch_id": window.batch_id, "interval_start": window.start_s,
-                          "interval_end": window.end_s, "status": PENDING, "attempts": 1,
-                          "scheduled_at": scheduled_at, "started_at": started}
-                key = c.execute(_INSERT_BATCH, values).inserted_primary_key
-                assert key is not None
-                new_id = int(key[0])
-                return LedgerRow(new_id, stream, window.batch_id, window, PENDING, None, 1, None, 0, 0, 0,
-                                 None, scheduled_at, started, None, None, None, None)
-            if found.status in (COMMITTED, SKIPPED):
-                return None
-            c.execute(_UPDATE_BATCH, {"row_id": found.id, "attempts": found.attempts + 1, "started_at": started})
-            return dataclasses.replace(LedgerRow.of(found), attempts=found.attempts + 1, started_at=started)
+            return c.execute(_RELEASE).rowcount
 
     def commit(self, row: LedgerRow, stats: CommitStats, companies: NewCompanies | None = None) -> None:
-        """Mark a window committed, adding its companies to the roster in the same transaction."""
+        """Mark this writer's claimed window committed, adding its companies to the roster in the same
+        transaction; ``LostClaim`` (nothing written) when the row is no longer this writer's."""
         with self.transaction() as c:
-            c.execute(_UPDATE_BATCH, dict(
-                row_id=row.id, status=COMMITTED, reason=None, error=None, generation_mode=stats.generation_mode,
+            settled = c.execute(_SETTLE_MINE, dict(
+                row_id=row.id, me=self.owner, status=COMMITTED, owner=None, reason=None, error=None,
+                generation_mode=stats.generation_mode,
                 record_count=stats.record_count, valid_count=stats.valid_count,
                 corrupted_count=stats.corrupted_count, issue_counts=stats.issue_counts,
                 scheduled_at=stats.scheduled_at, started_at=stats.started_at,
                 finished_at=stats.finished_at, duration_s=stats.finished_at - stats.started_at,
-                firing_delay_s=stats.firing_delay_s))
+                firing_delay_s=stats.firing_delay_s, published_at=stats.published_at,
+                lateness_ms=stats.lateness_ms, catch_up=stats.catch_up))
+            if settled.rowcount != 1:
+                raise LostClaim(f"{row.stream} {row.batch_id} is no longer claimed by this writer")
             counter = _counter_values(c, row.stream)
             counter["committed_batches"] += 1
             counter["records"] += stats.record_count
@@ -235,10 +292,11 @@ class Store:
                         companies.drivers_count, companies.onboarded_at_ms, strict=True))
                 ])
 
-    def fail(self, row: LedgerRow, error: str) -> None:
+    def fail(self, row: LedgerRow, error: str) -> bool:
+        """Record a failed attempt on this writer's pending claim; False (nothing changed) otherwise."""
         with self.transaction() as c:
-            c.execute(_UPDATE_BATCH, {"row_id": row.id, "status": FAILED, "error": error[:2000],
-                                      "finished_at": time.time()})
+            return c.execute(_SETTLE_MINE, {"row_id": row.id, "me": self.owner, "status": FAILED, "owner": None,
+                                            "error": error[:2000], "finished_at": time.time()}).rowcount == 1
 
     def skip(self, stream: str, window: Window, reason: str) -> bool:
         """Record a window (or range) deliberately not produced; False if already accounted for."""
@@ -293,20 +351,35 @@ class Store:
 
     # ---- roster -------------------------------------------------------------------------------
 
-    def load_roster(self) -> RosterRows:
-        """Every company in onboarding order, as columns (the pipeline caches and extends it)."""
+    def roster_mark(self) -> tuple[int, int | None]:
+        """The roster's high-water mark: (clean epoch, end of the latest onboarding window). Companies
+        are only ever added window by window in order, so an unchanged mark means an unchanged roster."""
+        with self.transaction() as c:
+            end = c.execute(_ROSTER_END).scalar()
+            epoch = c.execute(select(StateEntry.value).where(StateEntry.key == ROSTER_EPOCH_KEY)).scalar()
+        return int((epoch or {}).get("v", 0)), end
+
+    def load_roster(self, after_end: int | None = None) -> RosterRows:
+        """Companies onboarded by windows ending after ``after_end`` (all when None), in onboarding order."""
         query = (select(Company.batch_end, Company.company_id, Company.geography, Company.active,
                         Company.drivers_count).order_by(Company.batch_start, Company.ordinal))
-        with self.session() as s:
-            rows = s.execute(query).all()
+        if after_end is not None:
+            query = query.where(Company.batch_end > after_end)
+        with self.transaction() as c:
+            rows = c.execute(query).all()
         ids = np.frombuffer(b"".join(uuid.UUID(r[1]).bytes for r in rows), np.uint8).reshape(len(rows), 16)
-        return RosterRows(
+        return RosterRows.of(
             batch_end=np.array([r[0] for r in rows], np.int64),
             company_uuid=ids.copy(),
             geography=np.array([GEOGRAPHY_CODES[r[2]] for r in rows], np.uint8),
             active=np.array([bool(r[3]) for r in rows], bool),
             drivers_count=np.array([r[4] for r in rows], np.int32),
         )
+
+    def has_committed(self, stream: str) -> bool:
+        with self.transaction() as c:
+            return c.execute(select(_BATCHES.c.id).where(_BATCHES.c.stream == stream,
+                                                         _BATCHES.c.status == COMMITTED).limit(1)).first() is not None
 
     def roster_size(self) -> int:
         with self.session() as s:
@@ -318,6 +391,9 @@ class Store:
             s.execute(delete(Company))
             s.execute(delete(Batch))
             s.execute(delete(StreamCounter))
+            epoch = s.get(StateEntry, ROSTER_EPOCH_KEY)
+            previous = int((epoch.value or {}).get("v", 0)) if epoch is not None else 0
+            s.merge(StateEntry(key=ROSTER_EPOCH_KEY, value={"v": previous + 1}))  # cached rosters are stale
 
     # ---- state --------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ COMPANY_FIELDS = {"company_id": str, "company_name": str, "geography": str, "act
                   "drivers_count": int, "onboarded_at": str}
 META_FIELDS = {"batch_id", "stream", "interval_start", "interval_end", "record_count", "valid_count",
                "corrupted_count", "issue_counts", "seed", "generation_mode", "generated_at", "scheduled_at",
-               "duration_s", "schema_version", "files", "interval"}
+               "duration_s", "schema_version", "files", "interval", "published_at", "lateness_ms", "catch_up"}
 
 
 def test_layout_records_and_meta(make_config):

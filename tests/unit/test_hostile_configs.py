@@ -73,7 +73,8 @@ def check(path, capsys) -> str:
         for problem in problems:
             # a field path ("a.b: ...") or a statement about the whole document
             assert re.match(PATH, problem) or problem.startswith(
-                ("not valid YAML", "the top level", "not a readable", "the YAML document")), problem
+                ("not valid YAML", "the top level", "not a readable", "the YAML document", "config file is empty",
+                 "duplicate key")), problem
     return "valid" if code == 0 else "invalid"
 
 
@@ -121,13 +122,16 @@ def test_pathological_documents(tmp_path, capsys):
         "null section": "emulated_mode: null\n",
         "list section": "emulated_mode: [1, 2]\n",
         "duplicate keys": "seed: 1\nseed: 2\n",
+        "empty mapping": "{}\n",
     }
     outcomes = {}
     for name, text in cases.items():
         path = tmp_path / f"{len(outcomes)}.yaml"
         path.write_text(text)
         outcomes[name] = check(path, capsys)
-    assert outcomes["empty"] == "valid" and outcomes["only comment"] == "valid"
+    # an empty document is a mistake more often than a choice: `{}` says "every default" on purpose
+    assert outcomes["empty"] == outcomes["only comment"] == outcomes["duplicate keys"] == "invalid"
+    assert outcomes["empty mapping"] == "valid"
     assert outcomes["deep"] == outcomes["alias bomb"] == outcomes["huge int"] == "invalid"
 
 

@@ -19,6 +19,9 @@ class FakeStore:
     def recent_batches(self, stream, limit):
         return []
 
+    def ledger_end(self, stream):
+        return None
+
 
 def window(second: int) -> Window:
     start = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp()) + second

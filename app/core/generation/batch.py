@@ -6,13 +6,13 @@ from app.core.config import Config
 from app.core.generation.columns import ColumnBatch
 from app.core.generation.companies import generate_companies
 from app.core.generation.defects import DefectPlan, plan_defects
-from app.core.generation.events import Roster, generate_events
+from app.core.generation.events import DriverPool, Roster, generate_events
 from app.core.generation.seeding import batch_rng
 from app.core.timeline import Window
 
 
 def generate_batch(config: Config, stream: str, window: Window,
-                   roster: Roster | None = None) -> tuple[ColumnBatch, DefectPlan]:
+                   roster: DriverPool | Roster | None = None) -> tuple[ColumnBatch, DefectPlan]:
     """One batch of ``stream`` for ``window`` with its defects: the pure core of every producer."""
     rng = batch_rng(config.seed, stream, window)
     if stream == "companies":

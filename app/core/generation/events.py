@@ -46,6 +46,47 @@ class Roster:
         return lat, lon
 
 
+@dataclass(frozen=True)
+class DriverPool:
+    """Every company a driver batch may reference, as prefix columns of the whole roster, inactive ones
+    included (they hold no drivers in ``active_drivers_end``, the running total of active drivers).
+
+    Emulated batches pick their drivers here in O(events · log companies): a driver is a global index
+    into the active drivers, and the company holding it is found by bisecting the running total.
+    """
+
+    company_uuid: np.ndarray  # (m, 16) uint8
+    geography: np.ndarray  # (m,) uint8
+    drivers_count: np.ndarray  # (m,) int32
+    active: np.ndarray  # (m,) bool
+    active_drivers_end: np.ndarray  # (m,) int64
+
+    @classmethod
+    def of(cls, roster: Roster) -> DriverPool:
+        """Every company of ``roster`` active (tests and benchmarks build rosters directly)."""
+        return cls(roster.company_uuid, roster.geography, roster.drivers_count,
+                   np.ones(roster.size, bool), np.cumsum(roster.drivers_count, dtype=np.int64))
+
+    @property
+    def total_drivers(self) -> int:
+        return int(self.active_drivers_end[-1]) if len(self.active_drivers_end) else 0
+
+    def compact(self) -> Roster:
+        """The active companies as a roster of their own (O(companies): production batches)."""
+        keep = self.active
+        return Roster(self.company_uuid[keep], self.geography[keep], self.drivers_count[keep])
+
+    def locate(self, drivers: np.ndarray) -> tuple[Roster, np.ndarray, np.ndarray]:
+        """For global active-driver indices: the roster of just the companies they belong to, each
+        driver's company (index into that roster) and its number within the company (from 1)."""
+        rows = np.searchsorted(self.active_drivers_end, drivers, side="right")
+        first = np.where(rows > 0, np.take(self.active_drivers_end, rows - 1, mode="clip"), 0)
+        number = (drivers - first + 1).astype(np.int16)
+        picked, company = np.unique(rows, return_inverse=True)
+        roster = Roster(self.company_uuid[picked], self.geography[picked], self.drivers_count[picked])
+        return roster, company.astype(np.int32), number
+
+
 @dataclass
 class EventBatch(ColumnBatch):
     window: Window
@@ -158,29 +199,37 @@ def _bad_longitude(batch: EventBatch, rows: np.ndarray, rng: np.random.Generator
     return location_text(batch.lat[rows], _out_of_range(rng, len(rows), 180))
 
 
-def event_count(config: Config, roster: Roster, rng: np.random.Generator) -> tuple[int, np.ndarray]:
-    """How many events, and the driver (global index over the roster) of each, in row order."""
-    total_drivers = int(roster.drivers_count.sum())
+def pick_drivers(config: Config, pool: DriverPool,
+                 rng: np.random.Generator) -> tuple[Roster, np.ndarray, np.ndarray]:
+    """The batch's roster and, per event in row order, its company (index into that roster) and
+    driver number. Emulated: a drawn count of uniformly chosen drivers, O(events), whatever the roster
+    size. Production: Poisson(rate) events per driver of every active company, shuffled."""
+    total_drivers = pool.total_drivers
     if total_drivers == 0:
-        return 0, np.zeros(0, np.int64)
+        return Roster.empty(), np.zeros(0, np.int32), np.zeros(0, np.int16)
     if config.emulated_mode.enabled:
         em = config.emulated_mode
         count = int(rng.integers(em.events_per_batch_min, em.events_per_batch_max + 1))
-        return count, rng.integers(0, total_drivers, count)
+        return pool.locate(rng.integers(0, total_drivers, count))
+    roster = pool.compact()
     per_driver = rng.poisson(config.event_rate_per_driver, total_drivers)
-    drivers = np.repeat(np.arange(total_drivers, dtype=np.int32), per_driver)
+    # int32 halves the shuffle's memory traffic; past 2**31 drivers the indices need int64
+    indices = np.arange(total_drivers, dtype=np.int32 if total_drivers < 2**31 else np.int64)
+    drivers: np.ndarray = np.repeat(indices, per_driver)
     rng.shuffle(drivers)
-    return len(drivers), drivers
-
-
-def generate_events(config: Config, window: Window, roster: Roster, rng: np.random.Generator) -> EventBatch:
-    """Driver events inside ``window``, sorted by time, for drivers of ``roster``."""
-    count, drivers = event_count(config, roster, rng)
     company_of_driver = np.repeat(np.arange(roster.size, dtype=np.int32), roster.drivers_count)
-    first_driver = np.concatenate([[0], np.cumsum(roster.drivers_count, dtype=np.int64)[:-1]])
-    number_of_driver = (np.arange(len(company_of_driver)) - first_driver[company_of_driver] + 1).astype(np.int16)
-    company = np.take(company_of_driver, drivers)
-    driver = np.take(number_of_driver, drivers)
+    first_driver = np.concatenate([np.zeros(1, np.int64), np.cumsum(roster.drivers_count, dtype=np.int64)[:-1]])
+    number_of_driver = (np.arange(total_drivers, dtype=np.int64)
+                        - first_driver[company_of_driver] + 1).astype(np.int16)
+    return roster, np.take(company_of_driver, drivers), np.take(number_of_driver, drivers)
+
+
+def generate_events(config: Config, window: Window, roster: DriverPool | Roster,
+                    rng: np.random.Generator) -> EventBatch:
+    """Driver events inside ``window``, sorted by time, for drivers of ``roster``."""
+    pool = roster if isinstance(roster, DriverPool) else DriverPool.of(roster)
+    roster, company, driver = pick_drivers(config, pool, rng)
+    count = len(company)
     timestamps = sorted_instants(rng, window, count)
     weights = np.array([config.events.event_type_weights.get(t, 0.0) for t in EVENT_TYPES])
     event_type = weighted_codes(rng, weights, count)

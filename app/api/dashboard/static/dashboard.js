@@ -55,6 +55,8 @@ function renderHealth() {
   $("mode").className = `badge ${h.generation_mode}`;
   $("status").textContent = h.status;
   $("status").className = `badge ${h.status}`;
+  $("reasons").hidden = !(h.reasons && h.reasons.length);
+  $("reasons").textContent = (h.reasons || []).join(" · ");
   $("uptime").textContent = `up ${Math.round(h.uptime.seconds + elapsed)} s · seed ${h.seed}`;
   $("pause").disabled = h.lifecycle.paused;
   $("resume").disabled = !h.lifecycle.paused;
@@ -67,6 +69,10 @@ function renderHealth() {
       countdown(gen.seconds_to_next_run === null ? null : gen.seconds_to_next_run - elapsed);
     $(`${stream}-interval`).textContent = `${gen.interval_seconds} s`;
     $(`${stream}-delay`).textContent = gen.last_firing_delay_ms === null ? "–" : `${gen.last_firing_delay_ms.toFixed(1)} ms`;
+    const late = gen.lateness_ms;
+    $(`${stream}-lateness`).textContent = !late || late.p50 === null ? "–" :
+      `${late.p50.toFixed(0)} / ${late.p99.toFixed(0)} / ${late.max.toFixed(0)} ms`;
+    $(`${stream}-offcadence`).textContent = `${gen.late_windows} · ${gen.catch_up_windows}`;
   }
   const q = h.quality;
   $("defect-percent").textContent = `${q.defect_percent.toFixed(2)} %`;
