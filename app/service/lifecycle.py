@@ -148,6 +148,10 @@ class Lifecycle:
         self._publish("cleaned", report.as_dict())
         return {"status": "cleaned", **report.as_dict()}
 
+    @property
+    def reinit_running(self) -> bool:
+        return bool(self._reinit_thread and self._reinit_thread.is_alive())
+
     def auto_reinit_state(self) -> dict[str, Any]:
         state = self._reinit
         return {"count": int(state.get("count", 0)), "last_at": state.get("last_at"),

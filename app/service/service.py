@@ -79,7 +79,9 @@ def unwell_reasons(now: datetime, streams: dict[str, dict[str, Any]], intervals:
         interval = intervals[stream]
         closed_until = align_to_interval(now, interval)
         end = entry.get("last_interval_end_s")
-        reference = from_epoch_seconds(end) if end is not None else align_to_interval(started_at, interval)
+        if end is None:
+            continue  # nothing accounted for yet (new or cleaned): a failure of its first window says it
+        reference = from_epoch_seconds(end)
         behind = int((closed_until - reference) / interval)
         if behind > 1:
             since = format_timestamp(reference)
@@ -252,8 +254,8 @@ class Service:
         streams = self.stats.snapshot()
         intervals = {stream: self.pipeline.interval(stream) for stream in STREAMS}
         paused = self.lifecycle.paused
-        reasons = [] if paused else unwell_reasons(now, streams, intervals, self.started_at or now,
-                                                   self.catch_up.running)
+        catching_up = self.catch_up.running or self.lifecycle.reinit_running
+        reasons = [] if paused else unwell_reasons(now, streams, intervals, self.started_at or now, catching_up)
         return ServiceSnapshot(
             now=now, started_at=self.started_at or now, config=self.config,
             status="paused" if paused else "degraded" if reasons else "running", reasons=reasons,

@@ -61,8 +61,7 @@ def test_fifty_threads_for_thirty_seconds(service_process):
         assert json.loads(conn.getresponse().read())["status"] == expected
         conn.request("GET", "/api/health")
         assert json.loads(conn.getresponse().read())["status"] == expected
-    time.sleep(1.5)  # a batch in flight at the pause may still land
-    assert process.terminate() == 0
+    assert process.terminate() == 0  # a batch in flight at the pause lands or is abandoned, never half
 
     config = load_config(process.config_path)
     store = Store(config.database_url)

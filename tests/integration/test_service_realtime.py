@@ -9,6 +9,7 @@ from app.api.health import health_document
 from app.core import bronze
 from app.core.errors import LifecycleError
 from app.service.service import Service
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +55,7 @@ def test_first_company_batch_within_2_s_then_consecutive_boundaries(fast_service
     assert first["stream"] == "companies"
     for _ in range(10):
         next_event(events, "batch", 3.0)
-    time.sleep(0.2)
+    service.stop(timeout=5)  # no window in flight from here on: the ledger is settled
     for stream in ("companies", "events"):
         rows = service.store.all_batches(stream)
         assert len(rows) >= 3
@@ -75,10 +76,15 @@ def test_pause_clean_resume(fast_service):
     with pytest.raises(LifecycleError, match="paused"):
         service.clean()  # refused while running
     service.pause()
-    time.sleep(0.3)  # a batch in flight when pausing may still land
+    assert service.pipeline.wait_idle(5)  # a batch in flight when pausing may still land; now none is
     committed_before = {s: len([r for r in service.store.all_batches(s) if r.status == "committed"])
                         for s in ("companies", "events")}
-    time.sleep(3.5)
+
+    def skipped_windows() -> bool:
+        return all(len([r for r in service.store.all_batches(s) if r.status == "skipped"]) >= 3
+                   for s in ("companies", "events"))
+
+    wait_until(skipped_windows, timeout=10, what="three paused windows in each stream")
     for stream in ("companies", "events"):
         rows = service.store.all_batches(stream)
         assert len([r for r in rows if r.status == "committed"]) == committed_before[stream]
