@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -67,6 +68,7 @@ def _generation(error_rate: float, quick: bool) -> dict[str, Any]:
         "companies_per_s_median": round(median(n / t for n, t, _ in comp_runs)),
         "in_memory_events_per_s": round(in_memory),
         "disk_write_fsync_mb_per_s": round(_disk_speed()),
+        **_disk_share(runs[0][2], median(t for _, t, _ in runs)),
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
@@ -79,6 +81,24 @@ def _render_in_memory(config, roster, company_window) -> float:
     total = sum(len(chunk) for chunk in render_records(batch, plan)) + len(render_issues(batch, plan))
     assert total > 0
     return batch.size / (time.perf_counter() - started)
+
+
+def _disk_share(batch_bytes: int, batch_seconds: float) -> dict[str, Any]:
+    """The disk's own figure for a batch of the same size (`dd oflag=direct`), right after the batches,
+    so end to end reads as a share of what the disk allowed at that moment."""
+    block = 8 << 20
+    count = max(1, -(-batch_bytes // block))
+    with tempfile.TemporaryDirectory(prefix="fleetgen-dd-") as tmp:
+        started = time.perf_counter()
+        result = subprocess.run(["dd", "if=/dev/zero", f"of={tmp}/dd.bin", f"bs={block}", f"count={count}",
+                                 "oflag=direct", "conv=fsync"], capture_output=True, text=True)
+        dd_seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        return {"dd_oflag_direct": f"unavailable: {result.stderr.strip()[-200:]}"}
+    dd_mb_per_s = count * block / 2**20 / dd_seconds
+    ours = batch_bytes / 2**20 / batch_seconds
+    return {"dd_oflag_direct_mb_per_s": round(dd_mb_per_s), "end_to_end_mb_per_s": round(ours),
+            "share_of_disk": round(ours / dd_mb_per_s, 2)}
 
 
 def _disk_speed() -> float:

@@ -72,7 +72,12 @@ def test_fifty_threads_for_thirty_seconds(service_process):
         committed = {r.batch_id for r in rows if r.status == "committed"}
         assert {p.name for p in layout.stream_dir(stream).iterdir()} == committed
         assert all(a.window.end == b.window.start for a, b in zip(rows, rows[1:], strict=False))
-        assert {r.status for r in rows} <= {"committed", "skipped"}
+        assert {r.status for r in rows} <= {"committed", "skipped", "failed"}
+        # a failed window here can only be the batch in flight at the stop, abandoned before it became
+        # visible (it is produced at the next start)
+        assert all("shutdown requested" in (r.error or "") for r in rows if r.status == "failed"), \
+            [(r.batch_id, r.error) for r in rows if r.status == "failed"]
+        assert len([r for r in rows if r.status == "failed"]) <= 1
         for batch_id in committed:
             assert bronze.verify_batch(layout.batch_dir(stream, batch_id)) == []
     assert list(layout.staging.iterdir()) == []

@@ -142,3 +142,31 @@ def test_validate_prints_effective_settings_with_sources(write_config, capsys):
     out = capsys.readouterr().out
     assert '"generation_mode"' in out and '"PT5S"' in out
     assert "config file (emulated_mode.driver_batch_interval)" in out
+
+
+def test_a_catch_up_bound_of_zero_is_refused():
+    with pytest.raises(ConfigError, match=r"scheduling\.max_catch_up_windows: 0 — .*greater than or equal to 1"):
+        parse_config("scheduling: {max_catch_up_windows: 0}")
+
+
+@pytest.mark.parametrize("text", ["", "null\n", "~\n", "# only a comment\n"])
+def test_an_empty_document_is_refused_with_the_way_to_accept_defaults(text):
+    with pytest.raises(ConfigError, match=r"config file is empty; write \{\} to accept every default"):
+        parse_config(text)
+    assert parse_config("{}").seed == 42
+
+
+def test_duplicate_keys_name_the_key_and_both_lines():
+    with pytest.raises(ConfigError, match=r"duplicate key 'seed' at lines 1 and 3"):
+        parse_config("seed: 1\nnumber_of_companies: 5\nseed: 2\n")
+    with pytest.raises(ConfigError, match=r"duplicate key 'enabled' at lines 2 and 4"):
+        parse_config("emulated_mode:\n  enabled: true\n  companies_per_batch: 3\n  enabled: false\n")
+
+
+def test_a_production_window_that_cannot_fit_in_memory_is_refused_naming_the_fields():
+    with pytest.raises(ConfigError, match=r"number_of_companies × drivers_per_company × event_rate_per_driver = "
+                                          r"1,000,000 × 9,999 × 3\.5 .* GiB"):
+        parse_config("number_of_companies: 1000000\ndrivers_per_company: 9999\n")
+    emulated = parse_config("number_of_companies: 1000000\ndrivers_per_company: 9999\nemulated_mode: {enabled: true}")
+    with pytest.raises(ConfigError, match="in production mode: number_of_companies"):
+        resolve_mode(emulated, "production", {}, "--mode")
