@@ -117,7 +117,7 @@ def publish_batch(
         full_meta = {**meta, "duration_s": duration, **timing,
                      "files": {name: info.as_dict() for name, info in files.items()}}
         _write_stream(staging / META_FILE, [orjson.dumps(full_meta, option=orjson.OPT_INDENT_2) + b"\n"], 1)
-        _write_stream(staging / SUCCESS_FILE, [b""], 0)
+        (staging / SUCCESS_FILE).touch()  # empty: the directory fsync below makes it durable
         _fsync_dir(staging)
         checkpoint()
         adopted = _existing_matches(final, stream, files)

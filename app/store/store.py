@@ -61,7 +61,8 @@ _TAKE = (update(_BATCHES)
                     and_(_BATCHES.c.status == PENDING,
                          or_(_BATCHES.c.owner.is_(None), _BATCHES.c.owner == bindparam("me"))))))
 _RELEASE = update(_BATCHES).where(_BATCHES.c.status == PENDING).values(owner=None)
-_ROSTER_END = select(func.max(Company.batch_end))
+_ROSTER_MARK = select(select(func.max(Company.batch_end)).scalar_subquery(),
+                      select(StateEntry.value).where(StateEntry.key == ROSTER_EPOCH_KEY).scalar_subquery())
 _INSERT_COUNTER = insert(_COUNTERS)
 _UPDATE_COUNTER = update(_COUNTERS).where(_COUNTERS.c.stream == bindparam("counter_stream"))
 _INSERT_COMPANY = insert(cast(Table, Company.__table__))
@@ -355,8 +356,7 @@ class Store:
         """The roster's high-water mark: (clean epoch, end of the latest onboarding window). Companies
         are only ever added window by window in order, so an unchanged mark means an unchanged roster."""
         with self.transaction() as c:
-            end = c.execute(_ROSTER_END).scalar()
-            epoch = c.execute(select(StateEntry.value).where(StateEntry.key == ROSTER_EPOCH_KEY)).scalar()
+            end, epoch = c.execute(_ROSTER_MARK).one()
         return int((epoch or {}).get("v", 0)), end
 
     def load_roster(self, after_end: int | None = None) -> RosterRows:
