@@ -109,6 +109,18 @@ def _free_port() -> int:
 WARM_UP_S = 3.0
 
 
+def _start_service(tmp: Path, **extra: Any) -> tuple[int, subprocess.Popen[bytes]]:
+    """`fleetgen run` as a process at a 1 s cadence in ``tmp``; its log goes to tmp/service.log."""
+    port = _free_port()
+    config_path = tmp / "c.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "seed": 42, "output": {"data_dir": str(tmp / "data")}, "api": {"port": port}, **extra,
+        "emulated_mode": {"enabled": True, "company_batch_interval": "PT1S", "driver_batch_interval": "PT1S"}}))
+    log = open(tmp / "service.log", "wb")  # the child process writes to it
+    return port, subprocess.Popen([sys.executable, "-m", "app", "run", "--config", str(config_path)],
+                                  stdout=log, stderr=subprocess.STDOUT)
+
+
 @benchmark("health_latency")
 def bench_health_latency(quick: bool) -> dict[str, Any]:
     """/api/health with 20 concurrent keep-alive clients while the service generates at 1 s.
@@ -121,14 +133,7 @@ def bench_health_latency(quick: bool) -> dict[str, Any]:
     duration = 5 if quick else 30
     rounds = 1 if quick else 3
     with tempfile.TemporaryDirectory(prefix="fleetgen-bench-") as tmp:
-        port = _free_port()
-        config_path = Path(tmp) / "c.yaml"
-        config_path.write_text(yaml.safe_dump({
-            "seed": 42, "output": {"data_dir": str(Path(tmp) / "data")}, "api": {"port": port},
-            "emulated_mode": {"enabled": True, "company_batch_interval": "PT1S", "driver_batch_interval": "PT1S"}}))
-        log = open(Path(tmp) / "service.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "app", "run", "--config", str(config_path)],
-                                stdout=log, stderr=subprocess.STDOUT)
+        port, proc = _start_service(Path(tmp))
         try:
             _wait_port(port, proc)
             time.sleep(WARM_UP_S)  # past the start-up catch-up: the figure is for steady generation
@@ -291,15 +296,7 @@ def bench_publish_lateness(quick: bool) -> dict[str, Any]:
     only; catch-up windows counted apart)."""
     duration = 15 if quick else 120
     with tempfile.TemporaryDirectory(prefix="fleetgen-bench-") as tmp:
-        port = _free_port()
-        config_path = Path(tmp) / "c.yaml"
-        config_path.write_text(yaml.safe_dump({
-            "seed": 42, "output": {"data_dir": str(Path(tmp) / "data")}, "api": {"port": port},
-            "quality_injection": {"enabled": True, "error_rate": 0.05},
-            "emulated_mode": {"enabled": True, "company_batch_interval": "PT1S", "driver_batch_interval": "PT1S"}}))
-        log = open(Path(tmp) / "service.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "app", "run", "--config", str(config_path)],
-                                stdout=log, stderr=subprocess.STDOUT)
+        port, proc = _start_service(Path(tmp), quality_injection={"enabled": True, "error_rate": 0.05})
         try:
             _wait_port(port, proc)
             time.sleep(WARM_UP_S)

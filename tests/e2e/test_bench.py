@@ -30,3 +30,24 @@ def test_quick_health_benchmark_writes_complete_results(tmp_path):
         assert 0 < figures["p50"] <= figures["p99"] <= figures["max"]
     assert "latencies" not in saturation and all("latencies" not in r for r in polling["rounds"])
     assert "health_latency" in done.stdout
+
+
+def test_quick_lateness_and_roster_benchmarks_are_complete_and_sound(tmp_path):
+    output = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "-m", "app", "bench", "--quick", "--only", "publish_lateness",
+                           "--only", "emulated_roster_scaling", "--output", str(output)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(output.read_text())["results"]
+    lateness = results["publish_lateness"]
+    assert lateness["service_exit_code"] == 0
+    for stream in ("events", "companies"):
+        figures = lateness[stream]
+        assert figures["windows"] >= 10  # about one a second for 15 s
+        assert 0 < figures["lateness_ms"]["p50"] <= figures["lateness_ms"]["p99"] <= figures["lateness_ms"]["max"]
+    scaling = results["emulated_roster_scaling"]
+    assert scaling["roster_3m"]["companies"] == 3_000_000 and scaling["roster_10k"]["companies"] == 10_000
+    for case in ("roster_10k", "roster_3m"):
+        low, high = scaling[case]["records_per_batch"]
+        assert 5 <= low <= high <= 20  # emulated bounds hold whatever the roster's size
+    assert scaling["ratio_median_3m_over_10k"] > 0 and scaling["peak_rss_mb_with_3m"] > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -15,14 +16,21 @@ from tests.conftest import ROOT, wait_until
 from tests.e2e.conftest import free_port
 
 pytestmark = pytest.mark.slow
+SOURCES = ("app", "migrations", "conf", "pyproject.toml", "setup.cfg", "README.md")
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     """A fresh venv holding only the built wheel; its dependencies come from the dev venv (offline)."""
     work = tmp_path_factory.mktemp("wheel")
+    source = work / "source"  # setuptools builds in the source tree: a copy keeps the checkout clean
+    source.mkdir()
+    for name in SOURCES:
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
+        copy(ROOT / name, source / name, **({"ignore": shutil.ignore_patterns("__pycache__")}
+                                            if (ROOT / name).is_dir() else {}))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "-w", str(work / "dist"), str(ROOT)], check=True, cwd=work, capture_output=True)
+                    "-w", str(work / "dist"), str(source)], check=True, cwd=work, capture_output=True)
     wheel = next((work / "dist").glob("fleetgen-*.whl"))
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
