@@ -21,7 +21,7 @@ from app.core.generation.batch import generate_batch
 from app.core.generation.companies import CompanyBatch
 from app.core.generation.encoding import render_issues, render_records
 from app.core.generation.events import DriverPool
-from app.core.timeline import Window, align_up, due_windows, format_timestamp, from_epoch_seconds
+from app.core.timeline import Window, align_to_interval, align_up, due_windows, format_timestamp, from_epoch_seconds
 from app.store import Store
 from app.store.roster import NewCompanies, RosterRows
 from app.store.store import CLAIMED_ELSEWHERE, CommitStats, LedgerRow, LostClaim
@@ -219,7 +219,11 @@ class Pipeline:
             if claim.row is None:
                 return Outcome(stream, window, "already", reason=claim.reason)
             row = claim.row
-            on_cadence = woke_at is not None and row.attempts == 1
+            # On cadence: the first attempt, by a scheduled wake-up, at the latest window closed when it
+            # woke. Anything else (start-up, retries, a wake-up that came after the next boundary) is
+            # catch-up: flagged and counted, its lateness recorded like every window's.
+            on_cadence = (woke_at is not None and row.attempts == 1
+                          and window.end == align_to_interval(woke_at, self.interval(stream)))
             delay = (woke_at - window.end).total_seconds() if on_cadence and woke_at is not None else None
             try:
                 made = self._generate_and_publish(stream, window, row, delay, not on_cadence)

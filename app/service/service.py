@@ -163,9 +163,9 @@ class Service:
     def wake(self, stream: str, fired: bool = True) -> list[Outcome]:
         """A job firing: account for every closed window of the stream (produce, or skip if paused).
 
-        The moment the job started is each window's firing reference: a window produced by this
-        wake-up is on cadence, its firing delay is this moment minus the window's end (however late
-        the job started), and its lateness is its publish time minus the window's end.
+        The moment the job started is the firing reference: the latest window closed by then is on
+        cadence, its firing delay this moment minus the window's end (however late the job started);
+        older windows it produces are catch-up. Every window's lateness is its publish time minus its end.
         """
         if self.shutdown_requested.is_set():
             return []

@@ -349,6 +349,24 @@ def test_9_each_window_records_its_publish_lateness_and_catch_up_flag(make_confi
         service.store.close()
 
 
+def test_9_a_wake_up_after_the_next_boundary_produces_one_catch_up_window_and_one_on_cadence(make_config):
+    clock = Clock(utc(2026, 11, 25, 20, 0, 5))
+    service = Service(emulated(make_config), clock=clock, monotonic=clock.monotonic)
+    try:
+        service.startup_catch_up()
+        clock.advance(16.3)  # 20:00:21.3: the wake-up for 20:00:10 came after the 20:00:20 boundary
+        service.wake("companies")
+        outcomes = [o for o in service.wake("events") if o.status == "committed"]
+        assert [o.catch_up for o in outcomes] == [True, False]
+        missed, latest = outcomes
+        assert missed.lateness_ms > 11_300 and missed.firing_delay_s is None  # counted, not hidden
+        assert latest.firing_delay_s == pytest.approx(1.3)
+        health = health_document(service.snapshot())["driver_generator"]
+        assert health["catch_up_windows"] == 2  # the start-up window and the missed one
+    finally:
+        service.store.close()
+
+
 def test_9_a_driver_window_does_not_wait_for_the_company_job_of_its_boundary(make_config):
     clock = Clock(utc(2026, 11, 25, 20, 0, 5))
     service = Service(emulated(make_config), clock=clock, monotonic=clock.monotonic)
