@@ -131,7 +131,7 @@ class Pipeline:
 
         Failed or half-done windows are retried first; new windows are produced (or, with
         ``skip_reason``, recorded as skipped). Stops at the first failure so order holds.
-        ``woke_at`` is when a scheduled wake-up started: the windows it produces are on cadence.
+        ``woke_at`` is when a scheduled wake-up started: the latest window closed by then is on cadence.
         Before any company window was ever committed (a new or cleaned data directory) a paused
         stream records nothing: there is no data stream yet, and resume starts it with a baseline.
         """
