@@ -19,6 +19,7 @@ import orjson
 
 from app.core.errors import PublishError
 from app.core.filesink import FileSink
+from app.core.timeline import format_timestamp
 
 SCHEMA_VERSION = "1.0"
 STREAMS = ("companies", "events")
@@ -112,8 +113,12 @@ def publish_batch(
             files[ISSUES_FILE] = _write_stream(staging / ISSUES_FILE, [issues], issue_count)
         published_at = time.time()
         duration = round(published_at - started, 6) if started is not None else None
-        lateness_ms = round(published_at * 1000 - window_end * 1000, 3) if window_end is not None else None
-        timing = {"published_at": _iso_ms(published_at), "lateness_ms": lateness_ms} if window_end is not None else {}
+        lateness_ms = None
+        timing: dict[str, Any] = {}
+        if window_end is not None:
+            lateness_ms = round(published_at * 1000 - window_end * 1000, 3)
+            timing = {"published_at": format_timestamp(datetime.fromtimestamp(published_at, UTC)),
+                      "lateness_ms": lateness_ms}
         full_meta = {**meta, "duration_s": duration, **timing,
                      "files": {name: info.as_dict() for name, info in files.items()}}
         _write_stream(staging / META_FILE, [orjson.dumps(full_meta, option=orjson.OPT_INDENT_2) + b"\n"], 1)
@@ -234,11 +239,6 @@ def verify_batch(batch_dir: Path) -> list[str]:
         if len(data) != info["bytes"] or hashlib.sha256(data).hexdigest() != info["sha256"]:
             problems.append(f"{batch_dir / name}: size or sha256 differs from {META_FILE}")
     return problems
-
-
-def _iso_ms(epoch_s: float) -> str:
-    moment = datetime.fromtimestamp(epoch_s, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def remove_staging(staging: Path) -> int:

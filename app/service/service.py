@@ -66,7 +66,7 @@ class ServiceSnapshot:
 
 
 def unwell_reasons(now: datetime, streams: dict[str, dict[str, Any]], intervals: dict[str, timedelta],
-                   started_at: datetime, catching_up: bool) -> list[str]:
+                   catching_up: bool) -> list[str]:
     """Why a running service is degraded: a stream whose latest window failed (or is blocked), or
     that is more than one interval behind the latest closed window."""
     reasons = []
@@ -255,7 +255,7 @@ class Service:
         intervals = {stream: self.pipeline.interval(stream) for stream in STREAMS}
         paused = self.lifecycle.paused
         catching_up = self.catch_up.running or self.lifecycle.reinit_running
-        reasons = [] if paused else unwell_reasons(now, streams, intervals, self.started_at or now, catching_up)
+        reasons = [] if paused else unwell_reasons(now, streams, intervals, catching_up)
         return ServiceSnapshot(
             now=now, started_at=self.started_at or now, config=self.config,
             status="paused" if paused else "degraded" if reasons else "running", reasons=reasons,

@@ -103,12 +103,14 @@ class StreamView:
     recent: tuple[dict[str, Any], ...]
     by_type: MappingProxyType[str, int]
 
+    def batches_per_minute(self, monotonic_now: float) -> int:
+        return len(self.commit_times) - bisect_left(self.commit_times, monotonic_now - RATE_WINDOW_S)
+
     def as_dict(self, now: float, monotonic_now: float) -> dict[str, Any]:
         entry = dict(self.fixed)
         if self.last_batch_time:
             entry["idle_seconds"] = round(now - self.last_batch_time, 3)
-        entry["batches_per_minute"] = (len(self.commit_times)
-                                       - bisect_left(self.commit_times, monotonic_now - RATE_WINDOW_S))
+        entry["batches_per_minute"] = self.batches_per_minute(monotonic_now)
         return entry
 
 
@@ -213,8 +215,7 @@ class ServiceStats:
         return {stream: view.as_dict(now, monotonic_now) for stream, view in views.items()}
 
     def batches_per_minute(self, stream: str) -> int:
-        view = self._views[stream]
-        return len(view.commit_times) - bisect_left(view.commit_times, self._monotonic() - RATE_WINDOW_S)
+        return self._views[stream].batches_per_minute(self._monotonic())
 
     def defects_by_type(self) -> dict[str, MappingProxyType[str, int]]:
         return {stream: view.by_type for stream, view in self._views.items()}

@@ -31,6 +31,15 @@ from tests.integration.test_faults import Clock, assert_ledger_matches_disk, emu
 START = int(utc(2026, 11, 25, 20).timestamp())
 
 
+@pytest.fixture
+def clocked(make_config):
+    """An emulated (10 s) service on a fake clock at 20:00:05, woken by hand; its store closed after."""
+    clock = Clock(utc(2026, 11, 25, 20, 0, 5))
+    service = Service(emulated(make_config), clock=clock, monotonic=clock.monotonic)
+    yield service, clock
+    service.store.close()
+
+
 def window(i: int, length: int = 10) -> Window:
     return Window.from_epoch(START + i * length, START + (i + 1) * length)
 
@@ -100,58 +109,50 @@ def test_2_a_pending_claim_belongs_to_its_writer_until_released(make_config):
 # ---- 3. the ledger commit is the point of no return --------------------------------------------------
 
 
-def test_3_a_failure_after_the_commit_leaves_the_batch_committed_and_the_streams_moving(make_config, monkeypatch,
+def test_3_a_failure_after_the_commit_leaves_the_batch_committed_and_the_streams_moving(clocked, monkeypatch,
                                                                                         caplog):
-    clock = Clock(utc(2026, 11, 25, 20, 0, 5))
-    service = Service(emulated(make_config), clock=clock, monotonic=clock.monotonic)
-    try:
-        service.startup_catch_up()
-        real = bronze.write_json_atomically
-        failing = {"on": True}
+    service, clock = clocked
+    service.startup_catch_up()
+    real = bronze.write_json_atomically
+    failing = {"on": True}
 
-        def full_disk(path, data):
-            if failing["on"]:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            return real(path, data)
+    def full_disk(path, data):
+        if failing["on"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data)
 
-        monkeypatch.setattr(bronze, "write_json_atomically", full_disk)
+    monkeypatch.setattr(bronze, "write_json_atomically", full_disk)
+    clock.advance(10)
+    outcomes = service.wake("companies")
+    assert [o.status for o in outcomes] == ["committed"]
+    assert "manifest not written" in caplog.text
+    row = service.store.all_batches("companies")[-1]
+    assert row.status == "committed"
+    assert service.store.fail(row, "late failure") is False  # a committed row never turns failed
+    assert service.store.all_batches("companies")[-1].status == "committed"
+    failing["on"] = False
+    for _ in range(3):  # both streams keep going; no UNIQUE failure from re-inserted companies
         clock.advance(10)
-        outcomes = service.wake("companies")
-        assert [o.status for o in outcomes] == ["committed"]
-        assert "manifest not written" in caplog.text
-        row = service.store.all_batches("companies")[-1]
-        assert row.status == "committed"
-        assert service.store.fail(row, "late failure") is False  # a committed row never turns failed
-        assert service.store.all_batches("companies")[-1].status == "committed"
-        failing["on"] = False
-        for _ in range(3):  # both streams keep going; no UNIQUE failure from re-inserted companies
-            clock.advance(10)
-            assert [o.status for o in service.wake("companies")] == ["committed"]
-            assert {o.status for o in service.wake("events")} == {"committed"}
-        manifest = json.loads((service.pipeline.layout.manifests / "batch_manifest.json").read_text())
-        assert manifest["streams"]["companies"]["committed_batches"] == len(service.store.all_batches("companies"))
-        assert_ledger_matches_disk(service)
-    finally:
-        service.store.close()
+        assert [o.status for o in service.wake("companies")] == ["committed"]
+        assert {o.status for o in service.wake("events")} == {"committed"}
+    manifest = json.loads((service.pipeline.layout.manifests / "batch_manifest.json").read_text())
+    assert manifest["streams"]["companies"]["committed_batches"] == len(service.store.all_batches("companies"))
+    assert_ledger_matches_disk(service)
 
 
-def test_3_a_commit_the_ledger_refuses_is_a_failed_attempt_not_a_lost_batch(make_config, monkeypatch):
-    clock = Clock(utc(2026, 11, 25, 20, 0, 5))
-    service = Service(emulated(make_config), clock=clock, monotonic=clock.monotonic)
-    try:
-        service.startup_catch_up()
-        from app.core.errors import StoreError
+def test_3_a_commit_the_ledger_refuses_is_a_failed_attempt_not_a_lost_batch(clocked, monkeypatch):
+    service, clock = clocked
+    service.startup_catch_up()
+    from app.core.errors import StoreError
 
-        real_commit = service.store.commit
-        monkeypatch.setattr(service.store, "commit", lambda *a, **k: (_ for _ in ()).throw(StoreError("locked")))
-        clock.advance(10)
-        assert [o.status for o in service.wake("events")] == ["failed"]
-        monkeypatch.setattr(service.store, "commit", real_commit)
-        clock.advance(10)
-        assert [o.status for o in service.wake("events")] == ["committed", "committed"]
-        assert_ledger_matches_disk(service)  # the published files were adopted, not duplicated
-    finally:
-        service.store.close()
+    real_commit = service.store.commit
+    monkeypatch.setattr(service.store, "commit", lambda *a, **k: (_ for _ in ()).throw(StoreError("locked")))
+    clock.advance(10)
+    assert [o.status for o in service.wake("events")] == ["failed"]
+    monkeypatch.setattr(service.store, "commit", real_commit)
+    clock.advance(10)
+    assert [o.status for o in service.wake("events")] == ["committed", "committed"]
+    assert_ledger_matches_disk(service)  # the published files were adopted, not duplicated
 
 
 # ---- 4. manifests and staging never share a temp name ------------------------------------------------
@@ -324,112 +325,96 @@ def test_7_production_driver_pool_matches_a_plain_roster(make_config):
 # ---- 9. honest lateness ----------------------------------------------------------------------------
 
 
-def test_9_each_window_records_its_publish_lateness_and_catch_up_flag(make_config):
-    clock = Clock(utc(2026, 11, 25, 20, 0, 5))
-    service = Service(emulated(make_config), clock=clock, monotonic=clock.monotonic)
+def test_9_each_window_records_its_publish_lateness_and_catch_up_flag(clocked):
+    service, clock = clocked
+    service.startup_catch_up()  # start-up: catch-up windows
+    clock.advance(6.3)  # the job for the 20:00:10 boundary fires 1.3 s late
+    service.wake("companies")
+    service.wake("events")
+    rows = service.store.all_batches("events")
+    assert [r.catch_up for r in rows] == [True, False]
+    late = rows[-1]
+    assert late.firing_delay_s == pytest.approx(1.3)  # measured against its own window, not the next
+    assert late.lateness_ms == pytest.approx((late.published_at - late.window.end_s) * 1000, abs=0.01)
+    meta = json.loads((service.pipeline.layout.batch_dir("events", late.batch_id) / "batch_meta.json")
+                      .read_text())
+    assert meta["lateness_ms"] == pytest.approx(late.lateness_ms, abs=0.01) and meta["catch_up"] is False
+    assert meta["published_at"].endswith("Z")
+    health = health_document(service.snapshot())["driver_generator"]
+    assert health["catch_up_windows"] == 1 and health["lateness_ms"]["samples"] == 1
+    text = Metrics(service).render().decode()
+    assert "fleetgen_publish_lateness_seconds_bucket" in text and 'kind="catch_up"' in text
+
+
+def test_9_a_wake_up_after_the_next_boundary_produces_one_catch_up_window_and_one_on_cadence(clocked):
+    service, clock = clocked
+    service.startup_catch_up()
+    clock.advance(16.3)  # 20:00:21.3: the wake-up for 20:00:10 came after the 20:00:20 boundary
+    service.wake("companies")
+    outcomes = [o for o in service.wake("events") if o.status == "committed"]
+    assert [o.catch_up for o in outcomes] == [True, False]
+    missed, latest = outcomes
+    assert missed.lateness_ms > 11_300 and missed.firing_delay_s is None  # counted, not hidden
+    assert latest.firing_delay_s == pytest.approx(1.3)
+    health = health_document(service.snapshot())["driver_generator"]
+    assert health["catch_up_windows"] == 2  # the start-up window and the missed one
+
+
+def test_9_a_driver_window_does_not_wait_for_the_company_job_of_its_boundary(clocked):
+    service, clock = clocked
+    service.startup_catch_up()
+    clock.advance(10)
+    service.wake("companies")  # the companies the next driver window needs are committed
+    holding, release = threading.Event(), threading.Event()
+
+    def company_job_in_flight() -> None:
+        with service.pipeline.holding("companies"):  # producing the window of the next boundary
+            holding.set()
+            release.wait(10)
+
+    job = threading.Thread(target=company_job_in_flight)
+    job.start()
+    holding.wait(5)
     try:
-        service.startup_catch_up()  # start-up: catch-up windows
-        clock.advance(6.3)  # the job for the 20:00:10 boundary fires 1.3 s late
-        service.wake("companies")
-        service.wake("events")
-        rows = service.store.all_batches("events")
-        assert [r.catch_up for r in rows] == [True, False]
-        late = rows[-1]
-        assert late.firing_delay_s == pytest.approx(1.3)  # measured against its own window, not the next
-        assert late.lateness_ms == pytest.approx((late.published_at - late.window.end_s) * 1000, abs=0.01)
-        meta = json.loads((service.pipeline.layout.batch_dir("events", late.batch_id) / "batch_meta.json")
-                          .read_text())
-        assert meta["lateness_ms"] == pytest.approx(late.lateness_ms, abs=0.01) and meta["catch_up"] is False
-        assert meta["published_at"].endswith("Z")
-        health = health_document(service.snapshot())["driver_generator"]
-        assert health["catch_up_windows"] == 1 and health["lateness_ms"]["samples"] == 1
-        text = Metrics(service).render().decode()
-        assert "fleetgen_publish_lateness_seconds_bucket" in text and 'kind="catch_up"' in text
+        done: list = []
+        driver = threading.Thread(target=lambda: done.extend(service.wake("events")))
+        driver.start()
+        driver.join(timeout=5)
+        assert not driver.is_alive(), "the driver window waited for the company job"
+        assert [o.status for o in done] == ["committed"]
     finally:
-        service.store.close()
-
-
-def test_9_a_wake_up_after_the_next_boundary_produces_one_catch_up_window_and_one_on_cadence(make_config):
-    clock = Clock(utc(2026, 11, 25, 20, 0, 5))
-    service = Service(emulated(make_config), clock=clock, monotonic=clock.monotonic)
-    try:
-        service.startup_catch_up()
-        clock.advance(16.3)  # 20:00:21.3: the wake-up for 20:00:10 came after the 20:00:20 boundary
-        service.wake("companies")
-        outcomes = [o for o in service.wake("events") if o.status == "committed"]
-        assert [o.catch_up for o in outcomes] == [True, False]
-        missed, latest = outcomes
-        assert missed.lateness_ms > 11_300 and missed.firing_delay_s is None  # counted, not hidden
-        assert latest.firing_delay_s == pytest.approx(1.3)
-        health = health_document(service.snapshot())["driver_generator"]
-        assert health["catch_up_windows"] == 2  # the start-up window and the missed one
-    finally:
-        service.store.close()
-
-
-def test_9_a_driver_window_does_not_wait_for_the_company_job_of_its_boundary(make_config):
-    clock = Clock(utc(2026, 11, 25, 20, 0, 5))
-    service = Service(emulated(make_config), clock=clock, monotonic=clock.monotonic)
-    try:
-        service.startup_catch_up()
-        clock.advance(10)
-        service.wake("companies")  # the companies the next driver window needs are committed
-        holding, release = threading.Event(), threading.Event()
-
-        def company_job_in_flight() -> None:
-            with service.pipeline.holding("companies"):  # producing the window of the next boundary
-                holding.set()
-                release.wait(10)
-
-        job = threading.Thread(target=company_job_in_flight)
-        job.start()
-        holding.wait(5)
-        try:
-            done: list = []
-            driver = threading.Thread(target=lambda: done.extend(service.wake("events")))
-            driver.start()
-            driver.join(timeout=5)
-            assert not driver.is_alive(), "the driver window waited for the company job"
-            assert [o.status for o in done] == ["committed"]
-        finally:
-            release.set()
-            job.join()
-    finally:
-        service.store.close()
+        release.set()
+        job.join()
 
 
 # ---- 10. say when it is unwell ----------------------------------------------------------------------
 
 
-def test_10_failing_windows_turn_health_degraded_with_a_reason(make_config, monkeypatch):
-    clock = Clock(utc(2026, 11, 25, 20, 0, 5))
-    service = Service(emulated(make_config), clock=clock, monotonic=clock.monotonic)
-    try:
-        service.startup_catch_up()
-        assert health_document(service.snapshot())["status"] == "running"
+def test_10_failing_windows_turn_health_degraded_with_a_reason(clocked, monkeypatch):
+    service, clock = clocked
+    service.startup_catch_up()
+    assert health_document(service.snapshot())["status"] == "running"
 
-        def broken(*args, **kwargs):
-            raise OSError(errno.EIO, "Input/output error")
+    def broken(*args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error")
 
-        monkeypatch.setattr(bronze, "_write_stream", broken)
-        clock.advance(10)
-        service.wake("companies")
-        health = health_document(service.snapshot())
-        assert health["status"] == "degraded"
-        assert any("companies: window" in r and "Input/output error" in r for r in health["reasons"])
-        assert "fleetgen_degraded 1.0" in Metrics(service).render().decode()
-        service.pause()
-        assert health_document(service.snapshot())["status"] == "paused"
-    finally:
-        service.store.close()
+    monkeypatch.setattr(bronze, "_write_stream", broken)
+    clock.advance(10)
+    service.wake("companies")
+    health = health_document(service.snapshot())
+    assert health["status"] == "degraded"
+    assert any("companies: window" in r and "Input/output error" in r for r in health["reasons"])
+    assert "fleetgen_degraded 1.0" in Metrics(service).render().decode()
+    service.pause()
+    assert health_document(service.snapshot())["status"] == "paused"
 
 
 def test_10_a_stream_more_than_one_interval_behind_is_degraded():
     now = utc(2026, 11, 25, 20, 0, 35)
     interval = {"events": timedelta(seconds=10)}
     up_to_date = {"events": {"last_interval_end_s": int(utc(2026, 11, 25, 20, 0, 20).timestamp())}}
-    assert unwell_reasons(now, up_to_date, interval, now, False) == []  # the 20:00:30 window is in flight
+    assert unwell_reasons(now, up_to_date, interval, False) == []  # the 20:00:30 window is in flight
     stuck = {"events": {"last_interval_end_s": int(utc(2026, 11, 25, 20, 0, 10).timestamp())}}
-    assert unwell_reasons(now, stuck, interval, now, False) == [
+    assert unwell_reasons(now, stuck, interval, False) == [
         "events: 2 windows behind (nothing produced for windows after 2026-11-25T20:00:10.000Z)"]
-    assert unwell_reasons(now, stuck, interval, now, True) == []  # start-up catch-up is still running
+    assert unwell_reasons(now, stuck, interval, True) == []  # start-up catch-up is still running
