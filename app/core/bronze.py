@@ -108,9 +108,9 @@ def publish_batch(
         staging.mkdir(parents=True)
         record_file = layout.record_file(stream)
         files = {record_file: _write_stream(staging / record_file, records, record_count,
-                                                     checkpoint)}
+                                                     checkpoint, sync=False)}
         if issues:
-            files[ISSUES_FILE] = _write_stream(staging / ISSUES_FILE, [issues], issue_count)
+            files[ISSUES_FILE] = _write_stream(staging / ISSUES_FILE, [issues], issue_count, sync=False)
         published_at = time.time()
         duration = round(published_at - started, 6) if started is not None else None
         lateness_ms = None
@@ -121,9 +121,10 @@ def publish_batch(
                       "lateness_ms": lateness_ms}
         full_meta = {**meta, "duration_s": duration, **timing,
                      "files": {name: info.as_dict() for name, info in files.items()}}
-        _write_stream(staging / META_FILE, [orjson.dumps(full_meta, option=orjson.OPT_INDENT_2) + b"\n"], 1)
+        _write_stream(staging / META_FILE, [orjson.dumps(full_meta, option=orjson.OPT_INDENT_2) + b"\n"], 1,
+                      sync=False)
         (staging / SUCCESS_FILE).touch()  # empty: the directory fsync below makes it durable
-        _fsync_dir(staging)
+        _sync_together([staging / name for name in (*files, META_FILE)] + [staging])
         checkpoint()
         adopted = _existing_matches(final, stream, files)
         if adopted:
@@ -150,7 +151,7 @@ def move_into_place(staging: Path, final: Path) -> None:
         _remove_tree(retired)
     else:
         os.replace(staging, final)
-    _fsync_dir(final.parent)
+    _fsync(final.parent)
 
 
 def _existing_matches(final: Path, stream: str, files: dict[str, FileInfo]) -> bool:
@@ -164,8 +165,9 @@ def _existing_matches(final: Path, stream: str, files: dict[str, FileInfo]) -> b
 
 
 def _write_stream(path: Path, chunks: Iterable[bytes | memoryview], rows: int,
-                  checkpoint: Callable[[], None] = lambda: None) -> FileInfo:
-    """Write, checksum (on its own thread, overlapping the write) and fsync one file."""
+                  checkpoint: Callable[[], None] = lambda: None, sync: bool = True) -> FileInfo:
+    """Write, checksum (on its own thread, overlapping the write) and fsync one file (``sync=False``:
+    the caller syncs it, e.g. with ``_sync_together``)."""
     digest = hashlib.sha256()
     hashing: Future[None] | None = None
     sink = FileSink(path, large=rows >= DIRECT_IO_MIN_ROWS)
@@ -185,7 +187,7 @@ def _write_stream(path: Path, chunks: Iterable[bytes | memoryview], rows: int,
     except BaseException:
         sink.abort()
         raise
-    size = sink.close()
+    size = sink.close(sync)
     return FileInfo(rows, size, digest.hexdigest())
 
 
@@ -194,7 +196,18 @@ HASH_INLINE_BYTES = 1 << 20
 DIRECT_IO_MIN_ROWS = 50_000  # below this a batch is a few MB: the page cache is the faster path
 
 
-def _fsync_dir(path: Path) -> None:
+_SYNCER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fleetgen-fsync")
+
+
+def _sync_together(paths: list[Path]) -> None:
+    """fsync files and directories at the same time: a journalling file system commits them together,
+    so a small batch pays for about one flush instead of one per file."""
+    for done in [_SYNCER.submit(_fsync, path) for path in paths]:
+        done.result()
+
+
+def _fsync(path: Path) -> None:
+    """fsync a file or a directory (any descriptor of an inode flushes it)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -61,12 +61,13 @@ class FileSink:
                     self._write_buffered(view[position:])
                     return
 
-    def close(self) -> int:
-        """Write what is pending, fsync, close; returns the file size."""
+    def close(self, sync: bool = True) -> int:
+        """Write what is pending, fsync (unless the caller syncs the file later), close; returns the size."""
         try:
             if self._buffer is not None and self._fill:
                 self._flush_tail()
-            os.fsync(self._fd)
+            if sync:
+                os.fsync(self._fd)
         finally:
             os.close(self._fd)
             if self._buffer is not None:

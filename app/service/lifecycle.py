@@ -140,7 +140,7 @@ class Lifecycle:
             if not self.paused:
                 log.warning("clean refused: the service is running (pause it first)")
                 raise LifecycleError("clean needs the service paused: POST /api/pause first")
-            with self.pipeline.stream_locks():
+            with self.pipeline.stream_locks(), self.pipeline.manifests_replaced():
                 report = remove_generated(self.pipeline.layout)
                 self.store.clear_generated()
                 self.pipeline.forget_roster()

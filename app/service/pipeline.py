@@ -22,6 +22,7 @@ from app.core.generation.companies import CompanyBatch
 from app.core.generation.encoding import render_issues, render_records
 from app.core.generation.events import DriverPool
 from app.core.timeline import Window, align_to_interval, align_up, due_windows, format_timestamp, from_epoch_seconds
+from app.service.deferred import DeferredTask
 from app.store import Store
 from app.store.roster import NewCompanies, RosterRows
 from app.store.store import CLAIMED_ELSEWHERE, CommitStats, LedgerRow, LostClaim
@@ -80,7 +81,9 @@ class Pipeline:
         self._roster = RosterRows()
         self._roster_mark: tuple[int, int | None] | None = None
         self._roster_lock = threading.Lock()
-        self._manifest_stale = False
+        self._manifest_lock = threading.Lock()
+        self._manifest_pending = False
+        self.manifest_writer: DeferredTask | None = None  # the service's; without one, written at once
         self._locks = {COMPANIES: threading.RLock(), EVENTS: threading.RLock()}
 
     @contextmanager
@@ -284,7 +287,7 @@ class Pipeline:
     def _commit(self, stream: str, window: Window, row: LedgerRow, made: Made) -> Outcome:
         stats = made.stats
         try:
-            self.store.commit(row, stats, made.companies)
+            mark_before = self.store.commit(row, stats, made.companies)
         except LostClaim as exc:
             log.warning("batch not committed: another writer holds the window", extra={"fields": {
                 "stream": stream, "batch_id": window.batch_id, "error": str(exc)}})
@@ -292,7 +295,9 @@ class Pipeline:
         except Exception as exc:  # noqa: BLE001 - the ledger did not take it: a failed attempt, retried
             return self._attempt_failed(stream, window, row, exc, stats.firing_delay_s)
         # ---- committed: nothing below may change the window's status ----
-        self.write_manifests_best_effort()
+        if mark_before is not None and made.companies is not None:
+            self._take_into_roster(mark_before, window, made.companies)
+        self.manifest_due()
         duration = stats.finished_at - stats.started_at
         log.info("batch committed", extra={"fields": {
             "mode": self.config.generation_mode, "stream": stream, "batch_id": window.batch_id,
@@ -327,6 +332,16 @@ class Pipeline:
                 self._roster_mark = mark
             return self._roster.before(moment_s)
 
+    def _take_into_roster(self, mark_before: tuple[int, int | None], window: Window,
+                          companies: NewCompanies) -> None:
+        """Companies this writer just committed go straight into the cached roster when it stood at
+        the mark they were added to; otherwise the next driver batch catches up from the store."""
+        with self._roster_lock:
+            if self._roster_mark != mark_before or (mark_before[1] or 0) > window.end_s:
+                return
+            self._roster.add_window(companies, window.end_s)
+            self._roster_mark = (mark_before[0], window.end_s)
+
     def forget_roster(self) -> None:
         """After clean: the next driver batch reloads the (now empty) roster."""
         with self._roster_lock:
@@ -345,22 +360,41 @@ class Pipeline:
 
     # ---- manifests and backfill ---------------------------------------------------------------
 
-    def write_manifests_best_effort(self) -> bool:
-        """After a commit: the manifest is a convenience copy of the ledger's counters. A failure is a
-        warning, and it is written again after the next commit or wake-up (``retry_manifests``)."""
-        try:
-            self.write_manifests()
-        except (OSError, FleetgenError) as exc:
-            self._manifest_stale = True
-            log.warning("manifest not written; retried after the next batch", extra={"fields": {
-                "error": f"{type(exc).__name__}: {exc}"}})
-            return False
-        self._manifest_stale = False
-        return True
+    def manifest_due(self) -> None:
+        """After a commit: the manifest is a convenience copy of the ledger's counters, written at once
+        or, in the service, a moment later on the writer's own thread (``manifest_writer``)."""
+        with self._manifest_lock:
+            self._manifest_pending = True
+        if self.manifest_writer is None:
+            self.write_pending_manifest()
+        else:
+            self.manifest_writer.request()
+
+    def write_pending_manifest(self) -> bool:
+        """Write the manifest if a commit moved the counters since it was last written. A failure is a
+        warning; it stays due and is tried again after the next commit or wake-up (``retry_manifests``)."""
+        with self._manifest_lock:
+            if not self._manifest_pending:
+                return True
+            try:
+                self.write_manifests()
+            except (OSError, FleetgenError) as exc:
+                log.warning("manifest not written; retried after the next batch", extra={"fields": {
+                    "error": f"{type(exc).__name__}: {exc}"}})
+                return False
+            self._manifest_pending = False
+            return True
 
     def retry_manifests(self) -> None:
-        if self._manifest_stale:
-            self.write_manifests_best_effort()
+        if self._manifest_pending:
+            self.manifest_due()
+
+    @contextmanager
+    def manifests_replaced(self) -> Iterator[None]:
+        """Clean: no manifest is written while the caller removes them, and none of the old counters after."""
+        with self._manifest_lock:
+            yield
+            self._manifest_pending = False
 
     def write_manifests(self) -> None:
         counters = self.store.counters()

@@ -13,9 +13,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from app.core.timeline import EPOCH
 
-COMPANY_JOB_ID = "company_onboarding"
-DRIVER_JOB_ID = "driver_events"
-JOB_STREAMS = {COMPANY_JOB_ID: "companies", DRIVER_JOB_ID: "events"}
+# Jobs due at the same instant are handed to the executor in id order (APScheduler's memory job
+# store sorts ties by id): the numbers put the events job first at a boundary both streams share.
+DRIVER_JOB_ID = "1-driver-events"
+COMPANY_JOB_ID = "2-company-onboarding"
+JOB_STREAMS = {DRIVER_JOB_ID: "events", COMPANY_JOB_ID: "companies"}
 
 
 def aligned_trigger(interval: timedelta) -> IntervalTrigger:

@@ -38,6 +38,7 @@ class Batch(Base):
     __table_args__ = (
         UniqueConstraint("stream", "interval_start"),
         Index("ix_batches_stream_end", "stream", "interval_end"),
+        Index("ix_batches_stream_status_end", "stream", "status", "interval_end"),  # open rows
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,6 +79,14 @@ class RosterRows:
         before = int(self._active_drivers_end[self.size - 1]) if self.size else 0
         self._active_drivers_end[span] = before + np.cumsum(np.where(active, drivers_count, 0), dtype=np.int64)
         self.size += added
+
+    def add_window(self, companies: NewCompanies, batch_end: int) -> None:
+        """The companies one window onboarded, in their onboarding order."""
+        ids = b"".join(uuid.UUID(company_id).bytes for company_id in companies.company_ids)
+        added = len(companies.company_ids)
+        self.extend(np.full(added, batch_end, np.int64), np.frombuffer(ids, np.uint8).reshape(added, 16),
+                    np.array([GEOGRAPHY_CODES[g] for g in companies.geography], np.uint8),
+                    np.array(companies.active, bool), np.array(companies.drivers_count, np.int32))
 
     def merge(self, other: RosterRows) -> None:
         view = slice(0, other.size)

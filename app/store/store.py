@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Integer, Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core.bronze import STREAMS
 from app.core.errors import StoreError
 from app.core.timeline import Window
 from app.store.database import create_store_engine, migrate
@@ -40,10 +41,13 @@ ROSTER_EPOCH_KEY = "roster_epoch"
 _BATCHES = cast(Table, Batch.__table__)
 _COUNTERS = cast(Table, StreamCounter.__table__)
 _LEDGER_END = select(func.max(_BATCHES.c.interval_end)).where(_BATCHES.c.stream == bindparam("stream"))
-_OPEN_ROWS = (select(_BATCHES)
-              .where(_BATCHES.c.stream == bindparam("stream"), _BATCHES.c.status.in_([PENDING, FAILED]),
-                     _BATCHES.c.interval_end <= bindparam("until"))
-              .order_by(_BATCHES.c.interval_start))
+# Unordered on purpose: with an ORDER BY, SQLite walks the (stream, interval_start) index through the
+# stream's whole history instead of the open-rows index; the few open rows are sorted in Python.
+_OPEN_ROWS = select(_BATCHES).where(_BATCHES.c.stream == bindparam("stream"),
+                                    _BATCHES.c.status.in_([PENDING, FAILED]),
+                                    _BATCHES.c.interval_end <= bindparam("until"))
+_RECENT = (select(_BATCHES).where(_BATCHES.c.stream == bindparam("stream"))
+           .order_by(_BATCHES.c.interval_start.desc()).limit(bindparam("limit", type_=Integer)))
 _ROW_AT = select(_BATCHES).where(_BATCHES.c.stream == bindparam("stream"),
                                  _BATCHES.c.interval_start == bindparam("start"))
 _COUNTER_OF = select(_COUNTERS).where(_COUNTERS.c.stream == bindparam("stream"))
@@ -208,7 +212,8 @@ class Store:
         ending by ``until_s``, oldest first) and the end of the latest window accounted for."""
         until = NO_LIMIT_S if until_s is None else until_s
         with self.transaction() as c:
-            rows = [LedgerRow.of(r) for r in c.execute(_OPEN_ROWS, {"stream": stream, "until": until})]
+            rows = sorted((LedgerRow.of(r) for r in c.execute(_OPEN_ROWS, {"stream": stream, "until": until})),
+                          key=lambda row: row.window.start_s)
             return rows, c.execute(_LEDGER_END, {"stream": stream}).scalar()
 
     def find(self, stream: str, window: Window) -> LedgerRow | None:
@@ -259,9 +264,13 @@ class Store:
         with self.transaction() as c:
             return c.execute(_RELEASE).rowcount
 
-    def commit(self, row: LedgerRow, stats: CommitStats, companies: NewCompanies | None = None) -> None:
+    def commit(self, row: LedgerRow, stats: CommitStats,
+               companies: NewCompanies | None = None) -> tuple[int, int | None] | None:
         """Mark this writer's claimed window committed, adding its companies to the roster in the same
-        transaction; ``LostClaim`` (nothing written) when the row is no longer this writer's."""
+        transaction; ``LostClaim`` (nothing written) when the row is no longer this writer's.
+
+        With companies, returns the roster mark as it stood just before they were added (read in the
+        same transaction), so a cached roster at that mark can take them in without a reload."""
         with self.transaction() as c:
             settled = c.execute(_SETTLE_MINE, dict(
                 row_id=row.id, me=self.owner, status=COMMITTED, owner=None, reason=None, error=None,
@@ -283,15 +292,18 @@ class Store:
             counter["last_interval_end"] = max(counter["last_interval_end"] or 0, row.window.end_s)
             counter["last_finished_at"] = stats.finished_at
             _save_counter(c, counter)
-            if companies is not None and companies.company_ids:
-                c.execute(_INSERT_COMPANY, [
-                    {"company_id": cid, "batch_start": row.window.start_s, "batch_end": row.window.end_s,
-                     "ordinal": i, "company_name": name, "geography": geo, "active": act,
-                     "drivers_count": drivers, "onboarded_at_ms": onboarded}
-                    for i, (cid, name, geo, act, drivers, onboarded) in enumerate(zip(
-                        companies.company_ids, companies.names, companies.geography, companies.active,
-                        companies.drivers_count, companies.onboarded_at_ms, strict=True))
-                ])
+            if companies is None or not companies.company_ids:
+                return None
+            mark_before = _roster_mark(c)
+            c.execute(_INSERT_COMPANY, [
+                {"company_id": cid, "batch_start": row.window.start_s, "batch_end": row.window.end_s,
+                 "ordinal": i, "company_name": name, "geography": geo, "active": act,
+                 "drivers_count": drivers, "onboarded_at_ms": onboarded}
+                for i, (cid, name, geo, act, drivers, onboarded) in enumerate(zip(
+                    companies.company_ids, companies.names, companies.geography, companies.active,
+                    companies.drivers_count, companies.onboarded_at_ms, strict=True))
+            ])
+            return mark_before
 
     def fail(self, row: LedgerRow, error: str) -> bool:
         """Record a failed attempt on this writer's pending claim; False (nothing changed) otherwise."""
@@ -325,11 +337,14 @@ class Store:
                 Batch.stream == stream, Batch.status == FAILED)) or 0
 
     def recent_batches(self, stream: str | None = None, limit: int = 20) -> list[LedgerRow]:
-        query = select(Batch).order_by(Batch.interval_start.desc(), Batch.id.desc()).limit(limit)
-        if stream:
-            query = query.where(Batch.stream == stream)
-        with self.session() as s:
-            return [LedgerRow.of(b) for b in s.scalars(query)]
+        """The latest windows, newest first; read stream by stream so each read walks its index from
+        the end (one read across streams would sort the whole ledger)."""
+        rows: list[LedgerRow] = []
+        with self.transaction() as c:
+            for name in [stream] if stream else STREAMS:
+                rows += [LedgerRow.of(r) for r in c.execute(_RECENT, {"stream": name, "limit": limit})]
+        rows.sort(key=lambda row: (row.window.start_s, row.id), reverse=True)
+        return rows[:limit]
 
     def all_batches(self, stream: str) -> list[LedgerRow]:
         with self.session() as s:
@@ -356,8 +371,7 @@ class Store:
         """The roster's high-water mark: (clean epoch, end of the latest onboarding window). Companies
         are only ever added window by window in order, so an unchanged mark means an unchanged roster."""
         with self.transaction() as c:
-            end, epoch = c.execute(_ROSTER_MARK).one()
-        return int((epoch or {}).get("v", 0)), end
+            return _roster_mark(c)
 
     def load_roster(self, after_end: int | None = None) -> RosterRows:
         """Companies onboarded by windows ending after ``after_end`` (all when None), in onboarding order."""
@@ -432,6 +446,11 @@ class Store:
 
 _COUNTER_FIELDS = ("committed_batches", "skipped_ranges", "records", "corrupted", "issue_counts",
                    "last_interval_end", "last_finished_at")
+
+
+def _roster_mark(connection: Connection) -> tuple[int, int | None]:
+    end, epoch = connection.execute(_ROSTER_MARK).one()
+    return int((epoch or {}).get("v", 0)), end
 
 
 def _counter_dict(row: Any) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def test_disk_full_while_publishing_then_recovery(make_config, monkeypatch):
     real_write = bronze._write_stream
     failures = {"left": 3}
 
-    def full_disk(path, chunks, rows, checkpoint=lambda: None):
+    def full_disk(path, chunks, rows, checkpoint=lambda: None, sync=True):
         if failures["left"] > 0 and path.name == "events.jsonl":
             failures["left"] -= 1
             raise OSError(errno.ENOSPC, "No space left on device")

@@ -224,6 +224,38 @@ def test_5_the_cached_roster_catches_up_with_companies_another_process_committed
         other_store.close()
 
 
+def _roster_columns(pool) -> tuple:
+    return (pool.company_uuid.tobytes(), pool.geography.tobytes(), pool.drivers_count.tobytes(),
+            pool.active.tobytes())
+
+
+def test_5_companies_this_writer_commits_join_the_cached_roster_without_a_reload(make_config, monkeypatch):
+    config = emulated(make_config)
+    store, other_store = Store(config.database_url), Store(config.database_url)
+    pipeline, other = Pipeline(config, store), Pipeline(config, other_store)
+    try:
+        at = utc(2026, 11, 25, 20, 0, 5)
+        pipeline.catch_up("events", at)  # baseline; the roster is now cached
+        reloads: list[int | None] = []
+        real_load = store.load_roster
+        monkeypatch.setattr(store, "load_roster", lambda after_end=None: reloads.append(after_end)
+                            or real_load(after_end))
+        pipeline.catch_up("companies", at + timedelta(seconds=20))  # this writer onboards two windows
+        mine = pipeline.roster_before(START + 10**6)
+        assert reloads == []  # taken in from the commits, no query
+        assert _roster_columns(mine) == _roster_columns(real_load().before(START + 10**6))
+        # Another writer commits a window in between: the next commit of this writer no longer sits on
+        # the cached mark, so the cache catches up from the store (only what it lacks) and stays exact.
+        other.catch_up("companies", at + timedelta(seconds=30))
+        pipeline.catch_up("companies", at + timedelta(seconds=40))
+        caught_up = pipeline.roster_before(START + 10**6)
+        assert len(reloads) == 1 and reloads[0] is not None
+        assert _roster_columns(caught_up) == _roster_columns(real_load().before(START + 10**6))
+    finally:
+        store.close()
+        other_store.close()
+
+
 # ---- 6. re-initialisation decided by the ledger ------------------------------------------------------
 
 
@@ -418,3 +450,34 @@ def test_10_a_stream_more_than_one_interval_behind_is_degraded():
     assert unwell_reasons(now, stuck, interval, False) == [
         "events: 2 windows behind (nothing produced for windows after 2026-11-25T20:00:10.000Z)"]
     assert unwell_reasons(now, stuck, interval, True) == []  # start-up catch-up is still running
+
+
+# ---- 9. lateness: at a shared boundary the events batch goes first ------------------------------------
+
+
+def test_9_the_company_job_of_a_shared_boundary_starts_after_the_events_job(clocked, monkeypatch):
+    service, clock = clocked
+    service.startup_catch_up()
+    monkeypatch.setattr("app.service.service.EVENTS_FIRST_WAIT_S", 30)  # only the events job releases it
+    clock.advance(10)
+    companies = threading.Thread(target=service.scheduled_wake, args=("companies",))
+    companies.start()
+    service.scheduled_wake("events")
+    companies.join(timeout=30)
+    assert not companies.is_alive()
+    events_row = service.store.all_batches("events")[-1]
+    company_row = service.store.all_batches("companies")[-1]
+    assert events_row.window.end == company_row.window.end  # the same boundary
+    assert events_row.published_at is not None and company_row.started_at is not None
+    assert events_row.published_at <= company_row.started_at
+
+
+def test_9_only_a_boundary_of_both_streams_is_shared(make_config):
+    config = make_config(emulated_mode={"enabled": True, "company_batch_interval": "PT20S",
+                                        "driver_batch_interval": "PT10S"})
+    service = Service(config)
+    try:
+        assert service.shared_boundary(utc(2026, 11, 25, 20, 0, 40, 5000)) == utc(2026, 11, 25, 20, 0, 40)
+        assert service.shared_boundary(utc(2026, 11, 25, 20, 0, 50, 5000)) is None  # events only
+    finally:
+        service.store.close()

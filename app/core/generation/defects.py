@@ -63,10 +63,15 @@ def plan_defects(batch: ColumnBatch, quality: QualityInjectionConfig, rng: np.ra
     plan.target_codes = np.zeros(len(rows), np.int64)
     original_parts, injected_parts, positions = [], [], []
     for kind_code, kind in enumerate(DEFECT_TYPES):
+        of_kind = kinds == kind_code
+        none_of_kind = not of_kind.any()  # the common case in a small batch: skip the per-target work
         for t_code, target in enumerate(targets[kind]):
-            members = np.flatnonzero((kinds == kind_code) & (target_index == t_code))
-            plan.target_codes[members] = len(plan.targets)
+            code = len(plan.targets)
             plan.targets.append(target)
+            if none_of_kind:
+                continue
+            members = np.flatnonzero(of_kind & (target_index == t_code))
+            plan.target_codes[members] = code
             if len(members) == 0:
                 continue
             if kind == "duplicate":

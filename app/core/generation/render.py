@@ -33,7 +33,8 @@ _HEX_PAIRS = np.frombuffer("".join(f"{v:02x}" for v in range(256)).encode(), np.
 
 
 def literal(text: bytes, rows: int) -> Matrix:
-    return np.broadcast_to(np.frombuffer(text, dtype=np.uint8), (rows, len(text)))
+    """``text`` repeated on every row: a read-only view of the bytes themselves (stride 0), no copy."""
+    return np.ndarray((rows, len(text)), np.uint8, buffer=text, strides=(0, 1))
 
 
 def hcat(parts: Sequence[Matrix]) -> Matrix:
