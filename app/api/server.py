@@ -22,7 +22,7 @@ def run_service(config: Config, mode_source: str) -> int:
     """`fleetgen run`: service + API + dashboard until SIGINT/SIGTERM; exit 0 on a clean stop."""
     lock = DataDirLock(config.output.data_dir, "run").acquire()  # held until this process ends
     configure_logging()
-    service = Service(config, mode_source)
+    service = Service(config, mode_source, freeze_heap=True)
     store_handler = StoreHandler(service.store)
     logging.getLogger().addHandler(store_handler)
     app = create_app(config, service)

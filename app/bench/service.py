@@ -293,16 +293,20 @@ def bench_soak(quick: bool) -> dict[str, Any]:
 def bench_publish_lateness(quick: bool) -> dict[str, Any]:
     """Lateness as the user feels it: each window's publish time minus its end, at a 1 s cadence, while
     20 clients poll /api/health every 100 ms. Read back from the ledger of the run (on-cadence windows
-    only; catch-up windows counted apart)."""
+    only; catch-up windows counted apart), and measured from outside by a watcher process that the
+    kernel tells when each batch folder appears (``seen_by_watcher_ms``: when a reader could use it)."""
     duration = 15 if quick else 120
     with tempfile.TemporaryDirectory(prefix="fleetgen-bench-") as tmp:
         port, proc = _start_service(Path(tmp), quality_injection={"enabled": True, "error_rate": 0.05})
         try:
             _wait_port(port, proc)
             time.sleep(WARM_UP_S)
+            watcher = subprocess.Popen([sys.executable, "-m", "app.bench.watcher", str(Path(tmp) / "data"),
+                                        str(duration)], stdout=subprocess.PIPE)
             began = time.time()
             polling = _load(port, clients=20, duration=duration, pause=0.1)
             ended = time.time()
+            seen = json.loads(watcher.communicate(timeout=30)[0])
         finally:
             proc.send_signal(signal.SIGTERM)
             exit_code = proc.wait(timeout=10)
@@ -313,7 +317,10 @@ def bench_publish_lateness(quick: bool) -> dict[str, Any]:
                 rows = [r for r in store.all_batches(stream)
                         if r.status == "committed" and r.published_at and began <= r.published_at <= ended]
                 on_cadence = [r.lateness_ms for r in rows if not r.catch_up and r.lateness_ms is not None]
+                ends = {r.batch_id: r.window.end_s for r in rows if not r.catch_up}
+                watched = [(at - ends[batch_id]) * 1000 for batch_id, at in seen[stream].items() if batch_id in ends]
                 figures[stream] = {"windows": len(rows), "lateness_ms": _percentiles(on_cadence),
+                                   "seen_by_watcher_ms": {"windows": len(watched), **_percentiles(watched)},
                                    "catch_up_windows": sum(bool(r.catch_up) for r in rows),
                                    "late_over_1s": sum(v > 1000 for v in on_cadence)}
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -68,6 +69,14 @@ class ServiceSnapshot:
     quality: dict[str, Any]
 
 
+def settle_heap() -> None:
+    """Once start-up is done, move every object alive (modules, roster, store, Faker pools) out of the
+    collector's sight. A full collection otherwise walks them all: a 77 ms pause every ~40 s at a 1 s
+    cadence, landing on whatever batch is being made. Only objects created later are scanned."""
+    gc.collect()
+    gc.freeze()
+
+
 def unwell_reasons(now: datetime, streams: dict[str, dict[str, Any]], intervals: dict[str, timedelta],
                    catching_up: bool) -> list[str]:
     """Why a running service is degraded: a stream whose latest window failed (or is blocked), or
@@ -97,9 +106,11 @@ class Service:
 
     def __init__(self, config: Config, mode_source: str = "default", *,
                  clock: Callable[[], datetime] = utc_now, executor: BaseExecutor | None = None,
-                 store: Store | None = None, monotonic: Callable[[], float] = time.monotonic):
+                 store: Store | None = None, monotonic: Callable[[], float] = time.monotonic,
+                 freeze_heap: bool = False):
         self.config = config
         self.monotonic = monotonic  # bound at import: a faked wall clock in tests leaves it real
+        self.freeze_heap = freeze_heap  # the process is the service's own (`fleetgen run`)
         self.mode_source = mode_source
         self.clock = clock
         self.store = store or Store.for_config(config)
@@ -156,6 +167,9 @@ class Service:
                 done += len(self.wake(stream, fired=False))
         finally:
             self.catch_up = CatchUpState(windows_done=done, finished_at=time.time())
+            if self.freeze_heap:
+                settle_heap()
+
 
     def stop(self, timeout: float = 1.5) -> bool:
         """Stop producing; True when no batch was left in flight."""

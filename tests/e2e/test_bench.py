@@ -45,6 +45,9 @@ def test_quick_lateness_and_roster_benchmarks_are_complete_and_sound(tmp_path):
         figures = lateness[stream]
         assert figures["windows"] >= 10  # about one a second for 15 s
         assert 0 < figures["lateness_ms"]["p50"] <= figures["lateness_ms"]["p99"] <= figures["lateness_ms"]["max"]
+        watched = figures["seen_by_watcher_ms"]  # the outside view saw the same windows appear
+        assert watched["windows"] >= figures["windows"] - 2
+        assert 0 < watched["p50"] <= watched["p99"] <= watched["max"]
     scaling = results["emulated_roster_scaling"]
     assert scaling["roster_3m"]["companies"] == 3_000_000 and scaling["roster_10k"]["companies"] == 10_000
     for case in ("roster_10k", "roster_3m"):
