@@ -8,6 +8,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from app.api import dashboard, routes
 from app.api.errors import register_error_handlers
 from app.api.fastpath import HealthFastPath
+from app.api.guard import RequestGuard
 from app.api.health import health_document
 from app.api.metrics import Metrics
 from app.api.openapi import openapi_document
@@ -36,6 +37,7 @@ def create_app(config: Config, service: Service | None = None, test_config: dict
             raise RequestEntityTooLarge(f"request bodies are limited to {app.config['MAX_CONTENT_LENGTH']} bytes")
 
     @app.get("/metrics")
+    @routes.reads_protected
     def prometheus():
         return Response(metrics.render(), mimetype="text/plain; version=0.0.4")
 
@@ -43,5 +45,6 @@ def create_app(config: Config, service: Service | None = None, test_config: dict
     def openapi():
         return routes.json_response(openapi_document())
 
-    app.wsgi_app = HealthFastPath(app.wsgi_app, lambda: health_document(service.snapshot()))  # type: ignore[method-assign]
+    fast = HealthFastPath(app.wsgi_app, lambda: health_document(service.snapshot()))
+    app.wsgi_app = RequestGuard(fast, config.api)  # type: ignore[method-assign]
     return app

@@ -32,17 +32,39 @@ def json_response(body, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
 
+def check_token() -> None:
+    """With api.token set: `Authorization: Bearer <token>` (the live event stream may also pass it as
+    `?access_token=`, since a browser's EventSource cannot send headers)."""
+    token = service().config.api.token
+    if not token:
+        return
+    given = request.headers.get("Authorization", "")
+    supplied = given[7:] if given.startswith("Bearer ") else None
+    if supplied is None and request.path == "/api/events":
+        supplied = request.args.get("access_token")
+    if supplied is None or not hmac.compare_digest(supplied.encode(), token.encode()):
+        raise ApiError(401, "unauthorized", "this endpoint needs 'Authorization: Bearer <token>' "
+                                            "with the token from api.token")
+
+
 def requires_token(view):
-    """With api.token configured, a state-changing call needs `Authorization: Bearer <token>`."""
+    """A state-changing call: always needs the token when one is configured."""
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        token = service().config.api.token
-        if token:
-            given = request.headers.get("Authorization", "")
-            if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].encode(), token.encode()):
-                raise ApiError(401, "unauthorized", "this endpoint needs 'Authorization: Bearer <token>' "
-                                                    "with the token from api.token")
+        check_token()
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def reads_protected(view):
+    """A read of logs or data: needs the token when api.protect_reads is set."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if service().config.api.protect_reads:
+            check_token()
         return view(*args, **kwargs)
 
     return wrapper
@@ -99,6 +121,7 @@ def since_param() -> float | None:
 
 
 @bp.get("/logs")
+@reads_protected
 def logs():
     limit = int_param("limit", 100, 1, MAX_LOG_LIMIT)
     since = since_param()
@@ -115,6 +138,7 @@ def logs():
 
 
 @bp.get("/batches")
+@reads_protected
 def batches():
     stream = request.args.get("stream")
     if stream is not None and stream not in ("companies", "events"):
@@ -125,12 +149,14 @@ def batches():
 
 
 @bp.get("/chart")
+@reads_protected
 def chart():
     """Records per batch and firing delay of the latest batches, per stream (the dashboard's chart)."""
     return json_response(service().stats.recent_points())
 
 
 @bp.get("/events")
+@reads_protected
 def events():
     """Server-Sent Events: `batch`, `paused`, `resumed`, `cleaned`, `auto_reinit`, `failure`."""
     svc = service()

@@ -205,10 +205,46 @@ class DatabaseConfig(StrictModel):
     busy_timeout_ms: int = Field(10_000, ge=0, le=600_000)
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:\d{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+_HOST_NAME = re.compile(r"^[A-Za-z0-9.\-]+$|^[0-9A-Fa-f:.]+$")
+
+
 class ApiConfig(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
-    token: str | None = None
+    token: str | None = Field(None, min_length=8, max_length=512)
+    cors_origins: list[str] = Field(default_factory=list, max_length=100)  # e.g. http://localhost:5173
+    allowed_hosts: list[str] = Field(default_factory=list, max_length=100)  # Host names besides loopback
+    protect_reads: bool = False  # the token guards logs, batches, chart, events and metrics too
+    allow_unauthenticated: bool = False  # a non-loopback host without a token, on purpose
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not _ORIGIN.match(value):
+                raise ValueError(f"{value!r} is not an origin: scheme://host[:port], no path or trailing "
+                                 "slash (e.g. http://localhost:5173)")
+        return [value.lower() for value in values]
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not _HOST_NAME.match(value):
+                raise ValueError(f"{value!r} is not a host name (no scheme, port or path: e.g. fleetgen.internal)")
+        return [value.lower() for value in values]
+
+    @model_validator(mode="after")
+    def _exposure_is_deliberate(self) -> ApiConfig:
+        if self.protect_reads and not self.token:
+            raise ValueError("protect_reads needs api.token (there is nothing to protect the reads with)")
+        if self.host not in LOOPBACK_HOSTS and not self.token and not self.allow_unauthenticated:
+            raise ValueError(f"host {self.host!r} is reachable from other machines and no api.token is set: "
+                             "anyone who reaches it could pause the service and delete the data; set "
+                             "api.token, or api.allow_unauthenticated: true to accept that")
+        return self
 
 
 class SchedulingConfig(StrictModel):

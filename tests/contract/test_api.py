@@ -145,14 +145,14 @@ def test_json_404_and_405(api):
 
 
 def test_token_protects_state_changing_endpoints(api):
-    _, client = api(token="s3cret")
+    _, client = api(token="s3cret-token")
     assert client.get("/api/health").status_code == 200
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-token"}):
         response = client.post("/api/pause", headers=headers)
         assert response.status_code == 401
         conforms(response)
-    assert client.post("/api/pause", headers={"Authorization": "Bearer s3cret"}).status_code == 200
-    assert client.post("/api/resume", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert client.post("/api/pause", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+    assert client.post("/api/resume", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
 
 
 def test_batches_chart_metrics_openapi(api):

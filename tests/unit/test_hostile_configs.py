@@ -22,7 +22,7 @@ SECTIONS = {
     "events": ["event_type_weights", "location_spread_degrees"],
     "output": ["data_dir", "format"],
     "database": ["url", "busy_timeout_ms"],
-    "api": ["host", "port", "token"],
+    "api": ["host", "port", "token", "cors_origins", "allowed_hosts", "protect_reads", "allow_unauthenticated"],
     "scheduling": ["max_catch_up_windows", "max_retries"],  # max_retries: not a key (must be refused)
 }
 TOP = ["seed", "number_of_companies", "drivers_per_company", "event_rate_per_driver",
