@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from app.core.timeline import format_timestamp
@@ -37,10 +38,11 @@ def health_document(snap: ServiceSnapshot) -> dict[str, Any]:
         "lifecycle": {"paused": snap.paused, "shutdown_requested": snap.shutdown_requested},
         "auto_reinit": snap.auto_reinit,
         "catch_up": {"running": catch_up.running, "stream": catch_up.stream,
-                     "windows_done": catch_up.windows_done, "finished_at": catch_up.finished_at},
+                     "windows_done": catch_up.windows_done, "finished_at": _iso(catch_up.finished_at)},
         "quality": {"enabled": quality.enabled, "error_rate": quality.error_rate, **snap.quality},
         "seed": config.seed,
     }
+    body.update(_seed_keys(snap, uptime))
     if config.emulated_mode.enabled:
         em = config.emulated_mode
         body["emulated_config"] = {
@@ -50,3 +52,26 @@ def health_document(snap: ServiceSnapshot) -> dict[str, Any]:
             "events_per_batch_range": [em.events_per_batch_min, em.events_per_batch_max],
         }
     return body
+
+
+def _seed_keys(snap: ServiceSnapshot, uptime: float) -> dict[str, Any]:
+    """The seed blueprint's flat keys, which its SPA parses (beside fleetgen's nested ones)."""
+    companies, events = snap.streams["companies"], snap.streams["events"]
+    reinit = snap.auto_reinit
+    saved = [t for t in (companies.get("last_batch_time"), events.get("last_batch_time")) if t]
+    return {
+        "uptime_seconds": round(uptime, 3), "start_time": format_timestamp(snap.started_at),
+        "company_batches": int(companies.get("total_batches", 0)),
+        "driver_batches": int(events.get("total_batches", 0)),
+        "paused": snap.paused, "shutdown_requested": snap.shutdown_requested,
+        "last_company_time": companies.get("last_batch_time"), "last_driver_time": events.get("last_batch_time"),
+        "auto_reinitialized": reinit["performed"],
+        "reinit_company_time": reinit.get("reinit_company_time"),
+        "reinit_driver_batch_id": reinit.get("reinit_driver_batch_id"),
+        "reinit_driver_time": reinit.get("reinit_driver_time"),
+        "state": {"last_saved": max(saved) if saved else None, "state_file": snap.state_file},
+    }
+
+
+def _iso(epoch_s: float | None) -> str | None:
+    return format_timestamp(datetime.fromtimestamp(epoch_s, UTC)) if epoch_s is not None else None

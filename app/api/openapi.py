@@ -8,6 +8,9 @@ from app import __version__
 
 NULLABLE_STR = {"type": "string", "nullable": True}
 NULLABLE_NUM = {"type": "number", "nullable": True}
+TIMESTAMP = {"type": "string", "pattern": "^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?Z$",
+             "description": "ISO 8601, UTC, with Z"}
+NULLABLE_TIMESTAMP = {**TIMESTAMP, "nullable": True}
 
 
 def _error_response(description: str) -> dict[str, Any]:
@@ -54,7 +57,10 @@ SCHEMAS: dict[str, Any] = {
     "Health": {
         "type": "object",
         "required": ["status", "timestamp", "generation_mode", "uptime", "company_generator", "driver_generator",
-                     "lifecycle", "auto_reinit", "quality", "reasons"],
+                     "lifecycle", "auto_reinit", "quality", "reasons", "uptime_seconds", "start_time",
+                     "company_batches", "driver_batches", "paused", "shutdown_requested", "last_company_time",
+                     "last_driver_time", "auto_reinitialized", "reinit_company_time", "reinit_driver_batch_id",
+                     "reinit_driver_time", "state"],
         "properties": {
             "status": {"type": "string", "enum": ["running", "paused", "degraded"]},
             "reasons": {"type": "array", "items": {"type": "string"},
@@ -67,10 +73,25 @@ SCHEMAS: dict[str, Any] = {
             "driver_generator": {**GENERATOR, "required": [*GENERATOR["required"], "last_interval_end"]},
             "lifecycle": {"type": "object", "required": ["paused", "shutdown_requested"], "properties": {
                 "paused": {"type": "boolean"}, "shutdown_requested": {"type": "boolean"}}},
-            "auto_reinit": {"type": "object", "required": ["count"], "properties": {
-                "count": {"type": "integer"}, "last_at": NULLABLE_NUM, "reason": NULLABLE_STR,
-                "in_progress": {"type": "boolean"}}},
-            "catch_up": {"type": "object"},
+            "auto_reinit": {"type": "object", "required": ["performed", "at", "actions", "missing_files", "count"],
+                            "properties": {
+                                "performed": {"type": "boolean"}, "at": NULLABLE_TIMESTAMP,
+                                "actions": {"type": "array", "items": {"type": "string"}},
+                                "missing_files": {"type": "array", "items": {"type": "string"}},
+                                "count": {"type": "integer"}, "last_at": NULLABLE_TIMESTAMP, "reason": NULLABLE_STR,
+                                "in_progress": {"type": "boolean"},
+                                "company_total": {"type": "integer", "nullable": True},
+                                "first_driver_batch_events": {"type": "integer", "nullable": True}}},
+            "catch_up": {"type": "object", "properties": {"finished_at": NULLABLE_TIMESTAMP}},
+            "uptime_seconds": {"type": "number", "minimum": 0}, "start_time": TIMESTAMP,
+            "company_batches": {"type": "integer", "minimum": 0}, "driver_batches": {"type": "integer", "minimum": 0},
+            "paused": {"type": "boolean"}, "shutdown_requested": {"type": "boolean"},
+            "last_company_time": NULLABLE_TIMESTAMP, "last_driver_time": NULLABLE_TIMESTAMP,
+            "auto_reinitialized": {"type": "boolean"}, "reinit_company_time": NULLABLE_TIMESTAMP,
+            "reinit_driver_batch_id": NULLABLE_STR, "reinit_driver_time": NULLABLE_TIMESTAMP,
+            "state": {"type": "object", "required": ["last_saved", "state_file"], "properties": {
+                "last_saved": NULLABLE_TIMESTAMP,
+                "state_file": {"type": "string", "description": "the metadata store's URL, password masked"}}},
             "quality": {"type": "object", "required": ["enabled", "error_rate", "records", "corrupted_records",
                                                        "defect_percent", "by_type"],
                         "properties": {"enabled": {"type": "boolean"}, "error_rate": {"type": "number"},
@@ -91,15 +112,49 @@ SCHEMAS: dict[str, Any] = {
                                                           "minItems": 2, "maxItems": 2}}},
         },
     },
-    "Control": {"type": "object", "required": ["status"], "properties": {
-        "status": {"type": "string", "enum": ["paused", "running", "cleaned"]},
-        "changed": {"type": "boolean"}, "auto_reinit": {"type": "boolean"},
-        "removed_batches": {"type": "integer"}, "removed_files": {"type": "integer"},
-        "skipped": {"type": "array", "items": {"type": "string"}}}},
-    "Logs": {"type": "object", "required": ["count", "logs"], "properties": {
+    "Control": {"type": "object",
+                "required": ["success", "action", "status", "timestamp", "message", "error", "extra"],
+                "properties": {
+                    "success": {"type": "boolean"}, "action": {"type": "string", "enum": ["pause", "resume"]},
+                    "status": {"type": "string", "enum": ["running", "paused"]},
+                    "timestamp": TIMESTAMP, "message": NULLABLE_STR, "error": NULLABLE_STR,
+                    "extra": {"type": "object", "nullable": True,
+                              "description": "resume: the re-initialisation it started (auto_reinit, reason)"},
+                    "changed": {"type": "boolean"}, "auto_reinit": {"type": "boolean"}}},
+    "Clean": {"type": "object",
+              "required": ["success", "action", "status", "timestamp", "message", "deleted_count", "deleted_items",
+                           "errors", "filesRemoved", "durationMs"],
+              "properties": {
+                  "success": {"type": "boolean"}, "action": {"type": "string", "enum": ["clean"]},
+                  "status": {"type": "string", "enum": ["paused"]}, "timestamp": TIMESTAMP,
+                  "message": NULLABLE_STR, "error": NULLABLE_STR,
+                  "deleted_count": {"type": "integer", "minimum": 0},
+                  "deleted_items": {"type": "array", "items": {
+                      "type": "object", "required": ["name", "path", "type", "size", "file_count"],
+                      "properties": {"name": {"type": "string"},
+                                     "path": {"type": "string", "description": "relative to the data directory"},
+                                     "type": {"type": "string", "enum": ["batch", "staging", "manifest"]},
+                                     "size": {"type": "integer", "minimum": 0},
+                                     "file_count": {"type": "integer", "minimum": 0}}}},
+                  "errors": {"type": "array", "items": {"type": "object", "required": ["name", "path", "error"],
+                                                        "properties": {"name": {"type": "string"},
+                                                                       "path": {"type": "string"},
+                                                                       "error": {"type": "string"}}}},
+                  "filesRemoved": {"type": "integer", "minimum": 0}, "durationMs": {"type": "integer", "minimum": 0},
+                  "removed_batches": {"type": "integer"}, "removed_files": {"type": "integer"},
+                  "skipped": {"type": "array", "items": {"type": "string"}}}},
+    "Logs": {"type": "object", "required": ["entries", "totalReturned", "nextSince", "count", "logs"], "properties": {
+        "entries": {"type": "array", "items": {
+            "type": "object", "required": ["ts", "level", "message", "source", "context"],
+            "properties": {"ts": TIMESTAMP,
+                           "level": {"type": "string", "enum": ["debug", "info", "warning", "error", "critical"]},
+                           "message": {"type": "string"}, "source": NULLABLE_STR,
+                           "context": {"type": "object", "nullable": True}}}},
+        "totalReturned": {"type": "integer", "minimum": 0},
+        "nextSince": {**NULLABLE_STR, "description": "pass back as since to get only newer entries"},
         "count": {"type": "integer"},
         "logs": {"type": "array", "items": {"type": "object", "required": ["id", "timestamp", "level", "message"],
-                                            "properties": {"id": {"type": "integer"}, "timestamp": {"type": "string"},
+                                            "properties": {"id": {"type": "integer"}, "timestamp": TIMESTAMP,
                                                            "level": {"type": "string"}, "logger": {"type": "string"},
                                                            "message": {"type": "string"},
                                                            "fields": {"type": "object"}}}}}},
@@ -135,11 +190,12 @@ def openapi_document() -> dict[str, Any]:
                                      "responses": control}},
             "/api/clean": {"post": {"summary": "Remove everything fleetgen wrote (only while paused)",
                                     "security": [{"bearer": []}],
-                                    "responses": {**control, "409": _error_response("The service is running")}}},
+                                    "responses": {"200": _json("Clean"), "401": unauthorized,
+                                                  "409": _error_response("The service is running")}}},
             "/api/logs": {"get": {
-                "summary": "Recent log entries, newest first",
+                "summary": "Recent log entries, newest first; level means that level and the ones above it",
                 "parameters": [
-                    {**LIMIT, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    {**LIMIT, "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 200}},
                     {"name": "since", "in": "query", "required": False,
                      "schema": {"type": "string"}, "description": "ISO 8601 timestamp or epoch seconds"},
                     {"name": "level", "in": "query", "required": False,

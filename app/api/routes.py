@@ -5,19 +5,20 @@ from __future__ import annotations
 import hmac
 import queue
 import time
-from datetime import UTC, datetime
 from functools import wraps
 
 import orjson
 from flask import Blueprint, Response, current_app, request
 
+from app.api import wire
 from app.api.errors import ApiError
 from app.api.health import health_document
-from app.core.timeline import format_timestamp, parse_timestamp
+from app.core.timeline import parse_timestamp
 from app.service.logs import LEVELS
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-MAX_LOG_LIMIT = 1000
+MAX_LOG_LIMIT = 500
+DEFAULT_LOG_LIMIT = 200
 MAX_BATCH_LIMIT = 500
 SSE_HEARTBEAT_S = 15.0
 MAX_LIVE_STREAMS = 8  # the WSGI server runs 16 threads
@@ -78,19 +79,19 @@ def health():
 @bp.post("/pause")
 @requires_token
 def pause():
-    return json_response(service().pause())
+    return json_response(wire.control("pause", service().pause()))
 
 
 @bp.post("/resume")
 @requires_token
 def resume():
-    return json_response(service().resume())
+    return json_response(wire.control("resume", service().resume()))
 
 
 @bp.post("/clean")
 @requires_token
 def clean():
-    return json_response(service().clean())
+    return json_response(wire.clean(service().clean()))
 
 
 def int_param(name: str, default: int, low: int, high: int) -> int:
@@ -123,18 +124,16 @@ def since_param() -> float | None:
 @bp.get("/logs")
 @reads_protected
 def logs():
-    limit = int_param("limit", 100, 1, MAX_LOG_LIMIT)
+    """Newest first. ``level`` keeps that level and the ones above it (info → info, warning, error)."""
+    limit = int_param("limit", DEFAULT_LOG_LIMIT, 1, MAX_LOG_LIMIT)
     since = since_param()
     level = request.args.get("level")
     if level is not None:
         level = level.upper()
         if level not in LEVELS:
             raise ApiError(400, "bad_request", f"level: {request.args['level'][:50]!r} is not one of "
-                                               f"{', '.join(LEVELS)}")
-    entries = service().logs(limit=limit, since=since, level=level)
-    for entry in entries:
-        entry["timestamp"] = format_timestamp(datetime.fromtimestamp(entry.pop("created"), UTC))
-    return json_response({"count": len(entries), "logs": entries})
+                                               f"{', '.join(name.lower() for name in LEVELS)}")
+    return json_response(wire.logs(service().logs(limit=limit, since=since, level=level)))
 
 
 @bp.get("/batches")

@@ -6,13 +6,15 @@ import logging
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from app.core import bronze
 from app.core.config import Config, shared_directory_problem
 from app.core.errors import LifecycleError
+from app.core.timeline import format_timestamp
 from app.service.pipeline import Pipeline
 from app.store import Store
 
@@ -22,15 +24,35 @@ GENERATED_MANIFESTS = ("batch_manifest.json", "dataset.md")
 MANIFEST_TEMPS = (".batch_manifest.json.*.tmp", ".dataset.md.*.tmp")
 
 
+@dataclass(frozen=True)
+class Removed:
+    """One thing clean deleted: a batch folder, the staging area or a manifest file."""
+
+    name: str
+    path: str  # relative to the data directory
+    type: str  # batch | staging | manifest
+    size: int  # bytes
+    file_count: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "path": self.path, "type": self.type, "size": self.size,
+                "file_count": self.file_count}
+
+
 @dataclass
 class CleanReport:
-    removed_batches: int
-    removed_files: int
-    skipped: list[str]
+    removed_batches: int = 0
+    removed_files: int = 0
+    skipped: list[str] = field(default_factory=list)
+    items: list[Removed] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)  # {name, path, error}: left in place
+    duration_ms: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"removed_batches": self.removed_batches, "removed_files": self.removed_files,
-                "skipped": self.skipped}
+                "skipped": self.skipped, "deleted_count": len(self.items),
+                "deleted_items": [item.as_dict() for item in self.items], "errors": self.errors,
+                "filesRemoved": self.removed_files, "durationMs": self.duration_ms}
 
 
 def check_data_dir(data_dir: Path) -> Path:
@@ -42,34 +64,53 @@ def check_data_dir(data_dir: Path) -> Path:
 
 
 def remove_generated(layout: bronze.Layout) -> CleanReport:
-    """Delete what fleetgen wrote under the data directory, nothing else; follows no symlink."""
+    """Delete what fleetgen wrote under the data directory, nothing else; follows no symlink. What
+    cannot be removed (permissions, a busy file) is reported in ``errors`` and the rest still goes."""
+    started = time.monotonic()
     root = check_data_dir(layout.root)
-    removed_batches = removed_files = 0
-    skipped: list[str] = []
+    report = CleanReport()
     for stream in bronze.STREAMS:
         stream_dir = layout.stream_dir(stream)
         if stream_dir.is_symlink():
-            skipped.append(f"{stream_dir} is a symlink; left alone")
+            report.skipped.append(f"{stream_dir} is a symlink; left alone")
             continue
         if not stream_dir.is_dir():
             continue
-        for entry in stream_dir.iterdir():
+        for entry in sorted(stream_dir.iterdir()):
             if entry.is_symlink() or not entry.is_dir() or not bronze.BATCH_DIR_PATTERN.match(entry.name):
-                skipped.append(f"{entry} is not a fleetgen batch; left alone")
+                report.skipped.append(f"{entry} is not a fleetgen batch; left alone")
                 continue
             if not _inside(entry, root):
-                skipped.append(f"{entry} resolves outside {root}; left alone")
+                report.skipped.append(f"{entry} resolves outside {root}; left alone")
                 continue
-            shutil.rmtree(entry)
-            removed_batches += 1
-    removed_files += bronze.remove_staging(layout.staging)
+            if _remove(entry, "batch", root, report):
+                report.removed_batches += 1
+    if layout.staging.is_dir() and not layout.staging.is_symlink() and any(layout.staging.iterdir()):
+        _remove(layout.staging, "staging", root, report)
     temps = [p for pattern in MANIFEST_TEMPS for p in layout.manifests.glob(pattern)]
     for path in [layout.manifests / name for name in GENERATED_MANIFESTS] + temps:
         if path.is_file() and not path.is_symlink():
-            path.unlink()
-            removed_files += 1
+            _remove(path, "manifest", root, report)
     layout.ensure()
-    return CleanReport(removed_batches, removed_files, skipped)
+    report.duration_ms = round((time.monotonic() - started) * 1000)
+    return report
+
+
+def _remove(path: Path, kind: str, root: Path, report: CleanReport) -> bool:
+    relative = str(path.relative_to(root)) if _inside(path, root) else str(path)
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file() and not p.is_symlink()]
+    size = sum(p.stat().st_size for p in files)
+    try:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except OSError as exc:
+        report.errors.append({"name": path.name, "path": relative, "error": f"{type(exc).__name__}: {exc}"})
+        return False
+    report.items.append(Removed(path.name, relative, kind, size, len(files)))
+    report.removed_files += len(files)
+    return True
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -118,15 +159,29 @@ class Lifecycle:
         return {"status": "running", "changed": changed, "auto_reinit": reinit}
 
     def _start_reinit(self, now_fn) -> None:
+        missing = self._missing_outputs()
+
         def work() -> None:
             started = time.time()
             outcomes = self.pipeline.catch_up("events", now_fn())
             outcomes += self.pipeline.catch_up("companies", now_fn())
+            committed = [o for o in outcomes if o.status == "committed"]
+            companies = [o for o in committed if o.stream == "companies"]
+            drivers = [o for o in committed if o.stream == "events"]
+            actions = []
+            if companies:
+                actions.append(f"baseline company batch {companies[0].window.batch_id} regenerated")
+            if drivers:
+                actions.append(f"driver batch {drivers[0].window.batch_id} produced on the new roster")
             state = self.store.get_state(REINIT_KEY, {}) or {}
             state = {"count": int(state.get("count", 0)) + 1, "last_at": time.time(),
-                     "reason": "baseline data was cleaned",
-                     "batches": sum(o.status == "committed" for o in outcomes),
-                     "duration_s": round(time.time() - started, 3)}
+                     "reason": "baseline data was cleaned", "batches": len(committed),
+                     "duration_s": round(time.time() - started, 3), "actions": actions, "missing_files": missing,
+                     "company_total": self.store.roster_size(),
+                     "reinit_company_time": format_timestamp(companies[0].window.end) if companies else None,
+                     "reinit_driver_batch_id": drivers[0].window.batch_id if drivers else None,
+                     "reinit_driver_time": format_timestamp(drivers[0].window.end) if drivers else None,
+                     "first_driver_batch_events": drivers[0].record_count if drivers else None}
             self.store.set_state(REINIT_KEY, state)
             self._reinit = state
             log.info("auto re-initialisation done", extra={"fields": state})
@@ -134,6 +189,19 @@ class Lifecycle:
 
         self._reinit_thread = threading.Thread(target=work, name="fleetgen-reinit", daemon=True)
         self._reinit_thread.start()
+
+    def _missing_outputs(self) -> list[str]:
+        """What a re-initialisation has to bring back (paths relative to the data directory)."""
+        layout = self.pipeline.layout
+        missing = []
+        for stream in bronze.STREAMS:
+            folder = layout.stream_dir(stream)
+            if not folder.is_dir() or not any(bronze.BATCH_DIR_PATTERN.match(p.name) for p in folder.iterdir()):
+                missing.append(str(folder.relative_to(layout.root)) + "/")
+        manifest = layout.manifests / GENERATED_MANIFESTS[0]
+        if not manifest.exists():
+            missing.append(str(manifest.relative_to(layout.root)))
+        return missing
 
     def clean(self) -> dict[str, Any]:
         with self._lock:
@@ -153,10 +221,20 @@ class Lifecycle:
         return bool(self._reinit_thread and self._reinit_thread.is_alive())
 
     def auto_reinit_state(self) -> dict[str, Any]:
+        """The latest re-initialisation, in the seed's terms (performed, at, actions, missing_files and
+        the reinit_* facts) beside fleetgen's count, reason and in_progress; timestamps ISO 8601."""
         state = self._reinit
-        return {"count": int(state.get("count", 0)), "last_at": state.get("last_at"),
-                "reason": state.get("reason"), "in_progress": bool(self._reinit_thread
-                                                                   and self._reinit_thread.is_alive())}
+        last_at = state.get("last_at")
+        at = format_timestamp(datetime.fromtimestamp(last_at, UTC)) if last_at else None
+        return {"performed": bool(state.get("count")), "at": at, "actions": list(state.get("actions", [])),
+                "missing_files": list(state.get("missing_files", [])), "count": int(state.get("count", 0)),
+                "last_at": at, "reason": state.get("reason"),
+                "in_progress": bool(self._reinit_thread and self._reinit_thread.is_alive()),
+                "company_total": state.get("company_total"),
+                "reinit_company_time": state.get("reinit_company_time"),
+                "reinit_driver_batch_id": state.get("reinit_driver_batch_id"),
+                "reinit_driver_time": state.get("reinit_driver_time"),
+                "first_driver_batch_events": state.get("first_driver_batch_events")}
 
     def _publish(self, kind: str, data: dict[str, Any]) -> None:
         if self.broadcaster is not None:

@@ -67,6 +67,7 @@ class ServiceSnapshot:
     auto_reinit: dict[str, Any]
     catch_up: CatchUpState
     quality: dict[str, Any]
+    state_file: str  # where the ledger lives (credentials masked)
 
 
 def settle_heap() -> None:
@@ -315,7 +316,7 @@ class Service:
             paused=paused, shutdown_requested=self.shutdown_requested.is_set(),
             streams=streams, next_runs=next_runs, intervals=intervals,
             auto_reinit=self.lifecycle.auto_reinit_state(), catch_up=self.catch_up,
-            quality=self.stats.quality())
+            quality=self.stats.quality(), state_file=self.store.location)
 
     # ---- reads for the API (routes reach the store only through here) --------------------------
 

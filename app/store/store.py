@@ -12,7 +12,8 @@ from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import Connection, Integer, Table, and_, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.bronze import STREAMS
@@ -159,6 +160,14 @@ class Store:
             raise StoreError(f"cannot open the metadata store {url}: {exc}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.owner = uuid.uuid4().hex  # this writer's claim token
+
+    @property
+    def location(self) -> str:
+        """The store's URL with any password masked (safe to show in health)."""
+        try:
+            return make_url(self.url).render_as_string(hide_password=True)
+        except ArgumentError:
+            return "<unparseable database URL>"
 
     @classmethod
     def for_config(cls, config) -> Store:

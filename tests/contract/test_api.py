@@ -75,20 +75,70 @@ def test_pause_resume_clean_semantics(api):
     assert conflict.status_code == 409
     conforms(conflict)
     assert "paused" in conflict.get_json()["detail"]
-    for _ in range(2):  # idempotent
-        response = client.post("/api/pause")
-        assert response.status_code == 200 and response.get_json()["status"] == "paused"
+    first, repeat = client.post("/api/pause"), client.post("/api/pause")
+    for response in (first, repeat):  # idempotent: a repeat is a success that says so
+        assert response.status_code == 200
         conforms(response)
+    assert first.get_json()["success"] is True and first.get_json()["changed"] is True
+    assert repeat.get_json()["message"] == "already paused" and repeat.get_json()["success"] is True
+    assert {k: repeat.get_json()[k] for k in ("action", "status", "error", "extra")} == {
+        "action": "pause", "status": "paused", "error": None, "extra": None}
     assert client.get("/api/health").get_json()["status"] == "paused"
     cleaned = client.post("/api/clean")
-    assert cleaned.status_code == 200 and cleaned.get_json()["removed_batches"] >= 1
+    assert cleaned.status_code == 200
     conforms(cleaned)
-    assert client.post("/api/clean").get_json()["removed_batches"] == 0
+    body = cleaned.get_json()
+    assert body["success"] is True and body["action"] == "clean" and body["status"] == "paused"
+    assert body["deleted_count"] == len(body["deleted_items"]) >= body["removed_batches"] >= 1
+    batch = next(item for item in body["deleted_items"] if item["type"] == "batch")
+    assert batch["path"].startswith("raw/") and batch["size"] > 0 and batch["file_count"] >= 2
+    assert body["filesRemoved"] == sum(item["file_count"] for item in body["deleted_items"])
+    assert body["errors"] == [] and body["durationMs"] >= 0
+    again = client.post("/api/clean").get_json()
+    assert again["deleted_count"] == 0 and again["removed_batches"] == 0 and again["message"] == "nothing to remove"
     resumed = client.post("/api/resume")
     conforms(resumed)
-    assert resumed.get_json() == {"status": "running", "changed": True, "auto_reinit": True}
-    assert client.post("/api/resume").get_json()["changed"] is False
+    body = resumed.get_json()
+    assert body["success"] is True and body["status"] == "running" and body["changed"] is True
+    assert body["auto_reinit"] is True and body["extra"]["auto_reinit"] is True
+    repeat = client.post("/api/resume").get_json()
+    assert repeat["changed"] is False and repeat["message"] == "already running"
     assert client.get("/api/health").get_json()["status"] == "running"
+
+
+def test_health_carries_the_seed_blueprint_keys_and_iso_timestamps(api, caplog):
+    caplog.set_level("INFO", logger="app")
+    service, client = api()
+    service.pause()
+    service.clean()
+    service.resume()
+    service.lifecycle._reinit_thread.join(10)
+    response = client.get("/api/health")
+    conforms(response)
+    body = response.get_json()
+    assert body["uptime_seconds"] >= 0 and body["start_time"].endswith("Z")
+    assert body["company_batches"] >= 1 and body["driver_batches"] >= 1
+    assert body["paused"] is False and body["shutdown_requested"] is False
+    assert body["last_company_time"].endswith("Z") and body["last_driver_time"].endswith("Z")
+    reinit = body["auto_reinit"]
+    assert reinit["performed"] is True and body["auto_reinitialized"] is True and reinit["at"].endswith("Z")
+    assert any("baseline company batch" in action for action in reinit["actions"])
+    assert "raw/companies/" in reinit["missing_files"]
+    assert body["reinit_driver_batch_id"] == reinit["reinit_driver_batch_id"] is not None
+    assert body["reinit_company_time"].endswith("Z") and body["reinit_driver_time"].endswith("Z")
+    assert body["state"]["state_file"].startswith("sqlite:///") and body["state"]["last_saved"].endswith("Z")
+    assert body["catch_up"]["finished_at"].endswith("Z")
+    done = [r for r in caplog.records if r.getMessage() == "auto re-initialisation done"]
+    assert len(done) == 1
+    assert done[0].fields["company_total"] >= 1 and done[0].fields["first_driver_batch_events"] >= 1
+
+
+def test_the_state_file_never_shows_a_password():
+    from app.store import Store
+
+    store = Store.__new__(Store)
+    store.url = "postgresql://fleet:hunter2@db.internal:5432/fleetgen"
+    assert "hunter2" not in store.location and "***" in store.location
 
 
 def test_logs_and_filters(api):
@@ -109,17 +159,26 @@ def test_logs_and_filters(api):
 
     response = client.get("/api/logs?limit=50")
     conforms(response)
-    messages = [entry["message"] for entry in response.get_json()["logs"]]
+    body = response.get_json()
+    messages = [entry["message"] for entry in body["entries"]]
     assert "disk nearly full" in messages and "all good" in messages
-    warnings = client.get("/api/logs?level=warning").get_json()["logs"]
-    assert [e["message"] for e in warnings] == ["disk nearly full"]
-    assert warnings[0]["fields"] == {"free_mb": 12}
-    assert client.get("/api/logs?limit=1").get_json()["count"] == 1
+    assert body["totalReturned"] == len(body["entries"]) == body["count"]
+    entry = body["entries"][messages.index("disk nearly full")]
+    assert entry["level"] == "warning" and entry["source"] == "app.test" and entry["context"] == {"free_mb": 12}
+    assert entry["ts"].endswith("Z")
+    warnings = client.get("/api/logs?level=warning").get_json()
+    assert [e["message"] for e in warnings["entries"]] == ["disk nearly full"]  # warning and above
+    assert warnings["logs"][0]["fields"] == {"free_mb": 12}  # fleetgen's own shape stays beside
+    assert client.get("/api/logs?limit=1").get_json()["totalReturned"] == 1
+    newer = client.get(f"/api/logs?since={body['nextSince']}").get_json()
+    assert newer["entries"] == [] and newer["nextSince"] is None  # nextSince returns only newer entries
     assert client.get("/api/logs?since=2999-01-01T00:00:00Z").get_json()["count"] == 0
+    assert len(client.get("/api/logs").get_json()["entries"]) <= 200  # the default limit
 
 
 @pytest.mark.parametrize("query, fragment", [
-    ("limit=-1", "limit: -1 is outside 1..1000"),
+    ("limit=-1", "limit: -1 is outside 1..500"),
+    ("limit=501", "limit: 501 is outside 1..500"),
     ("limit=abc", "limit: 'abc' is not an integer"),
     ("limit=100000", "outside"),
     ("level=bogus", "level: 'bogus' is not one of"),
