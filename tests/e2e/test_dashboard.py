@@ -1,16 +1,13 @@
 """The dashboard in a real headless Chromium (Debian's package), driven by Playwright."""
 
 import json
-import shutil
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
 
 
@@ -21,21 +18,6 @@ def api(process, path, method="GET"):
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
-
-
-@pytest.fixture
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed (apt-get install chromium; .ci/run does it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-                  "--disable-component-update", "--disable-sync"])
-        yield browser
-        browser.close()
 
 
 def test_dashboard_live_controls_and_filters(service_process, browser):

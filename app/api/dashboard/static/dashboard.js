@@ -3,16 +3,40 @@
 const $ = (id) => document.getElementById(id);
 const state = { health: null, healthAt: 0, points: { companies: [], events: [] }, online: true };
 
-async function api(path, options) {
-  const response = await fetch(path, options);
+const TOKEN_KEY = "fleetgen.api-token";  // kept for this tab only (sessionStorage)
+
+function token() { return sessionStorage.getItem(TOKEN_KEY); }
+
+async function api(path, options = {}) {
+  const headers = { ...(options.headers || {}) };
+  if (token()) headers.Authorization = `Bearer ${token()}`;
+  const response = await fetch(path, { ...options, headers });
   let body;
   try {
     body = await response.json();
   } catch (error) {  // cut short (the service went away mid-answer) or not JSON
     throw new Error(`${response.status}: unreadable answer from ${path}`);
   }
+  if (response.status === 401) askForToken(token() ? "The token kept for this tab was refused." : "");
   if (!response.ok) throw new Error(body.detail || `${response.status} ${response.statusText}`);
   return body;
+}
+
+// With api.token set, the service answers 401 until the token is given: ask once, keep it for the tab.
+function askForToken(reason) {
+  $("auth-reason").textContent = reason;
+  $("auth").hidden = false;
+}
+
+function saveToken(event) {
+  event.preventDefault();
+  const value = $("token-input").value.trim();
+  if (!value) return;
+  sessionStorage.setItem(TOKEN_KEY, value);
+  $("token-input").value = "";
+  $("auth").hidden = true;
+  listen();
+  refreshHealth(); refreshBatches(); refreshLogs(); refreshChart();
 }
 
 function setOnline(online) {
@@ -106,12 +130,13 @@ async function refreshLogs() {
   try {
     const body = await api(`/api/logs?limit=60${level ? `&level=${level}` : ""}`);
     $("logs").innerHTML = "";
-    for (const entry of body.logs) {
+    for (const entry of body.entries) {
+      const level = entry.level.toUpperCase();
       const item = document.createElement("li");
-      item.className = `lvl-${entry.level}`;
-      item.dataset.level = entry.level;
-      const fields = entry.fields && Object.keys(entry.fields).length ? " " + JSON.stringify(entry.fields) : "";
-      item.textContent = `${entry.timestamp.slice(11, 23)} ${entry.level.padEnd(7)} ${entry.message}${fields}`;
+      item.className = `lvl-${level}`;
+      item.dataset.level = level;
+      const context = entry.context && Object.keys(entry.context).length ? " " + JSON.stringify(entry.context) : "";
+      item.textContent = `${entry.ts.slice(11, 23)} ${level.padEnd(7)} ${entry.message}${context}`;
       $("logs").appendChild(item);
     }
   } catch (error) { /* offline banner */ }
@@ -166,7 +191,10 @@ function drawChart() {
 }
 
 function listen() {
-  const source = new EventSource("/api/events");
+  if (listen.source) listen.source.close();
+  // EventSource cannot send headers: with api.protect_reads the token goes in the query string.
+  const source = new EventSource(token() ? `/api/events?access_token=${encodeURIComponent(token())}` : "/api/events");
+  listen.source = source;
   source.addEventListener("batch", (event) => {
     const point = JSON.parse(event.data);
     (state.points[point.stream] ||= []).push(point);
@@ -188,7 +216,8 @@ async function control(action) {
   }
   try {
     const body = await api(`/api/${action}`, { method: "POST" });
-    showMessage(action === "clean" ? `cleaned: ${body.removed_batches} batches removed` : `${action}d`);
+    showMessage(action === "clean" ? `cleaned: ${body.deleted_count} items removed (${body.removed_batches} batches)`
+      : body.message);
   } catch (error) {
     showMessage(`${action} failed: ${error.message}`);
   }
@@ -199,6 +228,7 @@ $("pause").addEventListener("click", () => control("pause"));
 $("resume").addEventListener("click", () => control("resume"));
 $("clean").addEventListener("click", () => control("clean"));
 $("level").addEventListener("change", refreshLogs);
+$("auth").addEventListener("submit", saveToken);
 refreshHealth(); refreshBatches(); refreshLogs(); refreshChart(); listen();
 setInterval(refreshHealth, 1000);
 setInterval(renderHealth, 250);
