@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from app.core.timeline import format_timestamp
+from app.core.timeline import format_timestamp, iso_or_none
 from app.service.service import ServiceSnapshot
 
 GENERATOR_KEYS = {"companies": "company_generator", "events": "driver_generator"}
@@ -38,7 +37,7 @@ def health_document(snap: ServiceSnapshot) -> dict[str, Any]:
         "lifecycle": {"paused": snap.paused, "shutdown_requested": snap.shutdown_requested},
         "auto_reinit": snap.auto_reinit,
         "catch_up": {"running": catch_up.running, "stream": catch_up.stream,
-                     "windows_done": catch_up.windows_done, "finished_at": _iso(catch_up.finished_at)},
+                     "windows_done": catch_up.windows_done, "finished_at": iso_or_none(catch_up.finished_at)},
         "quality": {"enabled": quality.enabled, "error_rate": quality.error_rate, **snap.quality},
         "seed": config.seed,
     }
@@ -71,7 +70,3 @@ def _seed_keys(snap: ServiceSnapshot, uptime: float) -> dict[str, Any]:
         "reinit_driver_time": reinit.get("reinit_driver_time"),
         "state": {"last_saved": max(saved) if saved else None, "state_file": snap.state_file},
     }
-
-
-def _iso(epoch_s: float | None) -> str | None:
-    return format_timestamp(datetime.fromtimestamp(epoch_s, UTC)) if epoch_s is not None else None

@@ -32,9 +32,9 @@ GENERATOR = {
         "skipped_windows": {"type": "integer", "minimum": 0},
         "total_records": {"type": "integer", "minimum": 0},
         "corrupted_records": {"type": "integer", "minimum": 0},
-        "last_batch_time": NULLABLE_STR,
+        "last_batch_time": NULLABLE_TIMESTAMP,
         "idle_seconds": NULLABLE_NUM,
-        "next_run_time": NULLABLE_STR,
+        "next_run_time": NULLABLE_TIMESTAMP,
         "seconds_to_next_run": NULLABLE_NUM,
         "lateness_ms": {"type": "object", "description": "publish minus window end over the latest on-cadence "
                         "windows (up to 1,000)", "properties": {
@@ -47,13 +47,13 @@ GENERATOR = {
         "max_firing_delay_ms": NULLABLE_NUM,
         "batches_per_minute": {"type": "integer", "minimum": 0},
         "last_error": NULLABLE_STR,
-        "last_interval_end": NULLABLE_STR,
+        "last_interval_end": NULLABLE_TIMESTAMP,
     },
 }
 
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error", "detail", "timestamp"], "properties": {
-        "error": {"type": "string"}, "detail": {"type": "string"}, "timestamp": {"type": "string"}}},
+        "error": {"type": "string"}, "detail": {"type": "string"}, "timestamp": TIMESTAMP}},
     "Health": {
         "type": "object",
         "required": ["status", "timestamp", "generation_mode", "uptime", "company_generator", "driver_generator",
@@ -65,10 +65,10 @@ SCHEMAS: dict[str, Any] = {
             "status": {"type": "string", "enum": ["running", "paused", "degraded"]},
             "reasons": {"type": "array", "items": {"type": "string"},
                         "description": "why the status is degraded (empty otherwise)"},
-            "timestamp": {"type": "string"},
+            "timestamp": TIMESTAMP,
             "generation_mode": {"type": "string", "enum": ["production", "emulated"]},
             "uptime": {"type": "object", "required": ["seconds", "hours", "start_time"], "properties": {
-                "seconds": {"type": "number"}, "hours": {"type": "number"}, "start_time": {"type": "string"}}},
+                "seconds": {"type": "number"}, "hours": {"type": "number"}, "start_time": TIMESTAMP}},
             "company_generator": GENERATOR,
             "driver_generator": {**GENERATOR, "required": [*GENERATOR["required"], "last_interval_end"]},
             "lifecycle": {"type": "object", "required": ["paused", "shutdown_requested"], "properties": {
@@ -164,8 +164,15 @@ SCHEMAS: dict[str, Any] = {
                                                "properties": {"stream": {"type": "string"},
                                                               "batch_id": {"type": "string"},
                                                               "status": {"type": "string"},
-                                                              "record_count": {"type": "integer"}}}}}},
-    "Chart": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "object"}}},
+                                                              "record_count": {"type": "integer"},
+                                                              "interval_start": TIMESTAMP,
+                                                              "interval_end": TIMESTAMP,
+                                                              "scheduled_at": NULLABLE_TIMESTAMP,
+                                                              "started_at": NULLABLE_TIMESTAMP,
+                                                              "finished_at": NULLABLE_TIMESTAMP,
+                                                              "published_at": NULLABLE_TIMESTAMP}}}}},
+    "Chart": {"type": "object", "additionalProperties": {"type": "array", "items": {
+        "type": "object", "properties": {"finished_at": NULLABLE_TIMESTAMP}}}},
 }
 
 LIMIT = {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}}

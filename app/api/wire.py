@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from app.core.timeline import format_timestamp
+from app.core.timeline import format_timestamp, iso_or_none
 
 CONTRACT_LEVELS = ("info", "warning", "error")
 
@@ -17,11 +17,8 @@ def now_iso() -> str:
     return format_timestamp(datetime.now(UTC))
 
 
-def iso_from_epoch(seconds: float | None, micro: bool = False) -> str | None:
-    if seconds is None:
-        return None
-    moment = datetime.fromtimestamp(seconds, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if micro else format_timestamp(moment)
+def iso_micro(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def control(action: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -58,11 +55,11 @@ def logs(entries: list[dict[str, Any]]) -> dict[str, Any]:
 
     ``nextSince`` is just after the newest entry returned (microsecond precision): passing it back as
     ``since`` returns only newer entries. None when nothing was returned."""
-    wire = [{"ts": iso_from_epoch(e["created"]), "level": e["level"].lower(), "message": e["message"],
+    wire = [{"ts": iso_or_none(e["created"]), "level": e["level"].lower(), "message": e["message"],
              "source": e.get("logger"), "context": e.get("fields") or None} for e in entries]
     newest = max((e["created"] for e in entries), default=None)
-    legacy = [{**{k: v for k, v in e.items() if k != "created"}, "timestamp": iso_from_epoch(e["created"])}
+    legacy = [{**{k: v for k, v in e.items() if k != "created"}, "timestamp": iso_or_none(e["created"])}
               for e in entries]
     return {"entries": wire, "totalReturned": len(wire),
-            "nextSince": iso_from_epoch(newest + 1e-6, micro=True) if newest is not None else None,
+            "nextSince": iso_micro(newest + 1e-6) if newest is not None else None,
             "count": len(legacy), "logs": legacy}

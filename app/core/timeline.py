@@ -53,6 +53,11 @@ def from_epoch_seconds(seconds: int) -> datetime:
     return EPOCH + timedelta(seconds=seconds)
 
 
+def iso_or_none(epoch_s: float | None) -> str | None:
+    """An epoch-seconds moment as ISO 8601 UTC with milliseconds and Z (None stays None)."""
+    return None if epoch_s is None else format_timestamp(EPOCH + timedelta(seconds=epoch_s))
+
+
 def _as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"naive datetime {moment.isoformat()}: fleetgen works in UTC only")

@@ -166,22 +166,23 @@ class Lifecycle:
             outcomes = self.pipeline.catch_up("events", now_fn())
             outcomes += self.pipeline.catch_up("companies", now_fn())
             committed = [o for o in outcomes if o.status == "committed"]
-            companies = [o for o in committed if o.stream == "companies"]
-            drivers = [o for o in committed if o.stream == "events"]
+            # From the ledger, not the outcomes: a scheduled wake-up may have produced one of them first.
+            company = self.store.first_committed("companies")
+            driver = self.store.first_committed("events")
             actions = []
-            if companies:
-                actions.append(f"baseline company batch {companies[0].window.batch_id} regenerated")
-            if drivers:
-                actions.append(f"driver batch {drivers[0].window.batch_id} produced on the new roster")
+            if company is not None:
+                actions.append(f"baseline company batch {company.batch_id} regenerated")
+            if driver is not None:
+                actions.append(f"driver batch {driver.batch_id} produced on the new roster")
             state = self.store.get_state(REINIT_KEY, {}) or {}
             state = {"count": int(state.get("count", 0)) + 1, "last_at": time.time(),
                      "reason": "baseline data was cleaned", "batches": len(committed),
                      "duration_s": round(time.time() - started, 3), "actions": actions, "missing_files": missing,
                      "company_total": self.store.roster_size(),
-                     "reinit_company_time": format_timestamp(companies[0].window.end) if companies else None,
-                     "reinit_driver_batch_id": drivers[0].window.batch_id if drivers else None,
-                     "reinit_driver_time": format_timestamp(drivers[0].window.end) if drivers else None,
-                     "first_driver_batch_events": drivers[0].record_count if drivers else None}
+                     "reinit_company_time": format_timestamp(company.window.end) if company else None,
+                     "reinit_driver_batch_id": driver.batch_id if driver else None,
+                     "reinit_driver_time": format_timestamp(driver.window.end) if driver else None,
+                     "first_driver_batch_events": driver.record_count if driver else None}
             self.store.set_state(REINIT_KEY, state)
             self._reinit = state
             log.info("auto re-initialisation done", extra={"fields": state})
@@ -215,6 +216,14 @@ class Lifecycle:
         log.info("data cleaned", extra={"fields": report.as_dict()})
         self._publish("cleaned", report.as_dict())
         return {"status": "cleaned", **report.as_dict()}
+
+    def wait_reinit(self, timeout: float) -> bool:
+        """At shutdown: let a re-initialisation in flight finish its bookkeeping; False if it did not."""
+        thread = self._reinit_thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
 
     @property
     def reinit_running(self) -> bool:

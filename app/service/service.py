@@ -180,7 +180,7 @@ class Service:
             self.scheduler.shutdown(wait=False)
         except Exception:  # noqa: BLE001 - already stopped
             pass
-        idle = self.pipeline.wait_idle(timeout)
+        idle = self.pipeline.wait_idle(timeout) and self.lifecycle.wait_reinit(timeout)
         if self._manifest_writer is not None:
             self._manifest_writer.stop()  # the last commits' counters reach the manifest
         log.info("fleetgen stopped", extra={"fields": {"clean": idle}})

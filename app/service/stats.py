@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from app.core.config import DEFECT_TYPES
-from app.core.timeline import format_timestamp, from_epoch_seconds
+from app.core.timeline import format_timestamp, from_epoch_seconds, iso_or_none
 from app.service.pipeline import Outcome
 from app.store import Store
 
@@ -245,5 +245,5 @@ def _point(stream: str, batch_id: str, records: int, corrupted: int, delay_s: fl
            duration: float | None, lateness_ms: float | None = None, catch_up: bool | None = None) -> dict[str, Any]:
     return {"stream": stream, "batch_id": batch_id, "records": records, "corrupted": corrupted,
             "firing_delay_ms": round(delay_s * 1000, 3) if delay_s is not None else None,
-            "finished_at": finished, "duration_ms": round((duration or 0) * 1000, 3),
+            "finished_at": iso_or_none(finished), "duration_ms": round((duration or 0) * 1000, 3),
             "lateness_ms": lateness_ms, "catch_up": catch_up}

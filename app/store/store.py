@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.bronze import STREAMS
 from app.core.errors import StoreError
-from app.core.timeline import Window
+from app.core.timeline import Window, format_timestamp, iso_or_none
 from app.store.database import create_store_engine, migrate
 from app.store.models import (
     COMMITTED,
@@ -49,6 +49,8 @@ _OPEN_ROWS = select(_BATCHES).where(_BATCHES.c.stream == bindparam("stream"),
                                     _BATCHES.c.interval_end <= bindparam("until"))
 _RECENT = (select(_BATCHES).where(_BATCHES.c.stream == bindparam("stream"))
            .order_by(_BATCHES.c.interval_start.desc()).limit(bindparam("limit", type_=Integer)))
+_FIRST_COMMITTED = (select(_BATCHES).where(_BATCHES.c.stream == bindparam("stream"), _BATCHES.c.status == COMMITTED)
+                    .order_by(_BATCHES.c.interval_end).limit(1))
 _ROW_AT = select(_BATCHES).where(_BATCHES.c.stream == bindparam("stream"),
                                  _BATCHES.c.interval_start == bindparam("start"))
 _COUNTER_OF = select(_COUNTERS).where(_COUNTERS.c.stream == bindparam("stream"))
@@ -110,14 +112,15 @@ class LedgerRow:
     def as_dict(self) -> dict[str, Any]:
         return {
             "stream": self.stream, "batch_id": self.batch_id, "status": self.status, "reason": self.reason,
-            "interval_start": self.window.start_s, "interval_end": self.window.end_s,
+            "interval_start": format_timestamp(self.window.start), "interval_end": format_timestamp(self.window.end),
             "attempts": self.attempts, "generation_mode": self.generation_mode,
             "record_count": self.record_count, "valid_count": self.valid_count,
             "corrupted_count": self.corrupted_count, "issue_counts": self.issue_counts or {},
-            "scheduled_at": self.scheduled_at, "started_at": self.started_at,
-            "finished_at": self.finished_at, "duration_s": self.duration_s,
+            "scheduled_at": iso_or_none(self.scheduled_at), "started_at": iso_or_none(self.started_at),
+            "finished_at": iso_or_none(self.finished_at), "duration_s": self.duration_s,
             "firing_delay_s": self.firing_delay_s, "error": self.error,
-            "published_at": self.published_at, "lateness_ms": self.lateness_ms, "catch_up": self.catch_up,
+            "published_at": iso_or_none(self.published_at), "lateness_ms": self.lateness_ms,
+            "catch_up": self.catch_up,
         }
 
 
@@ -398,6 +401,12 @@ class Store:
             active=np.array([bool(r[3]) for r in rows], bool),
             drivers_count=np.array([r[4] for r in rows], np.int32),
         )
+
+    def first_committed(self, stream: str) -> LedgerRow | None:
+        """The oldest committed window of a stream (after a clean: the re-initialisation's)."""
+        with self.transaction() as c:
+            row = c.execute(_FIRST_COMMITTED, {"stream": stream}).first()
+        return LedgerRow.of(row) if row is not None else None
 
     def has_committed(self, stream: str) -> bool:
         with self.transaction() as c:

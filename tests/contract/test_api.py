@@ -11,6 +11,7 @@ from openapi_spec_validator import validate
 
 from app.api import create_app
 from app.api.openapi import openapi_document
+from app.core.timeline import parse_timestamp
 from app.service.service import Service
 
 SPEC = OpenAPI.from_dict(openapi_document())
@@ -251,7 +252,7 @@ def test_sse_delivers_a_batch_event_within_2_s_of_its_commit(api):
     threading.Thread(target=read, daemon=True).start()
     assert done.wait(4.0), "no batch event"
     event = received[0]
-    assert event["at"] - event["finished_at"] < 2.0
+    assert event["at"] - parse_timestamp(event["finished_at"]).timestamp() < 2.0
     service.shutdown_requested.set()
     response.close()
 

@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from app.core.timeline import parse_timestamp
+
 pytestmark = pytest.mark.slow
 
 
@@ -23,7 +25,7 @@ def test_sse_through_waitress_delivers_batches_within_2_s(service_process):
         line = response.fp.readline().decode().rstrip("\n")
         if line == "":
             if block.get("event") == "batch":
-                delays.append(time.time() - json.loads(block["data"])["finished_at"])
+                delays.append(time.time() - parse_timestamp(json.loads(block["data"])["finished_at"]).timestamp())
             block = {}
         elif not line.startswith(":") and ": " in line:
             key, value = line.split(": ", 1)

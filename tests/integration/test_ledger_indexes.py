@@ -41,6 +41,7 @@ def plan(store: Store, statement, **values) -> str:
     ("ledger end", ledger._LEDGER_END, {"stream": "events"}),
     ("row at", ledger._ROW_AT, {"stream": "events", "start": BASE + 7}),
     ("recent", ledger._RECENT, {"stream": "events", "limit": 20}),
+    ("first committed", ledger._FIRST_COMMITTED, {"stream": "events"}),
 ])
 def test_every_hot_read_searches_an_index(store, name, statement, values):
     shown = plan(store, statement, **values)
