@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.conftest import wait_until
 from tests.e2e.conftest import free_port
 
 pytestmark = pytest.mark.slow
@@ -74,6 +75,8 @@ def evil_site(service_process):
 def test_a_page_from_another_origin_can_neither_pause_nor_clean(service_process, browser, evil_site):
     process = service_process({}).start()
     process.wait_http()
+    wait_until(lambda: status_of(process, "/api/health")["driver_batches"] >= 1, timeout=15,
+               what="the first batches (start-up runs in the background)")
     page = browser.new_page()
     page.goto(evil_site(process.url("")))
 
