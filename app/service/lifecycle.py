@@ -186,7 +186,7 @@ class Lifecycle:
             self.store.set_state(REINIT_KEY, state)
             self._reinit = state
             log.info("auto re-initialisation done", extra={"fields": state})
-            self._publish("auto_reinit", state)
+            self._publish("auto_reinit", self.auto_reinit_state())  # ISO timestamps, like health
 
         self._reinit_thread = threading.Thread(target=work, name="fleetgen-reinit", daemon=True)
         self._reinit_thread.start()
