@@ -223,7 +223,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     from app.store import Store
 
     config, _ = load(args)
-    store = Store.for_config(config)  # read-only: allowed beside a running service
+    if config.database.url is None and not (config.output.data_dir / "manifests" / "generator.db").exists():
+        # read-only means creating nothing either: no store yet is an answer, not a reason to make one
+        print(json.dumps({"data_dir": str(config.output.data_dir), "ledger": {}, "paused": False,
+                          "note": "no metadata store yet: nothing was generated in this data directory"}, indent=2))
+        return EXIT_OK
+    # Read-only, beside a running service: never migrates (a writer of this version does that).
+    store = Store(config.database_url, auto_migrate=False, busy_timeout_ms=config.database.busy_timeout_ms)
     try:
         ledger = store.stream_totals()
         for by_status in ledger.values():

@@ -80,3 +80,17 @@ def test_data_dir_override_to_a_shared_directory_is_refused_before_anything_is_w
     err = capsys.readouterr().err
     assert "--data-dir" in err and "system or home directory" in err and "Traceback" not in err
     assert not Path("/raw").exists() and not Path("/manifests").exists()
+
+
+def test_status_is_read_only_it_creates_and_migrates_nothing(write_config, tmp_path, capsys):
+    path = write_config({"seed": 1, "output": {"data_dir": str(tmp_path / "fresh")}})
+    assert main(["status", "--config", str(path)]) == 0
+    assert "no metadata store yet" in capsys.readouterr().out
+    assert not (tmp_path / "fresh").exists()  # nothing made on the way
+    assert main(["generate", "--config", str(path), "--stream", "companies"]) == 0
+    database = tmp_path / "fresh" / "manifests" / "generator.db"
+    before = database.stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["status", "--config", str(path)]) == 0
+    assert '"committed"' in capsys.readouterr().out
+    assert database.stat().st_mtime_ns == before  # no migration, no write
