@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     clean = with_config("clean", "remove what fleetgen wrote in the data directory (no service may be using it)")
     clean.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
+    schema = sub.add_parser("schema", help="print a stream's record schema for a reader (DuckDB, Polars, Spark…)")
+    schema.add_argument("--stream", choices=("events", "companies"), required=True)
+    schema.add_argument("--format", dest="schema_format", default="json-schema",
+                        choices=("json-schema", "spark-ddl", "spark-json", "duckdb", "polars", "arrow"))
+
     bench = sub.add_parser("bench", help="run the benchmark suite and write results as JSON")
     bench.add_argument("--output", type=Path, default=Path("bench-results/bench.json"))
     bench.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
@@ -119,6 +124,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     path = write_starter_config(args.preset, args.path, force=args.force)
     load_config(path)  # what we write must load
     print(f"wrote {path} (preset {args.preset}); next: fleetgen validate {path} && fleetgen run --config {path}")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from app.core.schema import render
+
+    print(render(args.stream, args.schema_format))
     return EXIT_OK
 
 
@@ -282,5 +294,5 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "init": cmd_init, "validate": cmd_validate, "generate": cmd_generate, "backfill": cmd_backfill,
-    "status": cmd_status, "clean": cmd_clean, "run": cmd_run, "bench": cmd_bench,
+    "status": cmd_status, "clean": cmd_clean, "run": cmd_run, "bench": cmd_bench, "schema": cmd_schema,
 }

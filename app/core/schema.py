@@ -1,0 +1,147 @@
+"""The record schema of each stream, written once and rendered for the engines that read bronze.
+
+One definition (field, type, domain) per stream; each renderer turns it into what an engine takes
+as a read schema, so DuckDB, Polars, Arrow and Spark read typed columns (timestamps as UTC instants
+in milliseconds, ``location`` as a struct of two doubles) without inferring anything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.core.config import EVENT_TYPES, GEOGRAPHIES
+
+FORMATS = ("json-schema", "spark-ddl", "spark-json", "duckdb", "polars", "arrow")
+UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str  # uuid | string | enum | timestamp | boolean | integer | location
+    description: str
+    values: tuple[str, ...] = ()  # enum domain
+    pattern: str | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    parts: tuple[tuple[str, float, float], ...] = field(default=())  # location: (name, min, max)
+
+
+LOCATION = (("lat", -90.0, 90.0), ("lon", -180.0, 180.0))
+STREAM_FIELDS: dict[str, tuple[Field, ...]] = {
+    "companies": (
+        Field("company_id", "uuid", "company identifier (UUID derived from the seed)", pattern=UUID_PATTERN),
+        Field("company_name", "string", "company name"),
+        Field("geography", "enum", "region the company operates in", values=tuple(GEOGRAPHIES)),
+        Field("active", "boolean", "whether the company's drivers produce events"),
+        Field("drivers_count", "integer", "drivers of the company", minimum=1, maximum=9999),
+        Field("onboarded_at", "timestamp", "onboarding instant, inside the company window (UTC, ms)",
+              pattern=TIMESTAMP_PATTERN),
+    ),
+    "events": (
+        Field("event_id", "uuid", "event identifier (UUID derived from the seed)", pattern=UUID_PATTERN),
+        Field("company_id", "uuid", "the driver's company (onboarded in a window closed before this one)",
+              pattern=UUID_PATTERN),
+        Field("driver_id", "string", "DRV-<company tag>-NNNN", pattern=r"^DRV-[0-9a-f]{12}-\d{4}$"),
+        Field("truck_id", "string", "TRK-<company tag>-NNNN", pattern=r"^TRK-[0-9a-f]{12}-\d{4}$"),
+        Field("event_type", "enum", "what happened", values=tuple(EVENT_TYPES)),
+        Field("event_timestamp", "timestamp", "when it happened, inside the window (UTC, ms)",
+              pattern=TIMESTAMP_PATTERN),
+        Field("location", "location", "where it happened (WGS 84 degrees)", parts=LOCATION),
+    ),
+}
+
+_SPARK = {"uuid": "STRING", "string": "STRING", "enum": "STRING", "timestamp": "TIMESTAMP", "boolean": "BOOLEAN",
+          "integer": "INT"}
+_SPARK_JSON = {"uuid": "string", "string": "string", "enum": "string", "timestamp": "timestamp",
+               "boolean": "boolean", "integer": "integer"}
+_DUCKDB = {"uuid": "VARCHAR", "string": "VARCHAR", "enum": "VARCHAR", "timestamp": "TIMESTAMPTZ",
+           "boolean": "BOOLEAN", "integer": "INTEGER"}
+_POLARS = {"uuid": "pl.String", "string": "pl.String", "enum": "pl.String",
+           "timestamp": 'pl.Datetime("ms", "UTC")', "boolean": "pl.Boolean", "integer": "pl.Int32"}
+_ARROW = {"uuid": "pa.string()", "string": "pa.string()", "enum": "pa.string()",
+          "timestamp": 'pa.timestamp("ms", tz="UTC")', "boolean": "pa.bool_()", "integer": "pa.int32()"}
+
+
+def render(stream: str, fmt: str) -> str:
+    """The stream's record schema in ``fmt`` (one of ``FORMATS``), as text ready to paste."""
+    fields = STREAM_FIELDS[stream]
+    if fmt == "json-schema":
+        return json.dumps(json_schema(stream), indent=2)
+    if fmt == "spark-ddl":
+        return ", ".join(f"{f.name} {_spark_ddl(f)}" for f in fields)
+    if fmt == "spark-json":
+        return json.dumps({"type": "struct", "fields": [
+            {"name": f.name, "type": _spark_json(f), "nullable": True, "metadata": {}} for f in fields]}, indent=2)
+    if fmt == "duckdb":
+        columns = ", ".join(f"'{f.name}': '{_duckdb(f)}'" for f in fields)
+        return "{" + columns + "}"
+    if fmt == "polars":
+        return "{" + ", ".join(f'"{f.name}": {_polars(f)}' for f in fields) + "}"
+    if fmt == "arrow":
+        return "pa.schema([" + ", ".join(f'("{f.name}", {_arrow(f)})' for f in fields) + "])"
+    raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+
+
+def json_schema(stream: str) -> dict[str, Any]:
+    """JSON Schema (2020-12) of a *valid* record: a defective one fails it (see the data dictionary)."""
+    properties: dict[str, Any] = {}
+    for f in STREAM_FIELDS[stream]:
+        if f.kind == "location":
+            properties[f.name] = {"type": "object", "description": f.description, "additionalProperties": False,
+                                  "required": [name for name, _, _ in f.parts],
+                                  "properties": {name: {"type": "number", "minimum": low, "maximum": high}
+                                                 for name, low, high in f.parts}}
+            continue
+        spec: dict[str, Any] = {"description": f.description}
+        if f.kind == "enum":
+            spec["enum"] = list(f.values)
+        elif f.kind == "boolean":
+            spec["type"] = "boolean"
+        elif f.kind == "integer":
+            spec.update(type="integer", minimum=f.minimum, maximum=f.maximum)
+        else:
+            spec["type"] = "string"
+            if f.kind == "timestamp":
+                spec["format"] = "date-time"
+            if f.pattern:
+                spec["pattern"] = f.pattern
+        properties[f.name] = spec
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"https://fleetgen.dev/schemas/{stream}.json", "title": f"fleetgen {stream} record",
+            "type": "object", "additionalProperties": False,
+            "required": [f.name for f in STREAM_FIELDS[stream]], "properties": properties}
+
+
+def _spark_ddl(f: Field) -> str:
+    if f.kind == "location":
+        return "STRUCT<" + ", ".join(f"{name}: DOUBLE" for name, _, _ in f.parts) + ">"
+    return _SPARK[f.kind]
+
+
+def _spark_json(f: Field) -> Any:
+    if f.kind == "location":
+        return {"type": "struct", "fields": [{"name": name, "type": "double", "nullable": True, "metadata": {}}
+                                             for name, _, _ in f.parts]}
+    return _SPARK_JSON[f.kind]
+
+
+def _duckdb(f: Field) -> str:
+    if f.kind == "location":
+        return "STRUCT(" + ", ".join(f"{name} DOUBLE" for name, _, _ in f.parts) + ")"
+    return _DUCKDB[f.kind]
+
+
+def _polars(f: Field) -> str:
+    if f.kind == "location":
+        return "pl.Struct({" + ", ".join(f'"{name}": pl.Float64' for name, _, _ in f.parts) + "})"
+    return _POLARS[f.kind]
+
+
+def _arrow(f: Field) -> str:
+    if f.kind == "location":
+        return "pa.struct([" + ", ".join(f'("{name}", pa.float64())' for name, _, _ in f.parts) + "])"
+    return _ARROW[f.kind]

@@ -1,0 +1,121 @@
+"""`fleetgen schema`: one definition per stream, rendered for the engines that read bronze.
+
+A clean record is valid against the JSON Schema and a defect that breaks a record's shape makes it
+invalid; DuckDB and Polars read bronze with the rendered schemas into typed columns (UTC instants,
+a struct of two doubles) and exactly ``record_count`` rows.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import duckdb
+import jsonschema
+import polars as pl
+import pytest
+
+from app.cli import main
+from app.core.schema import FORMATS, json_schema, render
+from app.service.pipeline import Pipeline
+from app.store import Store
+from tests.conftest import utc
+
+SHAPE_BREAKING = {"missing_field", "null_value", "malformed_timestamp", "invalid_enum"}
+
+
+@pytest.fixture(scope="module")
+def bronze(tmp_path_factory):
+    """Five minutes of 10 s windows (30 a stream), with 30 % defects and without any."""
+    from app.core.config import Config
+
+    made = {}
+    for name, rate in (("defects", 0.3), ("clean", 0.0)):
+        root = tmp_path_factory.mktemp(name)
+        config = Config.model_validate({
+            "seed": 11, "output": {"data_dir": str(root / "data")},
+            "quality_injection": {"enabled": rate > 0, "error_rate": rate},
+            "emulated_mode": {"enabled": True, "company_batch_interval": "PT10S", "driver_batch_interval": "PT10S"}})
+        store = Store.for_config(config)
+        Pipeline(config, store).backfill(utc(2026, 11, 25, 20), utc(2026, 11, 25, 20, 5))
+        store.close()
+        made[name] = config.output.data_dir
+    return made
+
+
+def records(data_dir, stream):
+    """Every record line with its batch and the defects the issue log says it carries."""
+    for batch in sorted((data_dir / "raw" / stream).iterdir()):
+        defects: dict[int, set[str]] = {}
+        issues = batch / "issues.jsonl"
+        if issues.exists():
+            for line in issues.read_text().splitlines():
+                issue = json.loads(line)
+                defects.setdefault(issue["line"], set()).add(issue["defect_type"])
+        for number, line in enumerate((batch / f"{stream}.jsonl").read_text().splitlines(), start=1):
+            yield json.loads(line), defects.get(number, set())
+
+
+@pytest.mark.parametrize("stream", ["events", "companies"])
+def test_clean_records_are_valid_and_shape_breaking_defects_are_not(bronze, stream):
+    validator = jsonschema.Draft202012Validator(json_schema(stream),
+                                                format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    seen: dict[str, int] = {}
+    for record, defects in records(bronze["defects"], stream):
+        valid = validator.is_valid(record)
+        for defect in defects or {"clean"}:
+            seen[defect] = seen.get(defect, 0) + 1
+        if not defects or defects <= {"duplicate"}:
+            assert valid, (record, list(validator.iter_errors(record))[:1])
+        elif defects & SHAPE_BREAKING:
+            assert not valid, (record, defects)
+    assert seen["clean"] > 50 and SHAPE_BREAKING <= set(seen), seen
+
+
+def test_every_format_renders_for_both_streams_and_the_cli_prints_it(capsys):
+    for stream in ("events", "companies"):
+        for fmt in FORMATS:
+            assert render(stream, fmt)
+    assert main(["schema", "--stream", "events", "--format", "spark-ddl"]) == 0
+    assert capsys.readouterr().out.strip() == (
+        "event_id STRING, company_id STRING, driver_id STRING, truck_id STRING, event_type STRING, "
+        "event_timestamp TIMESTAMP, location STRUCT<lat: DOUBLE, lon: DOUBLE>")
+    assert main(["schema", "--stream", "events", "--format", "spark-json"]) == 0
+    spark = json.loads(capsys.readouterr().out)
+    assert [f["name"] for f in spark["fields"]][-1] == "location"
+    assert spark["fields"][-1]["type"]["fields"][0] == {"name": "lat", "type": "double", "nullable": True,
+                                                        "metadata": {}}
+
+
+def expected_rows(data_dir, stream) -> int:
+    return sum(json.loads((b / "batch_meta.json").read_text())["record_count"]
+               for b in (data_dir / "raw" / stream).iterdir())
+
+
+@pytest.mark.parametrize("stream, time_column", [("events", "event_timestamp"), ("companies", "onboarded_at")])
+def test_duckdb_reads_clean_bronze_typed_with_the_shipped_schema(bronze, stream, time_column):
+    data = bronze["clean"]
+    columns = render(stream, "duckdb")
+    relation = duckdb.sql(f"SELECT * FROM read_json('{data}/raw/{stream}/*/{stream}.jsonl', "
+                          f"columns={columns}, format='newline_delimited')")
+    types = dict(zip(relation.columns, map(str, relation.types), strict=True))
+    assert types[time_column] == "TIMESTAMP WITH TIME ZONE"
+    if stream == "events":
+        assert types["location"] == "STRUCT(lat DOUBLE, lon DOUBLE)"
+    count, first, nulls = duckdb.sql(f"SELECT count(*), min({time_column}), count(*) - count({time_column}) "
+                                     "FROM relation").fetchall()[0]
+    assert count == expected_rows(data, stream) and nulls == 0
+    assert first.tzinfo is not None and first.astimezone(UTC) >= datetime(2026, 11, 25, 19, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("stream, time_column", [("events", "event_timestamp"), ("companies", "onboarded_at")])
+def test_polars_reads_clean_bronze_typed_with_the_shipped_schema(bronze, stream, time_column):
+    data = bronze["clean"]
+    schema = eval(render(stream, "polars"), {"pl": pl})  # the printed text is what a user pastes
+    frame = pl.concat([pl.read_ndjson(path, schema=schema)
+                       for path in sorted((data / "raw" / stream).glob(f"*/{stream}.jsonl"))])
+    assert frame.schema[time_column] == pl.Datetime("ms", "UTC")
+    assert frame.height == expected_rows(data, stream)
+    assert frame[time_column].null_count() == 0
+    if stream == "events":
+        assert frame.schema["location"] == pl.Struct({"lat": pl.Float64, "lon": pl.Float64})
