@@ -119,3 +119,14 @@ def test_polars_reads_clean_bronze_typed_with_the_shipped_schema(bronze, stream,
     assert frame[time_column].null_count() == 0
     if stream == "events":
         assert frame.schema["location"] == pl.Struct({"lat": pl.Float64, "lon": pl.Float64})
+
+
+def test_duckdb_refuses_a_malformed_timestamp_unless_told_to_null_it(bronze):
+    data = bronze["defects"]
+    source = (f"read_json('{data}/raw/events/*/events.jsonl', format='newline_delimited', "
+              f"columns={render('events', 'duckdb')}")
+    with pytest.raises(duckdb.Error, match="timestamp"):
+        duckdb.sql(f"SELECT min(event_timestamp) FROM {source})").fetchall()
+    count, missing = duckdb.sql(f"SELECT count(*), count(*) - count(event_timestamp) FROM {source}, "
+                                "ignore_errors=true)").fetchall()[0]
+    assert count == expected_rows(data, "events") and missing > 0  # malformed and removed values are NULL
