@@ -121,5 +121,5 @@ def bench_generation_clean(quick: bool) -> dict[str, Any]:
 
 @benchmark("generation_defects")
 def bench_generation_defects(quick: bool) -> dict[str, Any]:
-    """The same with 15 % defective records and issues.jsonl."""
+    """The same with 15 % defective records and their issue log."""
     return _generation(0.15, quick)

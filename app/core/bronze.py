@@ -21,9 +21,13 @@ from app.core.errors import PublishError
 from app.core.filesink import FileSink
 from app.core.timeline import format_timestamp
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"  # 2.0: sidecars _batch_meta.json and _issues.ndjson (record-only folders)
 STREAMS = ("companies", "events")
-META_FILE, ISSUES_FILE, SUCCESS_FILE = "batch_meta.json", "issues.jsonl", "_SUCCESS"
+# Only the record file ends in .jsonl and has no leading underscore, so a folder-wide read
+# (`raw/events/*/*.jsonl`, `**/*.jsonl`, Spark on `raw/events/*`: Hadoop hides `_` names) takes
+# records and nothing else. The quality log is JSON Lines too, named .ndjson to stay out of record globs.
+META_FILE, ISSUES_FILE, SUCCESS_FILE = "_batch_meta.json", "_issues.ndjson", "_SUCCESS"
+LEGACY_NAMES = {"batch_meta.json": META_FILE, "issues.jsonl": ISSUES_FILE}  # before schema 2
 BATCH_DIR_PATTERN = re.compile(r"^\d{8}T\d{6}Z$")
 STAGING_DIR = ".staging"
 
@@ -98,7 +102,7 @@ def publish_batch(
     ``checkpoint`` is called between chunks and just before the rename; raising there
     (shutdown) abandons the batch and leaves nothing behind. Each attempt stages in a folder of
     its own, so two writers (or a retry and a leftover) never share one. With ``window_end``
-    (epoch s), ``published_at`` and ``lateness_ms`` go into batch_meta.json too.
+    (epoch s), ``published_at`` and ``lateness_ms`` go into the batch's meta file too.
     """
     layout.ensure()
     final = layout.batch_dir(stream, batch_id)
@@ -158,7 +162,7 @@ def _existing_matches(final: Path, stream: str, files: dict[str, FileInfo]) -> b
     if not (final / SUCCESS_FILE).exists():
         return False
     try:
-        existing = orjson.loads((final / META_FILE).read_bytes())["files"]
+        existing = _files_of(orjson.loads((final / META_FILE).read_bytes()))
     except (OSError, ValueError, KeyError):
         return False
     return all(existing.get(name, {}).get("sha256") == info.sha256 for name, info in files.items())
@@ -247,11 +251,34 @@ def verify_batch(batch_dir: Path) -> list[str]:
     if not (batch_dir / SUCCESS_FILE).exists():
         return [f"{batch_dir}: no {SUCCESS_FILE}"]
     meta = orjson.loads((batch_dir / META_FILE).read_bytes())
-    for name, info in meta["files"].items():
+    for name, info in _files_of(meta).items():
         data = (batch_dir / name).read_bytes()
         if len(data) != info["bytes"] or hashlib.sha256(data).hexdigest() != info["sha256"]:
             problems.append(f"{batch_dir / name}: size or sha256 differs from {META_FILE}")
     return problems
+
+
+def _files_of(meta: dict[str, Any]) -> dict[str, Any]:
+    """The meta's file entries under today's names (a batch of the older layout lists the old ones)."""
+    return {LEGACY_NAMES.get(name, name): info for name, info in meta["files"].items()}
+
+
+def migrate_legacy_names(layout: Layout) -> int:
+    """Rename the sidecars of batches written before record-only folders (``batch_meta.json``,
+    ``issues.jsonl``) in place; each rename is atomic. Returns how many files were renamed."""
+    renamed = 0
+    for stream in STREAMS:
+        folder = layout.stream_dir(stream)
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for batch in folder.iterdir():
+            if batch.is_symlink() or not batch.is_dir():
+                continue
+            for old, new in LEGACY_NAMES.items():
+                if (batch / old).is_file() and not (batch / new).exists():
+                    os.replace(batch / old, batch / new)
+                    renamed += 1
+    return renamed
 
 
 def remove_staging(staging: Path) -> int:

@@ -113,6 +113,9 @@ class Pipeline:
         never visible (staging is emptied) and claims of a writer that is gone are handed back."""
         self.layout.ensure()
         bronze.remove_staging(self.layout.staging)
+        renamed = bronze.migrate_legacy_names(self.layout)
+        if renamed:
+            log.info("batch sidecars renamed to the record-only layout", extra={"fields": {"files": renamed}})
         released = self.store.release_claims()
         if released:
             log.info("claims of a previous writer released", extra={"fields": {"windows": released}})
@@ -465,8 +468,9 @@ seed, the stream, the window, the roster before the window and this configuratio
 ## Layout
 
 - `raw/companies/<batch_id>/companies.jsonl`, `raw/events/<batch_id>/events.jsonl`: records
-- `raw/<stream>/<batch_id>/batch_meta.json`: counts, window, checksums
-- `raw/<stream>/<batch_id>/issues.jsonl`: injected defects, when any
+- `raw/<stream>/<batch_id>/_batch_meta.json`: counts, window, checksums
+- `raw/<stream>/<batch_id>/_issues.ndjson`: injected defects, when any (JSON Lines)
+- only the record files end in `.jsonl` without a leading `_`: `raw/events/*/*.jsonl` reads records only
 - `raw/<stream>/<batch_id>/_SUCCESS`: written last; a batch without it is not complete
 - `batch_id` is the window start in UTC, `YYYYMMDDTHHMMSSZ`
 

@@ -22,17 +22,17 @@ def test_layout_records_and_meta(make_config):
     Pipeline(config, Store(config.database_url)).catch_up("events", utc(2026, 11, 25, 10, 0, 1))
     data = config.output.data_dir
     assert sorted(str(p.relative_to(data)) for p in data.glob("raw/events/*/*")) == [
-        "raw/events/20261125T094500Z/_SUCCESS", "raw/events/20261125T094500Z/batch_meta.json",
-        "raw/events/20261125T094500Z/events.jsonl", "raw/events/20261125T094500Z/issues.jsonl"]
+        "raw/events/20261125T094500Z/_SUCCESS", "raw/events/20261125T094500Z/_batch_meta.json",
+        "raw/events/20261125T094500Z/_issues.ndjson", "raw/events/20261125T094500Z/events.jsonl"]
     assert (data / "manifests/generator.db").exists()
     for stream, fields in (("events", EVENT_FIELDS), ("companies", COMPANY_FIELDS)):
         batch_dir = next(data.glob(f"raw/{stream}/*"))
-        meta = json.loads((batch_dir / "batch_meta.json").read_text())
+        meta = json.loads((batch_dir / "_batch_meta.json").read_text())
         assert set(meta) == META_FIELDS
         assert meta["valid_count"] + meta["corrupted_count"] == meta["record_count"]
         assert sum(meta["issue_counts"].values()) == meta["corrupted_count"]
-        issues = (batch_dir / "issues.jsonl").read_text().splitlines()
-        assert len(issues) == meta["corrupted_count"] == meta["files"]["issues.jsonl"]["rows"]
+        issues = (batch_dir / "_issues.ndjson").read_text().splitlines()
+        assert len(issues) == meta["corrupted_count"] == meta["files"]["_issues.ndjson"]["rows"]
         corrupted_lines = {json.loads(line)["line"] for line in issues}
         lines = (batch_dir / f"{stream}.jsonl").read_text().splitlines()
         assert len(lines) == meta["record_count"] == meta["files"][f"{stream}.jsonl"]["rows"]

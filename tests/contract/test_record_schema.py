@@ -47,7 +47,7 @@ def records(data_dir, stream):
     """Every record line with its batch and the defects the issue log says it carries."""
     for batch in sorted((data_dir / "raw" / stream).iterdir()):
         defects: dict[int, set[str]] = {}
-        issues = batch / "issues.jsonl"
+        issues = batch / "_issues.ndjson"
         if issues.exists():
             for line in issues.read_text().splitlines():
                 issue = json.loads(line)
@@ -88,7 +88,7 @@ def test_every_format_renders_for_both_streams_and_the_cli_prints_it(capsys):
 
 
 def expected_rows(data_dir, stream) -> int:
-    return sum(json.loads((b / "batch_meta.json").read_text())["record_count"]
+    return sum(json.loads((b / "_batch_meta.json").read_text())["record_count"]
                for b in (data_dir / "raw" / stream).iterdir())
 
 
@@ -130,3 +130,35 @@ def test_duckdb_refuses_a_malformed_timestamp_unless_told_to_null_it(bronze):
     count, missing = duckdb.sql(f"SELECT count(*), count(*) - count(event_timestamp) FROM {source}, "
                                 "ignore_errors=true)").fetchall()[0]
     assert count == expected_rows(data, "events") and missing > 0  # malformed and removed values are NULL
+
+
+@pytest.mark.parametrize("glob", ["*/*.jsonl", "**/*.jsonl"])
+@pytest.mark.parametrize("stream", ["events", "companies"])
+def test_folder_wide_reads_take_the_record_rows_and_nothing_else(bronze, glob, stream):
+    data = bronze["defects"]  # sidecars present: meta, issue log, _SUCCESS
+    path = f"{data}/raw/{stream}/{glob}"
+    rows = duckdb.sql(f"SELECT count(*) FROM read_ndjson_objects('{path}')").fetchall()[0][0]
+    assert rows == expected_rows(data, stream)
+    clean = bronze["clean"]
+    frame = pl.scan_ndjson(f"{clean}/raw/{stream}/{glob}", schema=eval(render(stream, "polars"), {"pl": pl}))
+    assert frame.select(pl.len()).collect().item() == expected_rows(clean, stream)
+
+
+def test_sidecars_of_an_older_layout_are_renamed_at_writer_start(bronze, tmp_path):
+    import shutil
+
+    from app.core import bronze as layout_module
+
+    data = tmp_path / "data"
+    shutil.copytree(bronze["defects"], data)
+    batch = next(p for p in (data / "raw" / "events").iterdir() if (p / "_issues.ndjson").exists())
+    meta = json.loads((batch / "_batch_meta.json").read_text())
+    meta["files"]["issues.jsonl"] = meta["files"].pop("_issues.ndjson")  # as the older layout wrote it
+    (batch / "batch_meta.json").write_text(json.dumps(meta))
+    (batch / "_batch_meta.json").unlink()
+    (batch / "_issues.ndjson").rename(batch / "issues.jsonl")
+    assert layout_module.migrate_legacy_names(layout_module.Layout(data)) == 2
+    assert sorted(p.name for p in batch.iterdir()) == ["_SUCCESS", "_batch_meta.json", "_issues.ndjson",
+                                                       "events.jsonl"]
+    assert layout_module.verify_batch(batch) == []
+    assert layout_module.migrate_legacy_names(layout_module.Layout(data)) == 0  # idempotent

@@ -44,7 +44,7 @@ def test_kill_9_repeatedly_loses_and_duplicates_nothing(service_process, tmp_pat
         for row in rows:
             batch_dir = layout.batch_dir(stream, row.batch_id)
             assert bronze.verify_batch(batch_dir) == []
-            meta = json.loads((batch_dir / "batch_meta.json").read_text())
+            meta = json.loads((batch_dir / "_batch_meta.json").read_text())
             assert meta["record_count"] == row.record_count
     assert list(layout.staging.iterdir()) == []
     store.close()

@@ -69,7 +69,7 @@ def test_interval_without_events_still_gets_a_batch(make_config):
     committed = [o for o in outcomes if o.status == "committed"]
     assert [o.stream for o in committed] == ["events"]
     batch_dir = config.output.data_dir / "raw/events/20261125T094500Z"
-    meta = json.loads((batch_dir / "batch_meta.json").read_text())
+    meta = json.loads((batch_dir / "_batch_meta.json").read_text())
     assert meta["record_count"] == 0 and (batch_dir / "events.jsonl").read_bytes() == b""
     assert (batch_dir / "_SUCCESS").exists()
     # the baseline company window closes where the first driver window starts
@@ -92,7 +92,7 @@ def test_driver_batch_references_only_companies_onboarded_before_it(make_config)
             onboarded[record["company_id"]] = (record["onboarded_at"], record["active"])
     checked = 0
     for path in data.glob("raw/events/*/events.jsonl"):
-        start = json.loads((path.parent / "batch_meta.json").read_text())["interval_start"]
+        start = json.loads((path.parent / "_batch_meta.json").read_text())["interval_start"]
         for line in path.read_text().splitlines():
             record = json.loads(line)
             when, active = onboarded[record["company_id"]]

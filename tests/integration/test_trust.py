@@ -368,7 +368,7 @@ def test_9_each_window_records_its_publish_lateness_and_catch_up_flag(clocked):
     late = rows[-1]
     assert late.firing_delay_s == pytest.approx(1.3)  # measured against its own window, not the next
     assert late.lateness_ms == pytest.approx((late.published_at - late.window.end_s) * 1000, abs=0.01)
-    meta = json.loads((service.pipeline.layout.batch_dir("events", late.batch_id) / "batch_meta.json")
+    meta = json.loads((service.pipeline.layout.batch_dir("events", late.batch_id) / "_batch_meta.json")
                       .read_text())
     assert meta["lateness_ms"] == pytest.approx(late.lateness_ms, abs=0.01) and meta["catch_up"] is False
     assert meta["published_at"].endswith("Z")
