@@ -8,6 +8,7 @@ in milliseconds, ``location`` as a struct of two doubles) without inferring anyt
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,16 +55,23 @@ STREAM_FIELDS: dict[str, tuple[Field, ...]] = {
     ),
 }
 
-_SPARK = {"uuid": "STRING", "string": "STRING", "enum": "STRING", "timestamp": "TIMESTAMP", "boolean": "BOOLEAN",
-          "integer": "INT"}
+# Per engine: the type of each scalar kind, and how a struct of doubles (location) is written.
+_ENGINE_TYPES: dict[str, tuple[dict[str, str], Callable[[list[str]], str]]] = {
+    "spark-ddl": ({"uuid": "STRING", "string": "STRING", "enum": "STRING", "timestamp": "TIMESTAMP",
+                   "boolean": "BOOLEAN", "integer": "INT"},
+                  lambda names: "STRUCT<" + ", ".join(f"{n}: DOUBLE" for n in names) + ">"),
+    "duckdb": ({"uuid": "VARCHAR", "string": "VARCHAR", "enum": "VARCHAR", "timestamp": "TIMESTAMPTZ",
+                "boolean": "BOOLEAN", "integer": "INTEGER"},
+               lambda names: "STRUCT(" + ", ".join(f"{n} DOUBLE" for n in names) + ")"),
+    "polars": ({"uuid": "pl.String", "string": "pl.String", "enum": "pl.String",
+                "timestamp": 'pl.Datetime("ms", "UTC")', "boolean": "pl.Boolean", "integer": "pl.Int32"},
+               lambda names: "pl.Struct({" + ", ".join(f'"{n}": pl.Float64' for n in names) + "})"),
+    "arrow": ({"uuid": "pa.string()", "string": "pa.string()", "enum": "pa.string()",
+               "timestamp": 'pa.timestamp("ms", tz="UTC")', "boolean": "pa.bool_()", "integer": "pa.int32()"},
+              lambda names: "pa.struct([" + ", ".join(f'("{n}", pa.float64())' for n in names) + "])"),
+}
 _SPARK_JSON = {"uuid": "string", "string": "string", "enum": "string", "timestamp": "timestamp",
                "boolean": "boolean", "integer": "integer"}
-_DUCKDB = {"uuid": "VARCHAR", "string": "VARCHAR", "enum": "VARCHAR", "timestamp": "TIMESTAMPTZ",
-           "boolean": "BOOLEAN", "integer": "INTEGER"}
-_POLARS = {"uuid": "pl.String", "string": "pl.String", "enum": "pl.String",
-           "timestamp": 'pl.Datetime("ms", "UTC")', "boolean": "pl.Boolean", "integer": "pl.Int32"}
-_ARROW = {"uuid": "pa.string()", "string": "pa.string()", "enum": "pa.string()",
-          "timestamp": 'pa.timestamp("ms", tz="UTC")', "boolean": "pa.bool_()", "integer": "pa.int32()"}
 
 
 def render(stream: str, fmt: str) -> str:
@@ -72,17 +80,17 @@ def render(stream: str, fmt: str) -> str:
     if fmt == "json-schema":
         return json.dumps(json_schema(stream), indent=2)
     if fmt == "spark-ddl":
-        return ", ".join(f"{f.name} {_spark_ddl(f)}" for f in fields)
+        return ", ".join(f"{f.name} {_engine_type(fmt, f)}" for f in fields)
     if fmt == "spark-json":
         return json.dumps({"type": "struct", "fields": [
             {"name": f.name, "type": _spark_json(f), "nullable": True, "metadata": {}} for f in fields]}, indent=2)
     if fmt == "duckdb":
-        columns = ", ".join(f"'{f.name}': '{_duckdb(f)}'" for f in fields)
+        columns = ", ".join(f"'{f.name}': '{_engine_type(fmt, f)}'" for f in fields)
         return "{" + columns + "}"
     if fmt == "polars":
-        return "{" + ", ".join(f'"{f.name}": {_polars(f)}' for f in fields) + "}"
+        return "{" + ", ".join(f'"{f.name}": {_engine_type(fmt, f)}' for f in fields) + "}"
     if fmt == "arrow":
-        return "pa.schema([" + ", ".join(f'("{f.name}", {_arrow(f)})' for f in fields) + "])"
+        return "pa.schema([" + ", ".join(f'("{f.name}", {_engine_type(fmt, f)})' for f in fields) + "])"
     raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
 
 
@@ -116,10 +124,9 @@ def json_schema(stream: str) -> dict[str, Any]:
             "required": [f.name for f in STREAM_FIELDS[stream]], "properties": properties}
 
 
-def _spark_ddl(f: Field) -> str:
-    if f.kind == "location":
-        return "STRUCT<" + ", ".join(f"{name}: DOUBLE" for name, _, _ in f.parts) + ">"
-    return _SPARK[f.kind]
+def _engine_type(fmt: str, f: Field) -> str:
+    scalars, struct_of_doubles = _ENGINE_TYPES[fmt]
+    return struct_of_doubles([name for name, _, _ in f.parts]) if f.kind == "location" else scalars[f.kind]
 
 
 def _spark_json(f: Field) -> Any:
@@ -127,21 +134,3 @@ def _spark_json(f: Field) -> Any:
         return {"type": "struct", "fields": [{"name": name, "type": "double", "nullable": True, "metadata": {}}
                                              for name, _, _ in f.parts]}
     return _SPARK_JSON[f.kind]
-
-
-def _duckdb(f: Field) -> str:
-    if f.kind == "location":
-        return "STRUCT(" + ", ".join(f"{name} DOUBLE" for name, _, _ in f.parts) + ")"
-    return _DUCKDB[f.kind]
-
-
-def _polars(f: Field) -> str:
-    if f.kind == "location":
-        return "pl.Struct({" + ", ".join(f'"{name}": pl.Float64' for name, _, _ in f.parts) + "})"
-    return _POLARS[f.kind]
-
-
-def _arrow(f: Field) -> str:
-    if f.kind == "location":
-        return "pa.struct([" + ", ".join(f'("{name}", pa.float64())' for name, _, _ in f.parts) + "])"
-    return _ARROW[f.kind]

@@ -7,14 +7,13 @@ import shutil
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from app.core import bronze
 from app.core.config import Config, shared_directory_problem
 from app.core.errors import LifecycleError
-from app.core.timeline import format_timestamp
+from app.core.timeline import format_timestamp, iso_or_none
 from app.service.pipeline import Pipeline
 from app.store import Store
 
@@ -233,8 +232,7 @@ class Lifecycle:
         """The latest re-initialisation, in the seed's terms (performed, at, actions, missing_files and
         the reinit_* facts) beside fleetgen's count, reason and in_progress; timestamps ISO 8601."""
         state = self._reinit
-        last_at = state.get("last_at")
-        at = format_timestamp(datetime.fromtimestamp(last_at, UTC)) if last_at else None
+        at = iso_or_none(state.get("last_at"))
         return {"performed": bool(state.get("count")), "at": at, "actions": list(state.get("actions", [])),
                 "missing_files": list(state.get("missing_files", [])), "count": int(state.get("count", 0)),
                 "last_at": at, "reason": state.get("reason"),

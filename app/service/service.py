@@ -116,6 +116,7 @@ class Service:
         self.clock = clock
         self.store = store or Store.for_config(config)
         self.broadcaster = Broadcaster()
+        self._state_file = self.store.location  # for health; the URL never changes
         self.pipeline = Pipeline(config, self.store, on_outcome=self._on_outcome, log_fields=self._cadence)
         self.lifecycle = Lifecycle(config, self.store, self.pipeline, self.broadcaster)
         self.stats = ServiceStats(self.store, monotonic)
@@ -316,7 +317,7 @@ class Service:
             paused=paused, shutdown_requested=self.shutdown_requested.is_set(),
             streams=streams, next_runs=next_runs, intervals=intervals,
             auto_reinit=self.lifecycle.auto_reinit_state(), catch_up=self.catch_up,
-            quality=self.stats.quality(), state_file=self.store.location)
+            quality=self.stats.quality(), state_file=self._state_file)
 
     # ---- reads for the API (routes reach the store only through here) --------------------------
 

@@ -9,10 +9,8 @@ from openapi_core import OpenAPI
 from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
 from openapi_spec_validator import validate
 
-from app.api import create_app
 from app.api.openapi import openapi_document
 from app.core.timeline import parse_timestamp
-from app.service.service import Service
 
 SPEC = OpenAPI.from_dict(openapi_document())
 
@@ -22,23 +20,13 @@ def conforms(response) -> None:
 
 
 @pytest.fixture
-def api(make_config):
-    services = []
-
+def api(served):
     def build(mode: str = "emulated", token: str | None = None):
-        config = make_config(emulated_mode={"enabled": mode == "emulated", "company_batch_interval": "PT1S",
-                                            "driver_batch_interval": "PT1S", "companies_per_batch": 4,
-                                            "events_per_batch_min": 6, "events_per_batch_max": 9},
-                             api={"token": token})
-        service = Service(config)
-        service.start(catch_up_in_background=False)
-        services.append(service)
-        return service, create_app(config, service, {"TESTING": True}).test_client()
+        return served(emulated_mode={"enabled": mode == "emulated", "company_batch_interval": "PT1S",
+                                     "driver_batch_interval": "PT1S", "companies_per_batch": 4,
+                                     "events_per_batch_min": 6, "events_per_batch_max": 9}, api={"token": token})
 
-    yield build
-    for service in services:
-        service.stop(timeout=5)
-        service.store.close()
+    return build
 
 
 def test_openapi_document_is_valid():

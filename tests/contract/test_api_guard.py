@@ -6,32 +6,21 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from app.api import create_app
 from app.api.guard import host_name
 from app.api.openapi import openapi_document
 from app.core.config import ApiConfig
-from app.service.service import Service
 
 TOKEN = "a-long-enough-token"
 SPA = "http://localhost:5173"
 
 
 @pytest.fixture
-def guarded(make_config):
-    services = []
-
+def guarded(served):
     def build(**api):
-        config = make_config(emulated_mode={"enabled": True, "company_batch_interval": "PT1S",
-                                            "driver_batch_interval": "PT1S"}, api=api)
-        service = Service(config)
-        service.start(catch_up_in_background=False)
-        services.append(service)
-        return service, create_app(config, service, {"TESTING": True}).test_client()
+        return served(emulated_mode={"enabled": True, "company_batch_interval": "PT1S",
+                                     "driver_batch_interval": "PT1S"}, api=api)
 
-    yield build
-    for service in services:
-        service.stop(timeout=5)
-        service.store.close()
+    return build
 
 
 def every_operation():
