@@ -84,6 +84,17 @@ class Published:
     lateness_ms: float | None  # published_at - window end
 
 
+@dataclass
+class Staged:
+    """A batch's record files written in a staging folder of their own, not yet visible."""
+
+    stream: str
+    batch_id: str
+    staging: Path
+    files: dict[str, FileInfo]
+    synced: bool  # the record files are already fsynced (a batch prepared ahead of its boundary)
+
+
 def publish_batch(
     layout: Layout,
     stream: str,
@@ -104,8 +115,24 @@ def publish_batch(
     its own, so two writers (or a retry and a leftover) never share one. With ``window_end``
     (epoch s), ``published_at`` and ``lateness_ms`` go into the batch's meta file too.
     """
+    staged = stage_batch(layout, stream, batch_id, records, record_count, issues, issue_count, checkpoint)
+    return finish_batch(layout, staged, meta, started, checkpoint, window_end)
+
+
+def stage_batch(
+    layout: Layout,
+    stream: str,
+    batch_id: str,
+    records: Iterable[bytes | memoryview],
+    record_count: int,
+    issues: bytes,
+    issue_count: int,
+    checkpoint: Callable[[], None] = lambda: None,
+    sync: bool = False,
+) -> Staged:
+    """The first half of publishing: the record files (and the quality log) in a fresh staging folder;
+    ``sync`` fsyncs them now, so that finishing only has the small meta file and the rename left."""
     layout.ensure()
-    final = layout.batch_dir(stream, batch_id)
     staging = layout.staging / f"{stream}-{batch_id}-{uuid.uuid4().hex[:12]}"
     try:
         _remove_tree(staging)
@@ -115,8 +142,34 @@ def publish_batch(
                                                      checkpoint, sync=False)}
         if issues:
             files[ISSUES_FILE] = _write_stream(staging / ISSUES_FILE, [issues], issue_count, sync=False)
+        if sync:
+            _sync_together([staging / name for name in files])
+        return Staged(stream, batch_id, staging, files, sync)
+    except OSError as exc:
+        _remove_tree(staging, ignore_errors=True)
+        raise PublishError(f"cannot publish {stream}/{batch_id} under {layout.root}: {exc}") from exc
+    except BaseException:
+        _remove_tree(staging, ignore_errors=True)
+        raise
+
+
+def finish_batch(
+    layout: Layout,
+    staged: Staged,
+    meta: dict[str, Any],
+    started: float | None = None,
+    checkpoint: Callable[[], None] = lambda: None,
+    window_end: int | None = None,
+    work_before_s: float = 0.0,
+) -> Published:
+    """The second half: the meta file and ``_SUCCESS``, one fsync round, then the rename that makes
+    the batch visible. ``work_before_s`` (a batch prepared ahead) is added to the meta's duration."""
+    stream, staging = staged.stream, staged.staging
+    final = layout.batch_dir(stream, staged.batch_id)
+    files = staged.files
+    try:
         published_at = time.time()
-        duration = round(published_at - started, 6) if started is not None else None
+        duration = round(work_before_s + published_at - started, 6) if started is not None else None
         lateness_ms = None
         timing: dict[str, Any] = {}
         if window_end is not None:
@@ -128,7 +181,8 @@ def publish_batch(
         _write_stream(staging / META_FILE, [orjson.dumps(full_meta, option=orjson.OPT_INDENT_2) + b"\n"], 1,
                       sync=False)
         (staging / SUCCESS_FILE).touch()  # empty: the directory fsync below makes it durable
-        _sync_together([staging / name for name in (*files, META_FILE)] + [staging])
+        unsynced = [] if staged.synced else list(files)
+        _sync_together([staging / name for name in (*unsynced, META_FILE)] + [staging])
         checkpoint()
         adopted = _existing_matches(final, stream, files)
         if adopted:
@@ -138,10 +192,15 @@ def publish_batch(
         return Published(final, files, adopted, published_at, lateness_ms)
     except OSError as exc:
         _remove_tree(staging, ignore_errors=True)
-        raise PublishError(f"cannot publish {stream}/{batch_id} under {layout.root}: {exc}") from exc
+        raise PublishError(f"cannot publish {stream}/{staged.batch_id} under {layout.root}: {exc}") from exc
     except BaseException:
         _remove_tree(staging, ignore_errors=True)
         raise
+
+
+def discard(staged: Staged) -> None:
+    """Drop a staged batch that will not be published (its window was taken, skipped or cleaned)."""
+    _remove_tree(staged.staging, ignore_errors=True)
 
 
 def move_into_place(staging: Path, final: Path) -> None:

@@ -137,6 +137,7 @@ class Lifecycle:
             changed = not self.paused
             self.store.set_state(PAUSED_KEY, True)
             self.paused = True
+        self.pipeline.discard_prepared()
         if changed:
             log.info("generation paused")
             self._publish("paused", {"paused": True})
@@ -209,6 +210,7 @@ class Lifecycle:
                 log.warning("clean refused: the service is running (pause it first)")
                 raise LifecycleError("clean needs the service paused: POST /api/pause first")
             with self.pipeline.stream_locks(), self.pipeline.manifests_replaced():
+                self.pipeline.discard_prepared()
                 report = remove_generated(self.pipeline.layout)
                 self.store.clear_generated()
                 self.pipeline.forget_roster()

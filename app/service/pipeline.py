@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,6 +40,21 @@ class Made:
     stats: CommitStats
     companies: NewCompanies | None
     adopted: bool
+
+
+@dataclass(frozen=True)
+class Generated:
+    """A window's batch generated and staged (not yet visible), with what the ledger needs of it."""
+
+    window: Window
+    generated_at: float  # epoch s
+    record_count: int
+    corrupted_count: int
+    issue_counts: dict[str, int]
+    companies: NewCompanies | None
+    staged: bronze.Staged
+    work_s: float  # generating and staging
+    clean_epoch: int | None = None  # prepared ahead: the roster's epoch then (a clean starts a new one)
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,7 @@ class Pipeline:
         self._manifest_pending = False
         self.manifest_writer: DeferredTask | None = None  # the service's; without one, written at once
         self._locks = {COMPANIES: threading.RLock(), EVENTS: threading.RLock()}
+        self._prepared: dict[str, Generated] = {}  # a batch staged ahead of its boundary, per stream
 
     @contextmanager
     def stream_locks(self) -> Iterator[None]:
@@ -153,6 +169,8 @@ class Pipeline:
             plan = due_windows(last_end, now, interval, bound)
             retries = [] if skip_reason else [row.window for row in open_rows]
             outcomes: list[Outcome] = []
+            if skip_reason is not None:
+                self.discard_prepared(stream)
             for window in retries:
                 if should_stop():
                     return outcomes
@@ -223,6 +241,7 @@ class Pipeline:
                 self._report(outcome)
                 return outcome
             if claim.row is None:
+                self.discard_prepared(stream)  # another writer has it: a copy prepared here is dropped
                 return Outcome(stream, window, "already", reason=claim.reason)
             row = claim.row
             # On cadence: the first attempt, by a scheduled wake-up, at the latest window closed when it
@@ -262,30 +281,88 @@ class Pipeline:
     def _generate_and_publish(self, stream: str, window: Window, row: LedgerRow, delay: float | None,
                               catch_up: bool) -> Made:
         started = time.time()
-        pool = self.roster_before(window.start_s) if stream == EVENTS else None
-        batch, plan = generate_batch(self.config, stream, window, pool)
-        issues = render_issues(batch, plan) if self.config.quality_injection.log_injected_issues else b""
+        prepared = self._take_prepared(stream, window)
+        made = prepared or self._generate_and_stage(stream, window)
         meta = {
             "batch_id": window.batch_id, "stream": stream,
             "interval_start": format_timestamp(window.start), "interval_end": format_timestamp(window.end),
-            "record_count": batch.size, "valid_count": batch.size - plan.corrupted_count,
-            "corrupted_count": plan.corrupted_count, "issue_counts": plan.counts(),
+            "record_count": made.record_count, "valid_count": made.record_count - made.corrupted_count,
+            "corrupted_count": made.corrupted_count, "issue_counts": made.issue_counts,
             "seed": self.config.seed, "generation_mode": self.config.generation_mode,
             "interval": format_duration(window.length),
-            "generated_at": format_timestamp(datetime.fromtimestamp(started, UTC)),
+            "generated_at": format_timestamp(datetime.fromtimestamp(made.generated_at, UTC)),
             "scheduled_at": format_timestamp(window.end) if row.scheduled_at else None,
             "catch_up": catch_up,
             "schema_version": bronze.SCHEMA_VERSION,
         }
-        published = bronze.publish_batch(self.layout, stream, window.batch_id,
-                                         render_records(batch, plan), batch.size, issues,
-                                         plan.corrupted_count, meta, started, self._checkpoint,
-                                         window_end=window.end_s)
-        stats = CommitStats(self.config.generation_mode, batch.size, batch.size - plan.corrupted_count,
-                            plan.corrupted_count, plan.counts(), row.scheduled_at, started, time.time(), delay,
+        published = bronze.finish_batch(self.layout, made.staged, meta, started, self._checkpoint,
+                                        window_end=window.end_s, work_before_s=made.work_s if prepared else 0.0)
+        stats = CommitStats(self.config.generation_mode, made.record_count, made.record_count - made.corrupted_count,
+                            made.corrupted_count, made.issue_counts, row.scheduled_at, started, time.time(), delay,
                             published.published_at, published.lateness_ms, catch_up)
+        return Made(stats, made.companies, published.adopted)
+
+    def _generate_and_stage(self, stream: str, window: Window, sync: bool = False) -> Generated:
+        generated_at = time.time()
+        pool = self.roster_before(window.start_s) if stream == EVENTS else None
+        batch, plan = generate_batch(self.config, stream, window, pool)
+        issues = render_issues(batch, plan) if self.config.quality_injection.log_injected_issues else b""
+        staged = bronze.stage_batch(self.layout, stream, window.batch_id, render_records(batch, plan), batch.size,
+                                    issues, plan.corrupted_count, self._checkpoint, sync=sync)
         companies = _roster_of(batch) if isinstance(batch, CompanyBatch) else None
-        return Made(stats, companies, published.adopted)
+        return Generated(window, generated_at, batch.size, plan.corrupted_count, plan.counts(), companies, staged,
+                         time.time() - generated_at)
+
+    # ---- ahead of a boundary ------------------------------------------------------------------
+
+    def prepare_ahead(self, stream: str, window: Window) -> bool:
+        """Generate and stage ``window``'s batch before it closes, so that at its boundary only the meta
+        file, one fsync round, the rename and the ledger commit remain: the batch becomes visible a few
+        milliseconds after the close instead of after a whole generation. Its bytes are those the
+        boundary would make (a pure function of the seed, the window and the roster before it).
+
+        Only the next window in ledger order is prepared, and an events window only once its roster is
+        complete (every company window closing at its start accounted for); otherwise, or on any error,
+        nothing is kept and the boundary makes the batch as usual. False when nothing was prepared."""
+        with self._locks[stream]:
+            self.discard_prepared(stream)
+            open_rows, last_end = self.store.cursor(stream, until_s=window.end_s)
+            if open_rows or last_end != window.start_s:
+                return False
+            if stream == EVENTS:
+                open_companies, companies_end = self.store.cursor(COMPANIES, until_s=window.start_s)
+                if open_companies or companies_end is None or companies_end < window.start_s:
+                    return False
+            try:
+                clean_epoch = self.store.roster_mark()[0]
+                generated = self._generate_and_stage(stream, window, sync=True)
+                self._prepared[stream] = replace(generated, clean_epoch=clean_epoch)
+            except Abandoned:
+                return False
+            except Exception as exc:  # noqa: BLE001 - the boundary makes the batch instead, and reports
+                log.warning("batch not prepared ahead; it is made at its boundary", extra={"fields": {
+                    "stream": stream, "batch_id": window.batch_id, "error": f"{type(exc).__name__}: {exc}"}})
+                return False
+            return True
+
+    def discard_prepared(self, stream: str | None = None) -> None:
+        """Drop batches prepared ahead (pause, clean, stop): their staging folders go with them."""
+        for name in (stream,) if stream else STREAMS:
+            prepared = self._prepared.pop(name, None)
+            if prepared is not None:
+                bronze.discard(prepared.staged)
+
+    def _take_prepared(self, stream: str, window: Window) -> Generated | None:
+        """The batch prepared for ``window`` if it is still what the boundary would make, else None
+        (a different window, a roster cleaned since, or its staging folder gone)."""
+        prepared = self._prepared.pop(stream, None)
+        if prepared is None:
+            return None
+        if (prepared.window != window or not prepared.staged.staging.is_dir()
+                or prepared.clean_epoch != self.store.roster_mark()[0]):
+            bronze.discard(prepared.staged)
+            return None
+        return prepared
 
     def _commit(self, stream: str, window: Window, row: LedgerRow, made: Made) -> Outcome:
         stats = made.stats

@@ -17,7 +17,7 @@ from apscheduler.executors.base import BaseExecutor
 
 from app.core.config import Config, effective_settings
 from app.core.errors import StoreError
-from app.core.timeline import align_to_interval, format_timestamp, from_epoch_seconds
+from app.core.timeline import align_to_interval, align_up, format_timestamp, from_epoch_seconds, window_for_firing
 from app.service.broadcast import Broadcaster
 from app.service.deferred import DeferredTask
 from app.service.lifecycle import Lifecycle
@@ -124,7 +124,8 @@ class Service:
         self.started_at: datetime | None = None
         self.catch_up = CatchUpState()
         self.scheduler = build_scheduler({COMPANIES: config.active_company_interval,
-                                          EVENTS: config.active_driver_interval}, self.scheduled_wake, executor)
+                                          EVENTS: config.active_driver_interval}, self.scheduled_wake, executor,
+                                         prepare=self.prepare_next)
         self._startup_thread: threading.Thread | None = None
         self._manifest_writer: DeferredTask | None = None
         self._last_wake: dict[str, tuple[datetime, float]] = {}
@@ -182,6 +183,8 @@ class Service:
         except Exception:  # noqa: BLE001 - already stopped
             pass
         idle = self.pipeline.wait_idle(timeout) and self.lifecycle.wait_reinit(timeout)
+        if idle:
+            self.pipeline.discard_prepared()
         if self._manifest_writer is not None:
             self._manifest_writer.stop()  # the last commits' counters reach the manifest
         log.info("fleetgen stopped", extra={"fields": {"clean": idle}})
@@ -209,6 +212,19 @@ class Service:
                 with self._events_woke:
                     self._events_through = align_to_interval(woke_at, self.config.active_driver_interval)
                     self._events_woke.notify_all()
+
+    def prepare_next(self, stream: str) -> bool:
+        """The job a little before each boundary: stage the closing window's batch, so that the boundary
+        only has to make it visible (see ``Pipeline.prepare_ahead``). Nothing while paused, stopping or
+        re-initialising, nor when the job runs so late that the boundary is already behind it."""
+        if self.shutdown_requested.is_set() or self.lifecycle.paused or self.lifecycle.reinit_running:
+            return False
+        now = self.clock()
+        interval = self.pipeline.interval(stream)
+        boundary = align_up(now, interval)
+        if boundary - now > interval / 2:
+            return False
+        return self.pipeline.prepare_ahead(stream, window_for_firing(boundary, interval))
 
     def shared_boundary(self, now: datetime) -> datetime | None:
         """The boundary just passed at ``now`` when it ends a window of both streams, else None."""

@@ -10,6 +10,7 @@ from apscheduler.executors.debug import DebugExecutor
 from freezegun import freeze_time
 
 from app.api.health import health_document
+from app.service.scheduler import JOB_STREAMS
 from app.service.service import Service
 from tests.conftest import utc
 from tests.integration.test_faults import Clock, assert_ledger_matches_disk
@@ -92,8 +93,11 @@ def test_wall_clock_jumps_forward_and_back(make_config, caplog):
 
         def fire() -> None:
             service.scheduler.wakeup()
-            for _ in range(2):
-                assert executed.get(timeout=5).code == EVENT_JOB_EXECUTED
+            boundary_jobs = 0
+            while boundary_jobs < 2:  # the prepare-ahead jobs run too; the boundary jobs are counted
+                event = executed.get(timeout=5)
+                assert event.code == EVENT_JOB_EXECUTED
+                boundary_jobs += event.job_id in JOB_STREAMS
 
         try:
             service.start(catch_up_in_background=False)

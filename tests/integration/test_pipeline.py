@@ -9,6 +9,7 @@ import pytest
 
 from app.cli import main
 from app.core import bronze
+from app.core.timeline import Window
 from app.service.pipeline import Pipeline
 from app.store import Store
 from tests.conftest import utc
@@ -191,3 +192,24 @@ def test_generate_explains_when_nothing_is_due_and_status_reads_well(write_confi
     assert main(["status", "--config", str(path)]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["ledger"]["events"]["committed"]["last_interval_end"] == "2026-11-25T10:00:00.000Z"
+
+
+def test_an_events_window_is_prepared_ahead_only_on_a_complete_roster(make_config):
+    config = make_config(number_of_companies=6)
+    pipeline = pipeline_for(config)
+    pipeline.catch_up("events", utc(2026, 11, 25, 10, 0, 1))  # events through 10:00, companies through 09:00
+    next_window = Window(utc(2026, 11, 25, 10), utc(2026, 11, 25, 10, 15))
+    companies_before = [r.batch_id for r in pipeline.store.all_batches("companies")]
+    assert not pipeline.prepare_ahead("events", next_window)  # its roster needs the 09:00-10:00 companies
+    assert [r.batch_id for r in pipeline.store.all_batches("companies")] == companies_before  # none made
+    assert not pipeline.prepare_ahead("events", Window(utc(2026, 11, 25, 10, 15), utc(2026, 11, 25, 10, 30)))
+
+    pipeline.catch_up("companies", utc(2026, 11, 25, 10, 0, 1))
+    assert pipeline.prepare_ahead("events", next_window)
+    assert len(list(pipeline.layout.staging.iterdir())) == 1
+    outcome = pipeline.catch_up("events", utc(2026, 11, 25, 10, 15, 1))[-1]
+    assert outcome.status == "committed" and outcome.window == next_window
+    assert list(pipeline.layout.staging.iterdir()) == []
+    meta = json.loads((config.output.data_dir / "raw/events/20261125T100000Z/_batch_meta.json").read_text())
+    assert meta["record_count"] == outcome.record_count > 0
+    assert bronze.verify_batch(config.output.data_dir / "raw/events/20261125T100000Z") == []
