@@ -24,3 +24,61 @@ def served(make_config):
     for service in services:
         service.stop(timeout=5)
         service.store.close()
+
+
+def _backfill(config, start, end):
+    from app.service.pipeline import Pipeline
+    from app.store import Store
+
+    store = Store.for_config(config)
+    try:
+        Pipeline(config, store).backfill(start, end)
+    finally:
+        store.close()
+    return config.output.data_dir
+
+
+@pytest.fixture(scope="session")
+def bronze(tmp_path_factory):
+    """Bronze the reader tests share: an emulated run of five minutes of 10 s windows (30 a stream)
+    with 30 % defects and without any, and a 2-hour backfill of the production preset with 15 %."""
+    from datetime import UTC, datetime
+
+    from app.core.config import Config, QualityInjectionConfig, load_config
+    from tests.conftest import ROOT
+
+    made = {}
+    for name, rate in (("defects", 0.3), ("clean", 0.0)):
+        config = Config.model_validate({
+            "seed": 11, "output": {"data_dir": str(tmp_path_factory.mktemp(name) / "data")},
+            "quality_injection": {"enabled": rate > 0, "error_rate": rate},
+            "emulated_mode": {"enabled": True, "company_batch_interval": "PT10S", "driver_batch_interval": "PT10S"}})
+        made[name] = _backfill(config, datetime(2026, 11, 25, 20, tzinfo=UTC),
+                               datetime(2026, 11, 25, 20, 5, tzinfo=UTC))
+    preset = load_config(ROOT / "conf" / "production.yaml")
+    config = preset.with_data_dir(tmp_path_factory.mktemp("production") / "data").model_copy(
+        update={"quality_injection": QualityInjectionConfig(enabled=True, error_rate=0.15)})
+    made["production"] = _backfill(config, datetime(2026, 11, 25, 6, tzinfo=UTC), datetime(2026, 11, 25, 8, tzinfo=UTC))
+    return made
+
+
+def expected_rows(data_dir, stream) -> int:
+    """sum(record_count) over the stream's committed batches: what every record read must return."""
+    import json
+
+    return sum(json.loads((b / "_batch_meta.json").read_text())["record_count"]
+               for b in (data_dir / "raw" / stream).iterdir() if (b / "_SUCCESS").exists())
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] Spark session (Java 17) for every reader test: the JVM starts once."""
+    from pyspark.sql import SparkSession
+
+    session = (SparkSession.builder.master("local[2]").appName("fleetgen-tests")
+               .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.shuffle.partitions", "2").config("spark.driver.memory", "1g")
+               .getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -1,0 +1,76 @@
+"""The dictionary's silver rules written as plain DuckDB SQL over bronze: the independent reference
+that the generator's own outputs (issue log, `fleetgen expect`) are compared with in the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from app.core.config import EVENT_TYPES, GEOGRAPHIES
+
+TIMESTAMP_TEXT = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z"
+REQUIRED = {"events": ("company_id", "driver_id", "truck_id", "event_type", "event_timestamp", "location"),
+            "companies": ("company_name", "geography", "active", "drivers_count", "onboarded_at")}
+ID = {"events": "event_id", "companies": "company_id"}
+TIME = {"events": "event_timestamp", "companies": "onboarded_at"}
+
+
+def _enum(stream: str) -> tuple[str, tuple[str, ...]]:
+    return ("event_type", EVENT_TYPES) if stream == "events" else ("geography", GEOGRAPHIES)
+
+
+def classified(data_dir: Path, stream: str) -> str:
+    """SQL: every record line of committed batches with its batch_id, id, JSON and ``reason`` (NULL when
+    the record is valid, else the first rule it breaks, as a fleetgen reason code)."""
+    root = Path(data_dir) / "raw" / stream
+    missing = " ".join(
+        f"WHEN json_type(j, '$.{f}') IS NULL THEN 'FIELD_REMOVED' WHEN json_type(j, '$.{f}') = 'NULL' "
+        "THEN 'NULL_INJECTED'" for f in REQUIRED[stream])
+    enum_field, domain = _enum(stream)
+    values = ", ".join(f"'{v}'" for v in domain)
+    time = TIME[stream]
+    extra = ("WHEN (j ->> '$.location.lat')::DOUBLE NOT BETWEEN -90 AND 90 THEN 'LATITUDE_OUT_OF_RANGE' "
+             "WHEN (j ->> '$.location.lon')::DOUBLE NOT BETWEEN -180 AND 180 THEN 'LONGITUDE_OUT_OF_RANGE'"
+             if stream == "events" else
+             "WHEN json_type(j, '$.active') <> 'BOOLEAN' THEN 'TYPE_MISMATCH' "
+             "WHEN (j ->> '$.drivers_count')::BIGINT NOT BETWEEN 1 AND 9999 THEN 'NEGATIVE_COUNT'")
+    return f"""
+        WITH committed AS (
+            SELECT regexp_extract(filename, '([0-9]{{8}}T[0-9]{{6}}Z)/_SUCCESS$', 1) AS batch_id
+            FROM glob('{root}/*/_SUCCESS') AS g(filename)
+        ), windows AS (
+            SELECT json ->> '$.batch_id' AS batch_id,
+                   strptime(json ->> '$.interval_start', '%Y-%m-%dT%H:%M:%S.%gZ') AS window_start,
+                   strptime(json ->> '$.interval_end', '%Y-%m-%dT%H:%M:%S.%gZ') AS window_end
+            FROM read_json_objects('{root}/*/_batch_meta.json', format='unstructured')
+        ), lines AS (
+            SELECT regexp_extract(filename, '([0-9]{{8}}T[0-9]{{6}}Z)/{stream}\\.jsonl$', 1) AS batch_id,
+                   json AS j
+            FROM read_ndjson_objects('{root}/*/{stream}.jsonl', filename=true)
+        )
+        SELECT l.batch_id, l.j ->> '$.{ID[stream]}' AS id, l.j AS record,
+            CASE {missing}
+                WHEN NOT regexp_full_match(l.j ->> '$.{time}', '{TIMESTAMP_TEXT}')
+                     OR try_strptime(l.j ->> '$.{time}', '%Y-%m-%dT%H:%M:%S.%gZ') IS NULL
+                    THEN 'TIMESTAMP_MALFORMED'
+                WHEN l.j ->> '$.{enum_field}' NOT IN ({values}) THEN 'ENUM_OUT_OF_DOMAIN'
+                WHEN strptime(l.j ->> '$.{time}', '%Y-%m-%dT%H:%M:%S.%gZ') < w.window_start
+                     OR strptime(l.j ->> '$.{time}', '%Y-%m-%dT%H:%M:%S.%gZ') >= w.window_end
+                    THEN 'TIMESTAMP_OUTSIDE_WINDOW'
+                {extra}
+            END AS reason
+        FROM lines l JOIN committed USING (batch_id) JOIN windows w USING (batch_id)
+    """
+
+
+def quarantine(data_dir: Path, stream: str) -> list[tuple[str, str, str]]:
+    """(batch_id, id, reason) of every record the rules reject, sorted."""
+    return sorted(duckdb.sql(f"SELECT batch_id, id, reason FROM ({classified(data_dir, stream)}) "
+                             "WHERE reason IS NOT NULL").fetchall())
+
+
+def silver_ids(data_dir: Path, stream: str) -> list[tuple[str, str]]:
+    """(batch_id, id) of the valid records after deduplication by id, sorted."""
+    return sorted(duckdb.sql(f"SELECT DISTINCT batch_id, id FROM ({classified(data_dir, stream)}) "
+                             "WHERE reason IS NULL").fetchall())
