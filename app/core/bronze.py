@@ -58,6 +58,10 @@ class Layout:
     def batch_dir(self, stream: str, batch_id: str) -> Path:
         return self.stream_dir(stream) / batch_id
 
+    @property
+    def schemas(self) -> Path:
+        return self.manifests / "schemas"
+
     def ensure(self) -> None:
         for stream in STREAMS:
             self.stream_dir(stream).mkdir(parents=True, exist_ok=True)

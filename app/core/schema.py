@@ -74,6 +74,18 @@ _SPARK_JSON = {"uuid": "string", "string": "string", "enum": "string", "timestam
                "boolean": "boolean", "integer": "integer"}
 
 
+# The files the service writes under <data_dir>/manifests/schemas/, one per stream and format.
+FILE_NAMES = {"json-schema": "{stream}.schema.json", "spark-json": "{stream}.spark.json",
+              "spark-ddl": "{stream}.spark.ddl", "duckdb": "{stream}.duckdb.txt",
+              "polars": "{stream}.polars.txt", "arrow": "{stream}.arrow.txt"}
+
+
+def schema_files() -> dict[str, str]:
+    """Every stream's schema in every format: {file name: text}."""
+    return {FILE_NAMES[fmt].format(stream=stream): render(stream, fmt) + "\n"
+            for stream in STREAM_FIELDS for fmt in FORMATS}
+
+
 def render(stream: str, fmt: str) -> str:
     """The stream's record schema in ``fmt`` (one of ``FORMATS``), as text ready to paste."""
     fields = STREAM_FIELDS[stream]

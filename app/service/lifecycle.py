@@ -90,6 +90,8 @@ def remove_generated(layout: bronze.Layout) -> CleanReport:
     for path in [layout.manifests / name for name in GENERATED_MANIFESTS] + temps:
         if path.is_file() and not path.is_symlink():
             _remove(path, "manifest", root, report)
+    if layout.schemas.is_dir() and not layout.schemas.is_symlink():
+        _remove(layout.schemas, "manifest", root, report)
     layout.ensure()
     report.duration_ms = round((time.monotonic() - started) * 1000)
     return report

@@ -21,6 +21,7 @@ from app.core.generation.batch import generate_batch
 from app.core.generation.companies import CompanyBatch
 from app.core.generation.encoding import render_issues, render_records
 from app.core.generation.events import DriverPool
+from app.core.schema import schema_files
 from app.core.timeline import Window, align_to_interval, align_up, due_windows, format_timestamp, from_epoch_seconds
 from app.service.deferred import DeferredTask
 from app.store import Store
@@ -28,6 +29,7 @@ from app.store.roster import NewCompanies, RosterRows
 from app.store.store import CLAIMED_ELSEWHERE, CommitStats, LedgerRow, LostClaim
 
 log = logging.getLogger(__name__)
+SCHEMA_FILE_NAMES = tuple(schema_files())
 
 COMPANIES, EVENTS = "companies", "events"
 STREAMS = (COMPANIES, EVENTS)
@@ -496,6 +498,9 @@ class Pipeline:
         descriptor = self.layout.manifests / "dataset.md"
         if not descriptor.exists():  # written once; rendering it is not free (YAML dump)
             bronze.write_text_once(descriptor, describe_dataset(self.config))
+        if not all((self.layout.schemas / name).exists() for name in SCHEMA_FILE_NAMES):
+            for name, text in schema_files().items():
+                bronze.write_text_once(self.layout.schemas / name, text)
 
     def backfill(self, start: datetime, end: datetime,
                  progress: Callable[[Outcome], None] | None = None) -> list[Outcome]:

@@ -139,3 +139,13 @@ def test_sidecars_of_an_older_layout_are_renamed_at_writer_start(bronze, tmp_pat
                                                        "events.jsonl"]
     assert layout_module.verify_batch(batch) == []
     assert layout_module.migrate_legacy_names(layout_module.Layout(data)) == 0  # idempotent
+
+
+def test_every_writer_leaves_the_schemas_under_the_data_directory(bronze):
+    from app.core.schema import FILE_NAMES, schema_files
+
+    folder = bronze["production"] / "manifests" / "schemas"
+    written = {p.name: p.read_text() for p in folder.iterdir()}
+    assert written == schema_files()
+    assert len(written) == 2 * len(FILE_NAMES)
+    assert json.loads(written["companies.schema.json"])["properties"]["geography"]["enum"] == ["US", "EU", "SA", "AUS"]

@@ -267,8 +267,11 @@ def test_6_pause_clean_boundary_resume_reinitialises_and_the_next_batch_is_full(
     service = Service(config, clock=clock, monotonic=clock.monotonic)
     try:
         service.startup_catch_up()
+        schemas = config.output.data_dir / "manifests" / "schemas"
+        assert (schemas / "events.spark.json").exists()
         service.pause()
         service.clean()
+        assert not schemas.exists()  # clean takes every generated file, the schemas included
         for _ in range(3):  # boundaries pass while paused after the clean
             clock.advance(10)
             service.wake("companies")
@@ -282,6 +285,7 @@ def test_6_pause_clean_boundary_resume_reinitialises_and_the_next_batch_is_full(
         rows = [r for r in service.store.all_batches("events") if r.status == "committed"]
         assert rows and all(5 <= r.record_count <= 20 for r in rows), [r.record_count for r in rows]
         assert all(5 <= o.record_count <= 20 for o in outcomes)
+        assert (schemas / "events.spark.json").exists()  # written again with the new batches' manifest
     finally:
         service.store.close()
 
