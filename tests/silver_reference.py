@@ -74,3 +74,30 @@ def silver_ids(data_dir: Path, stream: str) -> list[tuple[str, str]]:
     """(batch_id, id) of the valid records after deduplication by id, sorted."""
     return sorted(duckdb.sql(f"SELECT DISTINCT batch_id, id FROM ({classified(data_dir, stream)}) "
                              "WHERE reason IS NULL").fetchall())
+
+
+def silver_rows(data_dir: Path, stream: str) -> str:
+    """SQL: the silver table by the dictionary's rules, typed like `fleetgen expect`'s."""
+    ts = f"strptime(record ->> '$.{TIME[stream]}', '%Y-%m-%dT%H:%M:%S.%gZ')::TIMESTAMP AT TIME ZONE 'UTC'"
+    if stream == "events":
+        columns = ("id AS event_id, record ->> '$.company_id' AS company_id, record ->> '$.driver_id' AS driver_id, "
+                   "record ->> '$.truck_id' AS truck_id, record ->> '$.event_type' AS event_type, "
+                   f"{ts} AS event_timestamp, (record ->> '$.location.lat')::DOUBLE AS \"location.lat\", "
+                   "(record ->> '$.location.lon')::DOUBLE AS \"location.lon\", batch_id")
+    else:
+        columns = ("id AS company_id, record ->> '$.company_name' AS company_name, "
+                   "record ->> '$.geography' AS geography, (record ->> '$.active')::BOOLEAN AS active, "
+                   f"(record ->> '$.drivers_count')::INTEGER AS drivers_count, {ts} AS onboarded_at, batch_id")
+    return f"SELECT DISTINCT {columns} FROM ({classified(data_dir, stream)}) WHERE reason IS NULL"
+
+
+def gold_queries(silver_events: str) -> dict[str, str]:
+    """SQL: the two gold tables from a silver events relation (``location`` flattened or not)."""
+    return {
+        "events_per_company_window_type":
+            "SELECT company_id, strptime(batch_id, '%Y%m%dT%H%M%SZ')::TIMESTAMP AT TIME ZONE 'UTC' AS window_start, "
+            f"event_type, count(*)::BIGINT AS events FROM ({silver_events}) GROUP BY ALL",
+        "deliveries_per_company_day":
+            "SELECT company_id, (event_timestamp AT TIME ZONE 'UTC')::DATE AS day, count(*)::BIGINT AS deliveries "
+            f"FROM ({silver_events}) WHERE event_type = 'delivered' GROUP BY ALL",
+    }

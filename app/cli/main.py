@@ -1,4 +1,4 @@
-"""The `fleetgen` command line: validate, generate, backfill, status, clean, run, bench."""
+"""The `fleetgen` command line: validate, generate, backfill, status, clean, run, schema, expect, verify, bench."""
 
 from __future__ import annotations
 
@@ -70,6 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--format", dest="schema_format", default="json-schema",
                         choices=("json-schema", "spark-ddl", "spark-json", "duckdb", "polars", "arrow"))
 
+    expect = sub.add_parser("expect", help="write, as Parquet, the silver and gold tables a correct pipeline "
+                                           "makes of a data directory (from the generator's ground truth)")
+    expect.add_argument("--data-dir", type=Path, required=True, help="the data directory bronze was written to")
+    expect.add_argument("--config", help="the config it was written with (default: the snapshot in "
+                                         "<data-dir>/manifests/dataset.md)")
+    expect.add_argument("--from", dest="start", help="ISO 8601 UTC: only windows starting at or after it")
+    expect.add_argument("--to", dest="end", help="ISO 8601 UTC: only windows ending at or before it")
+    expect.add_argument("--out", type=Path, required=True, help="folder for the tables and expectations.json")
+
+    verify = sub.add_parser("verify", help="compare silver / gold tables (Parquet, Delta or CSV) with "
+                                           "`fleetgen expect`'s; exit 0 equal, 1 different, 2 bad input")
+    verify.add_argument("--expected", type=Path, required=True, help="the folder `fleetgen expect` wrote")
+    verify.add_argument("--silver", type=Path, help="folder holding the tables events and companies")
+    verify.add_argument("--gold", type=Path,
+                        help="folder holding events_per_company_window_type and deliveries_per_company_day")
+
     bench = sub.add_parser("bench", help="run the benchmark suite and write results as JSON")
     bench.add_argument("--output", type=Path, default=Path("bench-results/bench.json"))
     bench.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
@@ -132,6 +148,50 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
     print(render(args.stream, args.schema_format))
     return EXIT_OK
+
+
+def cmd_expect(args: argparse.Namespace) -> int:
+    from app.service.expectations import ExpectationError, config_of_dataset, derive, write
+    from app.store import Store
+
+    problem = shared_directory_problem(args.data_dir)
+    if problem:
+        raise UsageError(f"--data-dir: {problem}")
+    start = moment(args.start, "--from") if args.start else None
+    end = moment(args.end, "--to") if args.end else None
+    if start is not None and end is not None and end <= start:
+        raise UsageError(f"--to ({format_timestamp(end)}) must be after --from ({format_timestamp(start)})")
+    try:
+        config = (load_config(args.config).with_data_dir(args.data_dir) if args.config
+                  else config_of_dataset(args.data_dir))
+    except ExpectationError as exc:
+        raise UsageError(str(exc)) from None
+    if config.database.url is None and not (args.data_dir / "manifests" / "generator.db").exists():
+        raise UsageError(f"--data-dir {args.data_dir}: no ledger (manifests/generator.db): nothing was generated there")
+    store = Store(config.database_url, auto_migrate=False, busy_timeout_ms=config.database.busy_timeout_ms)
+    try:  # read-only, like status: a service may be writing beside it
+        expectations = derive(config, store, start, end)
+    except ExpectationError as exc:  # a config or a data directory that does not fit: bad input
+        raise UsageError(str(exc)) from None
+    finally:
+        store.close()
+    about = {"data_dir": str(args.data_dir), "seed": config.seed,
+             "from": format_timestamp(start) if start else None, "to": format_timestamp(end) if end else None,
+             "records_regenerated": expectations.records_regenerated,
+             "seconds": round(expectations.seconds, 3)}
+    print(json.dumps(write(expectations, args.out, about), indent=2))
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from app.service.verification import VerifyInputError, dumps, verify
+
+    try:
+        report = verify(args.expected, args.silver, args.gold)
+    except VerifyInputError as exc:
+        raise UsageError(str(exc)) from None
+    print(dumps(report))
+    return EXIT_OK if report["equal"] else EXIT_FAILURE
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -295,4 +355,5 @@ def cmd_bench(args: argparse.Namespace) -> int:
 COMMANDS = {
     "init": cmd_init, "validate": cmd_validate, "generate": cmd_generate, "backfill": cmd_backfill,
     "status": cmd_status, "clean": cmd_clean, "run": cmd_run, "bench": cmd_bench, "schema": cmd_schema,
+    "expect": cmd_expect, "verify": cmd_verify,
 }

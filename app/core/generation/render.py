@@ -197,7 +197,9 @@ def timestamp_text(ms: np.ndarray) -> Matrix:
         return np.zeros((0, 24), np.uint8)
     seconds, millis = np.divmod(ms, 1000)
     first, last = int(seconds.min()), int(seconds.max())
-    if last - first > SECOND_TABLE_LIMIT:
+    if last - first >= min(SECOND_TABLE_LIMIT, 4 * len(ms)):
+        # The table costs one rendering per second of the span: only worth it when rows outnumber seconds
+        # (not for a few defects spread over two days, which it made 30 ms each).
         return _timestamp_text_direct(ms)
     # Rows of one batch share few distinct seconds: render each second once, then look up.
     prefixes = _timestamp_text_direct(np.arange(first, last + 1, dtype=np.int64) * 1000)[:, :20]
