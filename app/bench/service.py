@@ -274,7 +274,7 @@ def bench_soak(quick: bool) -> dict[str, Any]:
         for stream in bronze.STREAMS:
             rows = store.all_batches(stream)
             committed = [r.batch_id for r in rows if r.status == "committed"]
-            on_disk = sorted(p.name for p in layout.stream_dir(stream).iterdir())
+            on_disk = [batch_id for batch_id, _ in layout.batch_dirs(stream)]
             integrity[stream] = {
                 "batches": len(committed),
                 "lost": sum(a.window.end != b.window.start for a, b in zip(rows, rows[1:], strict=False))

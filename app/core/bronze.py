@@ -29,13 +29,16 @@ STREAMS = ("companies", "events")
 META_FILE, ISSUES_FILE, SUCCESS_FILE = "_batch_meta.json", "_issues.ndjson", "_SUCCESS"
 LEGACY_NAMES = {"batch_meta.json": META_FILE, "issues.jsonl": ISSUES_FILE}  # before schema 2
 BATCH_DIR_PATTERN = re.compile(r"^\d{8}T\d{6}Z$")
+HIVE_BATCH_PATTERN = re.compile(r"^batch_id=(\d{8}T\d{6}Z)$")
 STAGING_DIR = ".staging"
+LAYOUTS = ("batch", "hive")  # output.layout: raw/<stream>/<batch_id>/ or raw/<stream>/date=…/hour=…/batch_id=…/
 
 
 @dataclass(frozen=True)
 class Layout:
     root: Path
     record_format: str = "jsonl"  # output.format: the record files' extension
+    partitioning: str = "batch"  # output.layout, one of LAYOUTS
 
     def record_file(self, stream: str) -> str:
         return f"{stream}.{self.record_format}"
@@ -56,7 +59,34 @@ class Layout:
         return self.raw / stream
 
     def batch_dir(self, stream: str, batch_id: str) -> Path:
+        if self.partitioning == "hive":  # the window start's UTC date and hour, for partition discovery
+            day = f"{batch_id[0:4]}-{batch_id[4:6]}-{batch_id[6:8]}"
+            return self.stream_dir(stream) / f"date={day}" / f"hour={batch_id[9:11]}" / f"batch_id={batch_id}"
         return self.stream_dir(stream) / batch_id
+
+    def batch_dirs(self, stream: str, partitioning: str | None = None) -> list[tuple[str, Path]]:
+        """(batch_id, folder) of every batch folder of ``stream`` in ``partitioning`` (default: this
+        layout's), sorted by batch_id; symbolic links are never followed."""
+        folder = self.stream_dir(stream)
+        if not folder.is_dir() or folder.is_symlink():
+            return []
+        found: list[tuple[str, Path]] = []
+        if (partitioning or self.partitioning) == "batch":
+            found = [(e.name, e) for e in folder.iterdir()
+                     if BATCH_DIR_PATTERN.match(e.name) and e.is_dir() and not e.is_symlink()]
+        else:
+            for day in _subfolders(folder, "date="):
+                for hour in _subfolders(day, "hour="):
+                    for batch in _subfolders(hour, "batch_id="):
+                        match = HIVE_BATCH_PATTERN.match(batch.name)
+                        if match:
+                            found.append((match.group(1), batch))
+        return sorted(found)
+
+    def foreign_batches(self) -> list[Path]:
+        """Batch folders written in the other layout (a data directory keeps one)."""
+        other = next(name for name in LAYOUTS if name != self.partitioning)
+        return [path for stream in STREAMS for _, path in self.batch_dirs(stream, other)]
 
     @property
     def schemas(self) -> Path:
@@ -67,6 +97,10 @@ class Layout:
             self.stream_dir(stream).mkdir(parents=True, exist_ok=True)
         self.manifests.mkdir(parents=True, exist_ok=True)
         self.staging.mkdir(parents=True, exist_ok=True)
+
+
+def _subfolders(folder: Path, prefix: str) -> list[Path]:
+    return [e for e in folder.iterdir() if e.name.startswith(prefix) and e.is_dir() and not e.is_symlink()]
 
 
 @dataclass(frozen=True)
@@ -209,6 +243,7 @@ def discard(staged: Staged) -> None:
 
 def move_into_place(staging: Path, final: Path) -> None:
     """The single step that makes a batch visible (a separate function so tests can break it)."""
+    created = _make_parents(final.parent)
     if final.exists():
         # A different earlier copy (e.g. from another config): set it aside, then swap.
         retired = staging.parent / f"retired-{final.parent.name}-{final.name}"
@@ -218,7 +253,21 @@ def move_into_place(staging: Path, final: Path) -> None:
         _remove_tree(retired)
     else:
         os.replace(staging, final)
-    _fsync(final.parent)
+    if created:
+        _sync_together([final.parent] + [folder.parent for folder in created])
+    else:
+        _fsync(final.parent)
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and missing ancestors (a new date= / hour= partition); the ones created."""
+    missing = []
+    while not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir(exist_ok=True)
+    return missing
 
 
 def _existing_matches(final: Path, stream: str, files: dict[str, FileInfo]) -> bool:
@@ -331,12 +380,7 @@ def migrate_legacy_names(layout: Layout) -> int:
     ``issues.jsonl``) in place; each rename is atomic. Returns how many files were renamed."""
     renamed = 0
     for stream in STREAMS:
-        folder = layout.stream_dir(stream)
-        if not folder.is_dir() or folder.is_symlink():
-            continue
-        for batch in folder.iterdir():
-            if batch.is_symlink() or not batch.is_dir():
-                continue
+        for _, batch in layout.batch_dirs(stream, "batch"):  # the older names predate the hive layout
             for old, new in LEGACY_NAMES.items():
                 if (batch / old).is_file() and not (batch / new).exists():
                     os.replace(batch / old, batch / new)

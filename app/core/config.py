@@ -190,6 +190,7 @@ def shared_directory_problem(data_dir: Path) -> str | None:
 class OutputConfig(StrictModel):
     data_dir: Path = Path("data")
     format: Literal["jsonl"] = "jsonl"
+    layout: Literal["batch", "hive"] = "batch"  # raw/<stream>/<batch_id>/ or …/date=…/hour=…/batch_id=…/
 
     @field_validator("data_dir")
     @classmethod

@@ -75,15 +75,18 @@ def remove_generated(layout: bronze.Layout) -> CleanReport:
             continue
         if not stream_dir.is_dir():
             continue
+        batches = [path for layout_name in bronze.LAYOUTS for _, path in layout.batch_dirs(stream, layout_name)]
         for entry in sorted(stream_dir.iterdir()):
-            if entry.is_symlink() or not entry.is_dir() or not bronze.BATCH_DIR_PATTERN.match(entry.name):
+            partition = entry.name.startswith("date=") and entry.is_dir() and not entry.is_symlink()
+            if entry not in batches and not partition:
                 report.skipped.append(f"{entry} is not a fleetgen batch; left alone")
-                continue
+        for entry in batches:
             if not _inside(entry, root):
                 report.skipped.append(f"{entry} resolves outside {root}; left alone")
                 continue
             if _remove(entry, "batch", root, report):
                 report.removed_batches += 1
+        _remove_empty_partitions(stream_dir)
     if layout.staging.is_dir() and not layout.staging.is_symlink() and any(layout.staging.iterdir()):
         _remove(layout.staging, "staging", root, report)
     temps = [p for pattern in MANIFEST_TEMPS for p in layout.manifests.glob(pattern)]
@@ -95,6 +98,16 @@ def remove_generated(layout: bronze.Layout) -> CleanReport:
     layout.ensure()
     report.duration_ms = round((time.monotonic() - started) * 1000)
     return report
+
+
+def _remove_empty_partitions(stream_dir: Path) -> None:
+    """The date= / hour= folders of the hive layout once their batches are gone (others stay)."""
+    for day in [e for e in stream_dir.iterdir() if e.name.startswith("date=") and e.is_dir() and not e.is_symlink()]:
+        for hour in [e for e in day.iterdir() if e.name.startswith("hour=") and e.is_dir() and not e.is_symlink()]:
+            if not any(hour.iterdir()):
+                hour.rmdir()
+        if not any(day.iterdir()):
+            day.rmdir()
 
 
 def _remove(path: Path, kind: str, root: Path, report: CleanReport) -> bool:
@@ -199,7 +212,7 @@ class Lifecycle:
         missing = []
         for stream in bronze.STREAMS:
             folder = layout.stream_dir(stream)
-            if not folder.is_dir() or not any(bronze.BATCH_DIR_PATTERN.match(p.name) for p in folder.iterdir()):
+            if not layout.batch_dirs(stream):
                 missing.append(str(folder.relative_to(layout.root)) + "/")
         manifest = layout.manifests / GENERATED_MANIFESTS[0]
         if not manifest.exists():

@@ -16,7 +16,7 @@ import yaml
 
 from app.core import bronze
 from app.core.config import GEOGRAPHIES, Config, format_duration
-from app.core.errors import Abandoned, FleetgenError, RangeError, StoreError
+from app.core.errors import Abandoned, ConfigError, FleetgenError, RangeError, StoreError
 from app.core.generation.batch import generate_batch
 from app.core.generation.companies import CompanyBatch
 from app.core.generation.encoding import render_issues, render_records
@@ -91,7 +91,7 @@ class Pipeline:
                  log_fields: Callable[[str], dict[str, Any]] | None = None):
         self.config = config
         self.store = store
-        self.layout = bronze.Layout(config.output.data_dir, config.output.format)
+        self.layout = bronze.Layout(config.output.data_dir, config.output.format, config.output.layout)
         self.on_outcome = on_outcome
         self.log_fields = log_fields
         self.abandon = threading.Event()  # set at shutdown: in-flight batches are dropped, not published
@@ -129,6 +129,12 @@ class Pipeline:
     def prepare(self) -> None:
         """Start-up of a writer holding the data-directory lock: batches a crash left half-written are
         never visible (staging is emptied) and claims of a writer that is gone are handed back."""
+        foreign = self.layout.foreign_batches()
+        if foreign:
+            raise ConfigError([
+                f"output.layout: {self.config.output.layout!r}, but {self.layout.root} already holds batches in "
+                f"the other layout (e.g. {foreign[0].relative_to(self.layout.root)}); a data directory keeps one "
+                "layout: clean it, or write this layout to another output.data_dir"])
         self.layout.ensure()
         bronze.remove_staging(self.layout.staging)
         renamed = bronze.migrate_legacy_names(self.layout)
