@@ -171,6 +171,15 @@ SCHEMAS: dict[str, Any] = {
                                                               "started_at": NULLABLE_TIMESTAMP,
                                                               "finished_at": NULLABLE_TIMESTAMP,
                                                               "published_at": NULLABLE_TIMESTAMP}}}}},
+    "Dataset": {"type": "object",
+                "required": ["data_dir", "layout", "format", "record_globs", "schemas_dir", "snippets"],
+                "properties": {
+                    "data_dir": {"type": "string"}, "layout": {"type": "string", "enum": ["batch", "hive"]},
+                    "format": {"type": "string"}, "schemas_dir": {"type": "string"},
+                    "record_globs": {"type": "object", "required": ["companies", "events"],
+                                     "additionalProperties": {"type": "string"}},
+                    "snippets": {"type": "object", "required": ["duckdb", "polars", "spark"],
+                                 "additionalProperties": {"type": "string"}}}},
     "Chart": {"type": "object", "additionalProperties": {"type": "array", "items": {
         "type": "object", "properties": {"finished_at": NULLABLE_TIMESTAMP}}}},
 }
@@ -216,6 +225,9 @@ def openapi_document() -> dict[str, Any]:
                                 "schema": {"type": "string", "enum": ["companies", "events"]}},
                                {**LIMIT, "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
                 "responses": {"200": _json("Batches"), "400": bad}}},
+            "/api/dataset": {"get": {"summary": "The data directory, its layout, record globs and copy-paste "
+                                                "read snippets (DuckDB, Polars, Spark) for this config",
+                                     "responses": {"200": _json("Dataset"), "401": unauthorized}}},
             "/api/chart": {"get": {"summary": "Records and firing delay of recent batches, per stream",
                                    "responses": {"200": _json("Chart")}}},
             "/api/events": {"get": {"summary": "Server-Sent Events stream of batch and lifecycle events",

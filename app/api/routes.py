@@ -6,6 +6,7 @@ import hmac
 import queue
 import time
 from functools import wraps
+from pathlib import Path
 
 import orjson
 from flask import Blueprint, Response, current_app, request
@@ -145,6 +146,20 @@ def batches():
     limit = int_param("limit", 20, 1, MAX_BATCH_LIMIT)
     rows = service().recent_batches(stream, limit)
     return json_response({"count": len(rows), "batches": [row.as_dict() for row in rows]})
+
+
+@bp.get("/dataset")
+@reads_protected
+def dataset():
+    """Where the data is and how to read it: the dashboard's copy-paste snippets for this config."""
+    from app.core.schema import read_snippets, record_glob
+
+    output = service().config.output
+    data_dir = str(Path(output.data_dir).resolve())
+    return json_response({
+        "data_dir": data_dir, "layout": output.layout, "format": output.format,
+        "record_globs": {stream: record_glob(data_dir, stream, output.layout) for stream in ("companies", "events")},
+        "schemas_dir": f"{data_dir}/manifests/schemas", "snippets": read_snippets(data_dir, output.layout)})
 
 
 @bp.get("/chart")

@@ -146,3 +146,32 @@ def _spark_json(f: Field) -> Any:
         return {"type": "struct", "fields": [{"name": name, "type": "double", "nullable": True, "metadata": {}}
                                              for name, _, _ in f.parts]}
     return _SPARK_JSON[f.kind]
+
+
+def record_glob(data_dir: str, stream: str, layout: str) -> str:
+    """The glob that takes exactly the record files of ``stream``."""
+    depth = "*/*/*" if layout == "hive" else "*"
+    return f"{data_dir}/raw/{stream}/{depth}/{stream}.jsonl"
+
+
+def read_snippets(data_dir: str, layout: str) -> dict[str, str]:
+    """Copy-paste Python that reads both streams of a data directory, typed, per engine (the dashboard's)."""
+    duck, polars, spark = [], ["import polars as pl", ""], [
+        "import json", "from pyspark.sql.types import StructType", "",
+        'spark.conf.set("spark.sql.session.timeZone", "UTC")']
+    duck += ["import duckdb", ""]
+    hive = layout == "hive"
+    for stream in STREAM_FIELDS:
+        glob = record_glob(data_dir, stream, layout)
+        partitions = (", hive_partitioning=true, hive_types={'date': DATE, 'hour': INTEGER, 'batch_id': VARCHAR}"
+                      if hive else "")
+        sql = (f"SELECT * FROM read_json('{glob.replace(chr(39), chr(39) * 2)}', format='newline_delimited', "
+               f"columns={render(stream, 'duckdb')}, ignore_errors=true{partitions})")
+        duck.append(f"{stream} = duckdb.sql({sql!r})")
+        paths = ', include_file_paths="path"' if hive else ""
+        polars.append(f"{stream} = pl.scan_ndjson({glob!r}, ignore_errors=True{paths},\n"
+                      f"    schema={render(stream, 'polars')}).collect()")
+        source = f"{data_dir}/raw/{stream}" if hive else f"{data_dir}/raw/{stream}/*"
+        spark.append(f"{stream} = spark.read.schema(StructType.fromJson(json.load(open(\n"
+                     f"    {data_dir + '/manifests/schemas/' + stream + '.spark.json'!r})))).json({source!r})")
+    return {"duckdb": "\n".join(duck) + "\n", "polars": "\n".join(polars) + "\n", "spark": "\n".join(spark) + "\n"}

@@ -266,3 +266,28 @@ def test_health_fast_path_answers_like_the_flask_route_and_defers_everything_els
     monkeypatch.setattr(service, "snapshot", lambda: 1 / 0)
     failed = client.get("/api/health")
     assert failed.status_code == 500 and failed.get_json()["error"] == "internal_error"
+
+
+@pytest.mark.parametrize("layout", ["batch", "hive"])
+def test_dataset_gives_the_data_directory_and_read_snippets_that_run(served, layout):
+    service, client = served(emulated_mode={"enabled": True, "company_batch_interval": "PT1S",
+                                            "driver_batch_interval": "PT1S"}, output={"layout": layout})
+    response = client.get("/api/dataset")
+    assert response.status_code == 200
+    conforms(response)
+    body = response.get_json()
+    data_dir = service.config.output.data_dir.resolve()
+    assert body["data_dir"] == str(data_dir) and body["layout"] == layout
+    assert body["schemas_dir"] == f"{data_dir}/manifests/schemas"
+    service.pause()  # bronze holds still while it is counted and read
+    assert service.pipeline.wait_idle(5)
+    committed = {stream: sum(r.record_count for r in service.store.all_batches(stream) if r.status == "committed")
+                 for stream in ("companies", "events")}
+    for engine, count in (("duckdb", lambda rel: rel.count("*").fetchall()[0][0]), ("polars", len)):
+        scope: dict = {}
+        exec(body["snippets"][engine], scope)  # noqa: S102 - run as a user pastes them
+        got = {stream: count(scope[stream]) for stream in ("companies", "events")}
+        assert got == committed and committed["companies"] > 0, (engine, got)
+        if layout == "hive" and engine == "duckdb":
+            assert {"date", "hour", "batch_id"} <= set(scope["events"].columns)
+    assert "manifests/schemas/events.spark.json" in body["snippets"]["spark"]

@@ -94,7 +94,7 @@ def test_cors_answers_only_listed_origins_preflight_included(guarded):
 def test_protect_reads_extends_the_token_to_logs_batches_events_and_metrics(guarded):
     _, client = guarded(token=TOKEN, protect_reads=True)
     bearer = {"Authorization": f"Bearer {TOKEN}"}
-    for path in ("/api/logs", "/api/batches", "/api/chart", "/metrics"):
+    for path in ("/api/logs", "/api/batches", "/api/chart", "/api/dataset", "/metrics"):
         assert client.get(path).status_code == 401, path
         assert client.get(path, headers=bearer).status_code == 200, path
     assert client.get("/api/health").status_code == 200  # the state stays readable

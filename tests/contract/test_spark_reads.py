@@ -95,3 +95,14 @@ def test_a_spark_file_stream_takes_every_batch_exactly_once(spark, make_config, 
     on_disk = sorted(json.loads(line).get("event_id") or "" for b in (data / "raw/events").iterdir()
                      for line in (b / "events.jsonl").read_text().splitlines())
     assert sorted(row[0] or "" for row in read.select("event_id").collect()) == on_disk
+
+
+def test_the_dashboard_spark_snippet_runs(spark, bronze):
+    from app.core.schema import read_snippets
+
+    data = bronze["production"]
+    scope = {"spark": spark}
+    exec(read_snippets(str(data), "batch")["spark"], scope)  # noqa: S102 - run as a user pastes it
+    for stream in ("events", "companies"):
+        assert scope[stream].count() == expected_rows(data, stream)
+        assert dict(scope[stream].dtypes)[TIME_COLUMN[stream]] == "timestamp"

@@ -36,6 +36,14 @@ def test_dashboard_live_controls_and_filters(service_process, browser):
     page.wait_for_function(f"Number(document.querySelector('[data-testid=events-count]').textContent) > {before}",
                            timeout=5_000)  # the counter moves while we watch
     page.wait_for_function("document.querySelectorAll('#batches tbody tr').length > 0")
+
+    # where the data is, and a read snippet for the chosen engine (the snippets themselves run in test_api)
+    data_dir = api(process, "/api/dataset")[1]["data_dir"]
+    page.wait_for_function("document.querySelector('[data-testid=data-dir]').textContent !== '–'")
+    assert page.text_content("[data-testid=data-dir]") == data_dir
+    assert f"read_json('{data_dir}/raw/events/*/events.jsonl'" in page.text_content("[data-testid=snippet]")
+    page.select_option("[data-testid=engine]", "spark")
+    assert "spark.read.schema" in page.text_content("[data-testid=snippet]")
     page.wait_for_timeout(1500)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)

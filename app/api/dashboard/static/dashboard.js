@@ -210,6 +210,31 @@ function listen() {
   source.onopen = () => setOnline(true);
 }
 
+// Where the data is and a typed read of it, for the engine chosen (from /api/dataset, once).
+async function refreshDataset() {
+  try {
+    state.dataset = await api("/api/dataset");
+    $("data-dir").textContent = state.dataset.data_dir;
+    $("data-layout").textContent = state.dataset.layout;
+    $("schemas-dir").textContent = state.dataset.schemas_dir;
+    renderSnippet();
+  } catch (error) { setTimeout(refreshDataset, 3000); }
+}
+
+function renderSnippet() {
+  if (state.dataset) $("snippet").textContent = state.dataset.snippets[$("engine").value];
+}
+
+async function copySnippet() {
+  try {
+    await navigator.clipboard.writeText($("snippet").textContent);
+    showMessage("snippet copied");
+  } catch (error) {  // no clipboard permission (plain http on another host): select it instead
+    window.getSelection().selectAllChildren($("snippet"));
+    showMessage("snippet selected: press Ctrl+C to copy");
+  }
+}
+
 async function control(action) {
   if (action === "clean" && !window.confirm("Remove every batch fleetgen wrote in the data directory? This cannot be undone.")) {
     return;
@@ -228,8 +253,10 @@ $("pause").addEventListener("click", () => control("pause"));
 $("resume").addEventListener("click", () => control("resume"));
 $("clean").addEventListener("click", () => control("clean"));
 $("level").addEventListener("change", refreshLogs);
+$("engine").addEventListener("change", renderSnippet);
+$("copy-snippet").addEventListener("click", copySnippet);
 $("auth").addEventListener("submit", saveToken);
-refreshHealth(); refreshBatches(); refreshLogs(); refreshChart(); listen();
+refreshHealth(); refreshBatches(); refreshLogs(); refreshChart(); refreshDataset(); listen();
 setInterval(refreshHealth, 1000);
 setInterval(renderHealth, 250);
 setInterval(refreshBatches, 3000);
