@@ -543,6 +543,9 @@ def _roster_of(batch: CompanyBatch) -> NewCompanies:
 
 def describe_dataset(config: Config) -> str:
     snapshot = yaml.safe_dump(config.snapshot(), sort_keys=False)
+    hive = config.output.layout == "hive"
+    folder = "date=<YYYY-MM-DD>/hour=<HH>/batch_id=<batch_id>" if hive else "<batch_id>"
+    glob = "*/*/*" if hive else "*"
     return f"""# fleetgen dataset
 
 Synthetic fleet-telematics data written by fleetgen. Every batch is a pure function of the
@@ -553,14 +556,15 @@ seed, the stream, the window, the roster before the window and this configuratio
 - company interval: {format_duration(config.active_company_interval)}
 - driver interval: {format_duration(config.active_driver_interval)}
 
-## Layout
+## Layout ({config.output.layout})
 
-- `raw/companies/<batch_id>/companies.jsonl`, `raw/events/<batch_id>/events.jsonl`: records
-- `raw/<stream>/<batch_id>/_batch_meta.json`: counts, window, checksums
-- `raw/<stream>/<batch_id>/_issues.ndjson`: injected defects, when any (JSON Lines)
-- only the record files end in `.jsonl` without a leading `_`: `raw/events/*/*.jsonl` reads records only
-- `raw/<stream>/<batch_id>/_SUCCESS`: written last; a batch without it is not complete
+- `raw/companies/{folder}/companies.jsonl`, `raw/events/{folder}/events.jsonl`: records
+- `raw/<stream>/{folder}/_batch_meta.json`: counts, window, checksums
+- `raw/<stream>/{folder}/_issues.ndjson`: injected defects, when any (JSON Lines)
+- only the record files end in `.jsonl` without a leading `_`: `raw/events/{glob}/*.jsonl` reads records only
+- `raw/<stream>/{folder}/_SUCCESS`: written last; a batch without it is not complete
 - `batch_id` is the window start in UTC, `YYYYMMDDTHHMMSSZ`
+- `manifests/schemas/`: the record schemas for JSON Schema, Spark, DuckDB, Polars and Arrow
 
 ## Configuration snapshot
 

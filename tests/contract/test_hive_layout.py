@@ -113,3 +113,15 @@ def test_a_data_directory_keeps_one_layout_and_clean_removes_either(hive, tmp_pa
     report = json.loads(capsys.readouterr().out)
     assert report["removed_batches"] == len(record_counts(hive, "events")) + len(record_counts(hive, "companies"))
     assert list((data / "raw/events").iterdir()) == [] and list((data / "raw/companies").iterdir()) == []
+
+
+def test_expect_reads_the_layout_from_the_dataset_and_gives_the_same_tables(hive, bronze, tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    for name, data in (("hive", hive), ("batch", bronze["production"])):
+        assert main(["expect", "--data-dir", str(data), "--out", str(tmp_path / name)]) == 0
+    capsys.readouterr()
+    for table in ("silver/events", "silver/companies", "gold/deliveries_per_company_day"):
+        assert pq.read_table(tmp_path / "hive" / f"{table}.parquet").equals(
+            pq.read_table(tmp_path / "batch" / f"{table}.parquet")), table
+    assert "## Layout (hive)" in (hive / "manifests/dataset.md").read_text()
