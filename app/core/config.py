@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from app.core.errors import ConfigError
+from app.core.workday import max_rate_per_window, mean_deliveries
 
 MODE_ENV_VAR = "FLEETGEN_MODE"
 # Peak memory of a production driver batch, measured by `fleetgen bench` (~200 MB for 1 M events).
@@ -160,7 +161,8 @@ class CompaniesConfig(StrictModel):
 
 class EventsConfig(StrictModel):
     event_type_weights: dict[EventType, float] = _weights_field(EVENT_TYPES, (0.40, 0.35, 0.25))
-    location_spread_degrees: float = Field(1.5, ge=0.0, le=20.0)
+    location_spread_degrees: float = Field(1.5, ge=0.0, le=20.0)  # emulated mode's scatter around the depot
+    trucks_per_driver: float = Field(1.1, ge=1.0, le=10.0)  # a company's fleet: ceil(drivers × this), ≤ 9999
 
     @model_validator(mode="after")
     def _weights_usable(self) -> EventsConfig:
@@ -300,14 +302,14 @@ class Config(StrictModel):
         """The same settings in another mode, checked again (production may not fit where emulated does)."""
         emulated = self.emulated_mode.model_copy(update={"enabled": mode == "emulated"})
         switched = self.model_copy(update={"emulated_mode": emulated})
-        problem = memory_problem(switched)
+        problem = memory_problem(switched) or shift_problem(switched)
         if problem:
             raise ConfigError([f"in {mode} mode: {problem}"])
         return switched
 
     @model_validator(mode="after")
     def _fits_in_memory(self) -> Config:
-        problem = memory_problem(self)
+        problem = memory_problem(self) or shift_problem(self)
         if problem:
             raise ValueError(problem)
         return self
@@ -351,6 +353,20 @@ def memory_problem(config: Config) -> str | None:
             f"{config.drivers_per_company:,} × {config.event_rate_per_driver:g} ≈ {events:,.0f} events per driver "
             f"window, about {needed / 2**30:,.1f} GiB to generate in memory; this machine allows "
             f"{available / 2**30:,.1f} GiB (half of its RAM): lower one of them")
+
+
+def shift_problem(config: Config) -> str | None:
+    """Why production drivers cannot make ``event_rate_per_driver`` events per window within their shifts."""
+    if config.emulated_mode.enabled:
+        return None
+    weights = [config.events.event_type_weights.get(t, 0.0) for t in EVENT_TYPES]
+    window_s = int(config.driver_event_interval.total_seconds())
+    limit = max_rate_per_window(window_s, mean_deliveries(weights))
+    if config.event_rate_per_driver <= limit:
+        return None
+    return (f"event_rate_per_driver: {config.event_rate_per_driver:g} events per driver per "
+            f"{format_duration(config.driver_event_interval)} is more than a driver's 8-10 hour shift holds "
+            f"(at most {limit:,.1f}: a stop every 2 s); lower it or shorten driver_event_interval")
 
 
 def physical_memory_bytes() -> int:

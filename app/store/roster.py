@@ -109,4 +109,4 @@ class RosterRows:
         """Companies of windows that closed at or before ``moment_s`` (views, no copy)."""
         count = int(np.searchsorted(self._batch_end[:self.size], moment_s, side="right"))
         return DriverPool(self._company_uuid[:count], self._geography[:count], self._drivers_count[:count],
-                          self._active[:count], self._active_drivers_end[:count])
+                          self._active[:count], self._active_drivers_end[:count], self._batch_end[:count])

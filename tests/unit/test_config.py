@@ -51,11 +51,13 @@ def test_active_properties_follow_the_mode():
 
 @pytest.mark.parametrize("text", ["PT1H30M", "PT10S", "P1D", "PT1S"])
 def test_durations_accepted(text):
-    config = parse_config(f"driver_event_interval: {text}")
+    config = parse_config(f"driver_event_interval: {text}\nevent_rate_per_driver: 0.1")
     assert config.driver_event_interval.total_seconds() >= 1
 
 
 BAD_CONFIGS = {
+    "more events than a shift holds": ("driver_event_interval: PT1S", [
+        "event_rate_per_driver: 3.5 events per driver per PT1S", "8-10 hour shift", "at most 0.5"]),
     "unknown key": ("quality_injection: {corruption_rate: 0.1}", ["quality_injection.corruption_rate",
                                                                   "did you mean `error_rate`"]),
     "unknown top-level key": ("corruption_rate: 0.1", ["corruption_rate", "quality_injection.error_rate"]),

@@ -11,7 +11,9 @@ from app.core.generation import geography as geo
 from app.core.generation import render as r
 from app.core.generation.columns import ColumnBatch, DefectTarget
 from app.core.generation.corruptions import malformed_timestamps, outside_window
+from app.core.generation.itinerary import Fleet, window_events
 from app.core.timeline import Window
+from app.core.workday import mean_deliveries, slot_seconds
 
 EVENT_TYPE_TEXT = r.pool(EVENT_TYPES)
 INVALID_EVENT_TYPES = r.pool(["START_DRIVING", "unknown", "parked", "deliverd", "", "stop"])
@@ -26,6 +28,7 @@ class Roster:
     company_uuid: np.ndarray  # (m, 16) uint8
     geography: np.ndarray  # (m,) uint8
     drivers_count: np.ndarray  # (m,) int32
+    since_s: np.ndarray | None = None  # (m,) int64: end of the window that onboarded each company
 
     @property
     def size(self) -> int:
@@ -34,6 +37,9 @@ class Roster:
     @classmethod
     def empty(cls) -> Roster:
         return cls(np.zeros((0, 16), np.uint8), np.zeros(0, np.uint8), np.zeros(0, np.int32))
+
+    def onboarded_by(self) -> np.ndarray:
+        return self.since_s if self.since_s is not None else np.zeros(self.size, np.int64)
 
     def depots(self) -> tuple[np.ndarray, np.ndarray]:
         """Each company's home base inside its region, derived from its id (no extra state)."""
@@ -60,12 +66,13 @@ class DriverPool:
     drivers_count: np.ndarray  # (m,) int32
     active: np.ndarray  # (m,) bool
     active_drivers_end: np.ndarray  # (m,) int64
+    since_s: np.ndarray | None = None  # (m,) int64: end of the window that onboarded each company
 
     @classmethod
     def of(cls, roster: Roster) -> DriverPool:
         """Every company of ``roster`` active (tests and benchmarks build rosters directly)."""
         return cls(roster.company_uuid, roster.geography, roster.drivers_count,
-                   np.ones(roster.size, bool), np.cumsum(roster.drivers_count, dtype=np.int64))
+                   np.ones(roster.size, bool), np.cumsum(roster.drivers_count, dtype=np.int64), roster.since_s)
 
     @property
     def total_drivers(self) -> int:
@@ -74,7 +81,8 @@ class DriverPool:
     def compact(self) -> Roster:
         """The active companies as a roster of their own (O(companies): production batches)."""
         keep = self.active
-        return Roster(self.company_uuid[keep], self.geography[keep], self.drivers_count[keep])
+        since = self.since_s[keep] if self.since_s is not None else None
+        return Roster(self.company_uuid[keep], self.geography[keep], self.drivers_count[keep], since)
 
     def locate(self, drivers: np.ndarray) -> tuple[Roster, np.ndarray, np.ndarray]:
         """For global active-driver indices: the roster of just the companies they belong to, each
@@ -98,6 +106,7 @@ class EventBatch(ColumnBatch):
     timestamp_ms: np.ndarray  # int64
     lat: np.ndarray  # int32, degrees * COORD_SCALE
     lon: np.ndarray
+    truck: np.ndarray | None = None  # int16 truck number within the company; None: the driver's number
 
     fields = ("event_id", "company_id", "driver_id", "truck_id", "event_type", "event_timestamp", "location")
     id_field = "event_id"
@@ -129,7 +138,8 @@ class EventBatch(ColumnBatch):
             out[:, 0:5] = np.frombuffer(b'"DRV-' if field == "driver_id" else b'"TRK-', np.uint8)
             out[:, 5:17] = r.pick(self._company_column("tag"), company)
             out[:, 17] = ord("-")
-            out[:, 18:22] = r.zero_padded(self.driver[rows], 4)
+            numbers = self.driver if field == "driver_id" or self.truck is None else self.truck
+            out[:, 18:22] = r.zero_padded(numbers[rows], 4)
             out[:, 22] = ord('"')
             return out
         if field == "event_type":
@@ -144,6 +154,8 @@ class EventBatch(ColumnBatch):
         for column in (self.event_uuid, self.company, self.driver, self.event_type,
                        self.timestamp_ms, self.lat, self.lon):
             column[dst] = column[src]
+        if self.truck is not None:
+            self.truck[dst] = self.truck[src]
 
     @classmethod
     def defect_targets(cls) -> dict[str, list[DefectTarget]]:
@@ -201,41 +213,45 @@ def _bad_longitude(batch: EventBatch, rows: np.ndarray, rng: np.random.Generator
 
 def pick_drivers(config: Config, pool: DriverPool,
                  rng: np.random.Generator) -> tuple[Roster, np.ndarray, np.ndarray]:
-    """The batch's roster and, per event in row order, its company (index into that roster) and
-    driver number. Emulated: a drawn count of uniformly chosen drivers, O(events), whatever the roster
-    size. Production: Poisson(rate) events per driver of every active company, shuffled."""
-    total_drivers = pool.total_drivers
-    if total_drivers == 0:
+    """Emulated mode: a drawn count of uniformly chosen drivers, O(events) whatever the roster size; the
+    batch's roster and, per event in row order, its company (index into that roster) and driver number."""
+    if pool.total_drivers == 0:
         return Roster.empty(), np.zeros(0, np.int32), np.zeros(0, np.int16)
-    if config.emulated_mode.enabled:
-        em = config.emulated_mode
-        count = int(rng.integers(em.events_per_batch_min, em.events_per_batch_max + 1))
-        return pool.locate(rng.integers(0, total_drivers, count))
-    roster = pool.compact()
-    per_driver = rng.poisson(config.event_rate_per_driver, total_drivers)
-    # int32 halves the shuffle's memory traffic; past 2**31 drivers the indices need int64
-    indices = np.arange(total_drivers, dtype=np.int32 if total_drivers < 2**31 else np.int64)
-    drivers: np.ndarray = np.repeat(indices, per_driver)
-    rng.shuffle(drivers)
-    company_of_driver = np.repeat(np.arange(roster.size, dtype=np.int32), roster.drivers_count)
-    first_driver = np.concatenate([np.zeros(1, np.int64), np.cumsum(roster.drivers_count, dtype=np.int64)[:-1]])
-    number_of_driver = (np.arange(total_drivers, dtype=np.int64)
-                        - first_driver[company_of_driver] + 1).astype(np.int16)
-    return roster, np.take(company_of_driver, drivers), np.take(number_of_driver, drivers)
+    em = config.emulated_mode
+    count = int(rng.integers(em.events_per_batch_min, em.events_per_batch_max + 1))
+    return pool.locate(rng.integers(0, pool.total_drivers, count))
 
 
 def generate_events(config: Config, window: Window, roster: DriverPool | Roster,
                     rng: np.random.Generator) -> EventBatch:
     """Driver events inside ``window``, sorted by time, for drivers of ``roster``."""
     pool = roster if isinstance(roster, DriverPool) else DriverPool.of(roster)
+    weights = np.array([config.events.event_type_weights.get(t, 0.0) for t in EVENT_TYPES])
+    if not config.emulated_mode.enabled:
+        return _itinerary_events(config, window, pool.compact(), weights, rng)
     roster, company, driver = pick_drivers(config, pool, rng)
     count = len(company)
     timestamps = sorted_instants(rng, window, count)
-    weights = np.array([config.events.event_type_weights.get(t, 0.0) for t in EVENT_TYPES])
     event_type = weighted_codes(rng, weights, count)
     lat, lon = _locations(config, roster, company, rng)
     event_uuid = r.uuid4_bytes(r.random_bytes(rng, count, 16))
     return EventBatch(window, roster, event_uuid, company, driver, event_type, timestamps, lat, lon)
+
+
+def _itinerary_events(config: Config, window: Window, roster: Roster, weights: np.ndarray,
+                      rng: np.random.Generator) -> EventBatch:
+    """Production: each driver's shift, legs, stops and deliveries inside the window (see itinerary)."""
+    deliveries = mean_deliveries([float(w) for w in weights])
+    slot = slot_seconds(config.event_rate_per_driver, window.end_s - window.start_s, deliveries)
+    fleet = Fleet(roster.company_uuid, roster.geography, roster.drivers_count, roster.onboarded_by())
+    boxes = (geo.LAT_MIN, geo.LAT_MAX, geo.LON_MIN, geo.LON_MAX)
+    day = window_events(config.seed, fleet, window, slot, deliveries, config.events.trucks_per_driver, boxes)
+    count = len(day.timestamp_ms)
+    event_uuid = r.uuid4_bytes(r.random_bytes(rng, count, 16))
+    lat = np.rint(day.lat * COORD_SCALE).astype(np.int32)
+    lon = np.rint(day.lon * COORD_SCALE).astype(np.int32)
+    return EventBatch(window, roster, event_uuid, day.company, day.driver, day.event_type, day.timestamp_ms,
+                      lat, lon, truck=day.truck)
 
 
 def weighted_codes(rng: np.random.Generator, weights: np.ndarray, count: int) -> np.ndarray:

@@ -1,0 +1,241 @@
+"""Production driver events that tell a story: shifts, legs, stops and deliveries.
+
+Each driver's day is a pure function of (seed, company, driver, local day), so the events of any window
+are the itinerary events that fall inside it, computed column-wise for the window alone: live,
+catch-up, ``generate`` and ``backfill`` give the same bytes, and consecutive windows continue each
+driver's sequence.
+
+The model, per driver and local day (the company region's standard time):
+- a shift starts between 06:00 and 10:00 and lasts 8 to 10 hours, if the company was onboarded by then;
+- the shift is cut into slots of equal length ``slot``; in slot k the driver leaves the previous stop
+  (``start_driving``, OFF or STOPPED → DRIVING), drives for 40–60 % of the slot, reaches stop k
+  (``stopped_driving``, DRIVING → STOPPED) and makes 0–2 deliveries there (``delivered``, while STOPPED);
+  the shift ends after the last slot, STOPPED;
+- stops lie along a loop around the company's depot (a route centre moving at ``ROUTE_SPEED_KMH``) with a
+  small scatter, so a leg never needs more than ``3·route speed + 5·scatter/slot`` (≤ 110 km/h) and a
+  driver does not move while stopped; depots sit ``DEPOT_MARGIN_DEG`` inside the region's box, further
+  than any route reaches, so every position stays inside it;
+- the slot length makes the expected events per driver per day equal ``event_rate_per_driver`` times
+  the driver windows in a day: the volume follows the local working day, its daily mean the configured
+  rate;
+- each company has ``ceil(drivers × trucks_per_driver)`` trucks; a driver drives one truck per shift,
+  given by a per-company rotation that changes weekly, so two drivers never share a truck on a day.
+
+Random values come from a counter-based hash of (seed, company, driver, day, slot, purpose), which
+gives any slot's values without generating the ones before it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.core.timeline import Window
+from app.core.workday import (
+    DAY_S,
+    MAX_DELIVERIES,
+    SHIFT_LENGTH_MIN_H,
+    SHIFT_LENGTH_SPAN_H,
+    SHIFT_START_MIN_H,
+    SHIFT_START_SPAN_H,
+)
+
+# Region standard time offsets from UTC (hours), in the order of geography.REGIONS: US, EU, SA, AUS.
+REGION_UTC_OFFSET_H = np.array([-6, 1, -3, 10], np.int64)
+DRIVE_SHARE_MIN, DRIVE_SHARE_SPAN = 0.40, 0.20  # of a slot
+DEPART_SHARE = 0.05  # a slot starts with a short wait at the stop
+DELIVERY_STEP_SHARE = 0.08  # deliveries follow the stop by this share of a slot each
+ROUTE_SPEED_KMH = 20.0
+ROUTE_RADIUS_KM = (5.0, 15.0)
+SCATTER_KMH = 10.0  # stop scatter radius = this speed × the slot, at most MAX_SCATTER_KM
+MAX_SCATTER_KM = 0.3
+DEPOT_MARGIN_DEG = 1.0  # > (2 × max route radius + scatter) in degrees of longitude at 59°
+KM_PER_DEG = 111.195
+WEEK_DAYS = 7
+
+_PURPOSES = ("shift_start", "shift_length", "route_phase", "route_radius", "route_turn", "depart",
+             "drive", "deliveries", "scatter_angle", "scatter_radius", "trucks")
+PURPOSE = {name: index + 1 for index, name in enumerate(_PURPOSES)}
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The active companies a window's events come from."""
+
+    company_uuid: np.ndarray  # (m, 16) uint8
+    geography: np.ndarray  # (m,) uint8, index into REGIONS
+    drivers_count: np.ndarray  # (m,) int32
+    since_s: np.ndarray  # (m,) int64: a company's drivers work from the first shift starting at or after it
+
+
+@dataclass(frozen=True)
+class Itinerary:
+    """One window's events, in time order (ties by company, driver and sequence)."""
+
+    company: np.ndarray  # int32 index into the fleet
+    driver: np.ndarray  # int16 driver number, from 1
+    truck: np.ndarray  # int16 truck number, from 1
+    event_type: np.ndarray  # uint8: 0 start_driving, 1 stopped_driving, 2 delivered
+    timestamp_ms: np.ndarray  # int64
+    lat: np.ndarray  # float64 degrees
+    lon: np.ndarray  # float64 degrees
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, elementwise on uint64 (wrapping arithmetic)."""
+    z = values + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    mixed: np.ndarray = z ^ (z >> np.uint64(31))
+    return mixed
+
+
+def _uniform(key: np.ndarray, purpose: str) -> np.ndarray:
+    """A uniform in [0, 1) per key, independent for each purpose."""
+    bits = _mix(key ^ _mix(np.full(1, PURPOSE[purpose], np.uint64)))
+    out: np.ndarray = (bits >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    return out
+
+
+def _key(*parts: np.ndarray) -> np.ndarray:
+    """Chain-hash integer columns into one uint64 key per row."""
+    key = np.zeros(len(parts[0]), np.uint64)
+    for part in parts:
+        key = _mix(key ^ part.astype(np.uint64))
+    return key
+
+
+def company_keys(seed: int, company_uuid: np.ndarray) -> np.ndarray:
+    """A 64-bit key per company from the seed and its id."""
+    low = np.ascontiguousarray(company_uuid[:, 8:16]).view(np.uint64).ravel()
+    high = np.ascontiguousarray(company_uuid[:, 0:8]).view(np.uint64).ravel()
+    return _key(np.full(len(low), seed & 0xFFFFFFFFFFFFFFFF, np.uint64), high, low)
+
+
+def depots(fleet: Fleet, lat_min: np.ndarray, lat_max: np.ndarray, lon_min: np.ndarray,
+           lon_max: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each company's depot, from its id, inside its region's box shrunk by DEPOT_MARGIN_DEG."""
+    fractions = fleet.company_uuid[:, 10:16].astype(np.float64)
+    u_lat = (fractions[:, 0] * 256 + fractions[:, 1] + fractions[:, 2] / 256) / 65536
+    u_lon = (fractions[:, 3] * 256 + fractions[:, 4] + fractions[:, 5] / 256) / 65536
+    g = fleet.geography
+    low_lat, high_lat = lat_min[g] + DEPOT_MARGIN_DEG, lat_max[g] - DEPOT_MARGIN_DEG
+    low_lon, high_lon = lon_min[g] + DEPOT_MARGIN_DEG, lon_max[g] - DEPOT_MARGIN_DEG
+    lat: np.ndarray = low_lat + u_lat * (high_lat - low_lat)
+    lon: np.ndarray = low_lon + u_lon * (high_lon - low_lon)
+    return lat, lon
+
+
+def window_events(seed: int, fleet: Fleet, window: Window, slot_s: float, deliveries: float,
+                  trucks_per_driver: float, boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+                  ) -> Itinerary:
+    """Every itinerary event of ``fleet`` inside ``window``, in time order."""
+    t0, t1 = window.start_s, window.end_s
+    if fleet.drivers_count.size == 0 or not np.isfinite(slot_s):
+        return _empty()
+    # one row per (company, driver, local day) whose shift could touch the window
+    drivers_total = int(fleet.drivers_count.sum())
+    company = np.repeat(np.arange(len(fleet.drivers_count), dtype=np.int64), fleet.drivers_count)
+    first = np.cumsum(fleet.drivers_count, dtype=np.int64) - fleet.drivers_count
+    driver = np.arange(drivers_total, dtype=np.int64) - np.repeat(first, fleet.drivers_count) + 1
+    offset_s = REGION_UTC_OFFSET_H[fleet.geography.astype(np.int64)] * 3600
+    # A shift starts and ends on its local day (06:00 at the earliest, 20:00 at the latest), so the local
+    # days the window touches are the only ones with events in it.
+    first_day = (t0 + offset_s[company]) // DAY_S
+    span = (t1 - 1 - t0) // DAY_S + 2
+    company = np.tile(company, span)
+    driver = np.tile(driver, span)
+    day = np.concatenate([first_day + step for step in range(span)])
+    ckeys = company_keys(seed, fleet.company_uuid)
+    day_key = _key(ckeys[company], driver.astype(np.uint64), day.astype(np.uint64))
+    local_midnight = day * DAY_S - offset_s[company]
+    start = local_midnight + (SHIFT_START_MIN_H + SHIFT_START_SPAN_H * _uniform(day_key, "shift_start")) * 3600
+    length = (SHIFT_LENGTH_MIN_H + SHIFT_LENGTH_SPAN_H * _uniform(day_key, "shift_length")) * 3600
+    slots = np.rint(length / slot_s).astype(np.int64)
+    end = start + slots * slot_s
+    live = (end > t0 - slot_s) & (start < t1) & (start >= fleet.since_s[company]) & (slots > 0)
+    rows = np.flatnonzero(live)
+    company, driver, day, day_key = company[rows], driver[rows], day[rows], day_key[rows]
+    start, slots = start[rows], slots[rows]
+    # the slots of each shift that can hold an event of the window (a slot's events lie inside it)
+    first_slot = np.clip(np.floor((t0 - start) / slot_s).astype(np.int64), 0, slots)
+    last_slot = np.clip(np.floor((t1 - start) / slot_s).astype(np.int64) + 1, 0, slots)
+    counts = last_slot - first_slot
+    shift_of = np.repeat(np.arange(len(rows), dtype=np.int64), counts)
+    slot = first_slot[shift_of] + np.arange(len(shift_of), dtype=np.int64) - np.repeat(
+        np.cumsum(counts) - counts, counts)
+    return _events(seed, fleet, window, slot_s, deliveries, trucks_per_driver, boxes, company[shift_of],
+                   driver[shift_of], day[shift_of], day_key[shift_of], start[shift_of], slot, ckeys)
+
+
+def _events(seed: int, fleet: Fleet, window: Window, slot_s: float, deliveries: float,
+            trucks_per_driver: float, boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+            company: np.ndarray, driver: np.ndarray, day: np.ndarray, day_key: np.ndarray,
+            shift_start: np.ndarray, slot: np.ndarray, ckeys: np.ndarray) -> Itinerary:
+    slot_key = _key(day_key, slot.astype(np.uint64))
+    begin = shift_start + slot * slot_s
+    depart = begin + DEPART_SHARE * slot_s
+    arrive = depart + (DRIVE_SHARE_MIN + DRIVE_SHARE_SPAN * _uniform(slot_key, "drive")) * slot_s
+    share = deliveries / MAX_DELIVERIES  # each of two chances delivers with this probability
+    made = ((_uniform(slot_key, "deliveries") < share).astype(np.int64)
+            + (_uniform(_mix(slot_key), "deliveries") < share).astype(np.int64))
+    # stop k and the stop before it (slot -1: where the shift begins, on the route at its start)
+    lat_k, lon_k = _stop(seed, fleet, boxes, company, day_key, shift_start, slot, slot_s, ckeys)
+    lat_p, lon_p = _stop(seed, fleet, boxes, company, day_key, shift_start, slot - 1, slot_s, ckeys)
+    truck = _trucks(fleet, company, driver, day, ckeys, trucks_per_driver)
+    per_slot = 2 + made
+    rows = np.repeat(np.arange(len(slot), dtype=np.int64), per_slot)
+    seq = np.arange(len(rows), dtype=np.int64) - np.repeat(np.cumsum(per_slot) - per_slot, per_slot)
+    event_type = np.minimum(seq, 2).astype(np.uint8)
+    seconds = np.where(seq == 0, depart[rows], arrive[rows] + np.maximum(seq - 1, 0) * DELIVERY_STEP_SHARE * slot_s)
+    at_previous = seq == 0
+    lat = np.where(at_previous, lat_p[rows], lat_k[rows])
+    lon = np.where(at_previous, lon_p[rows], lon_k[rows])
+    millis = np.floor(seconds * 1000).astype(np.int64)
+    inside = (millis >= window.start_s * 1000) & (millis < window.end_s * 1000)
+    keep = np.flatnonzero(inside)
+    order = keep[np.argsort(millis[keep], kind="stable")]  # rows are in (company, driver, slot, seq) order
+    source = rows[order]
+    return Itinerary(company[source].astype(np.int32), driver[source].astype(np.int16),
+                     truck[source].astype(np.int16), event_type[order], millis[order], lat[order], lon[order])
+
+
+def _stop(seed: int, fleet: Fleet, boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+          company: np.ndarray, day_key: np.ndarray, shift_start: np.ndarray, slot: np.ndarray, slot_s: float,
+          ckeys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where stop ``slot`` of a shift is: on the route loop at the slot's arrival-ish time, scattered."""
+    depot_lat, depot_lon = depots(fleet, *boxes)
+    radius = ROUTE_RADIUS_KM[0] + (ROUTE_RADIUS_KM[1] - ROUTE_RADIUS_KM[0]) * _uniform(day_key, "route_radius")
+    phase = 2 * np.pi * _uniform(day_key, "route_phase")
+    turn = np.where(_uniform(day_key, "route_turn") < 0.5, -1.0, 1.0)
+    hours = np.maximum(slot + 0.5, 0.0) * slot_s / 3600  # the route time of the stop (slot -1: the start)
+    angle = phase + turn * ROUTE_SPEED_KMH * hours / radius
+    north = radius * (np.sin(angle) - np.sin(phase))
+    east = radius * (np.cos(angle) - np.cos(phase))
+    scatter = min(MAX_SCATTER_KM, SCATTER_KMH * slot_s / 3600)
+    key = _key(day_key, (slot + 1).astype(np.uint64))
+    distance = scatter * np.sqrt(_uniform(key, "scatter_radius"))
+    direction = 2 * np.pi * _uniform(key, "scatter_angle")
+    north = north + distance * np.sin(direction)
+    east = east + distance * np.cos(direction)
+    lat = depot_lat[company] + north / KM_PER_DEG
+    lon = depot_lon[company] + east / (KM_PER_DEG * np.cos(np.radians(depot_lat[company])))
+    return lat, lon
+
+
+def _trucks(fleet: Fleet, company: np.ndarray, driver: np.ndarray, day: np.ndarray, ckeys: np.ndarray,
+            trucks_per_driver: float) -> np.ndarray:
+    """Truck of each driver's shift: a per-company weekly rotation over the fleet (one driver per truck)."""
+    drivers = fleet.drivers_count[company].astype(np.int64)
+    fleet_size = np.minimum(np.ceil(drivers * trucks_per_driver).astype(np.int64), np.maximum(drivers, 9999))
+    week = np.floor_divide(day, WEEK_DAYS)
+    rotation = (_mix(ckeys[company] ^ _mix(week.astype(np.uint64))) % fleet_size.astype(np.uint64)).astype(np.int64)
+    trucks: np.ndarray = (driver - 1 + rotation) % fleet_size + 1
+    return trucks
+
+
+def _empty() -> Itinerary:
+    none = np.zeros(0, np.int64)
+    return Itinerary(none.astype(np.int32), none.astype(np.int16), none.astype(np.int16), none.astype(np.uint8),
+                     none, none.astype(np.float64), none.astype(np.float64))

@@ -1,0 +1,222 @@
+"""Production events tell a true story (issue #13): per driver, OFF → DRIVING → STOPPED with deliveries
+only while stopped, no teleporting, still while stopped, inside the region, one truck per shift and
+never two drivers in one truck; the day's volume follows the configured rate; and every path (window
+by window with a restart, catch-up, backfill) writes the same bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import defaultdict
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from app.core.generation import geography as geo
+from app.core.generation import itinerary as it
+from app.core.timeline import Window
+from app.core.workday import mean_deliveries, slot_seconds
+from app.service.pipeline import Pipeline
+from app.store import Store
+from tests.conftest import utc
+
+DAY_BEFORE, DAY, DAY_AFTER = utc(2026, 11, 24), utc(2026, 11, 25), utc(2026, 11, 26)
+SHIFT_GAP_S = 4 * 3600  # longer without an event: the shift ended (OFF)
+REGION = {code: index for index, code in enumerate(geo.CODES)}
+
+
+def small_fleet(make_config, **extra):
+    return make_config(number_of_companies=5, drivers_per_company=4, event_rate_per_driver=3.5,
+                       company_onboarding_interval="P1D", companies={"active_probability": 1.0},
+                       quality_injection={"enabled": True, "error_rate": 0.1}, **extra)
+
+
+def backfill(config, start, end):
+    store = Store.for_config(config)
+    try:
+        Pipeline(config, store).backfill(start, end)
+    finally:
+        store.close()
+
+
+def clean_records(data_dir, stream):
+    """Records without an injected defect (duplicates too: they repeat a clean line), in file order."""
+    for batch in sorted((data_dir / "raw" / stream).iterdir()):
+        log = batch / "_issues.ndjson"
+        touched = {json.loads(line)["line"] for line in log.read_text().splitlines()} if log.exists() else set()
+        for number, line in enumerate((batch / f"{stream}.jsonl").read_text().splitlines(), start=1):
+            if number not in touched:
+                yield batch.name, json.loads(line)
+
+
+def km(a, b) -> float:
+    lat1, lon1, lat2, lon2 = map(math.radians, (a["lat"], a["lon"], b["lat"], b["lon"]))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * 6371.0 * math.asin(math.sqrt(h))
+
+
+def seconds(text: str) -> float:
+    return (np.datetime64(text.rstrip("Z"), "ms").astype(np.int64)) / 1000
+
+
+@pytest.fixture(scope="module")
+def two_days(tmp_path_factory):
+    """Two days of a small production fleet: the truth (no defects) and the same with 10 % defects."""
+    from app.core.config import Config
+
+    made = {}
+    for name, rate in (("truth", 0.0), ("defects", 0.1)):
+        config = Config.model_validate({
+            "seed": 42, "output": {"data_dir": str(tmp_path_factory.mktemp(name) / "data")},
+            "number_of_companies": 5, "drivers_per_company": 4, "event_rate_per_driver": 3.5,
+            "company_onboarding_interval": "P1D", "companies": {"active_probability": 1.0},
+            "quality_injection": {"enabled": rate > 0, "error_rate": rate}})
+        backfill(config, DAY_BEFORE, DAY_AFTER)
+        made[name] = config.output.data_dir
+    return made
+
+
+def test_defects_sit_on_top_of_the_story_a_clean_record_is_a_true_one(two_days):
+    truth, defects = two_days["truth"], two_days["defects"]
+    batches = sorted(p.name for p in (truth / "raw/events").iterdir())
+    touched_total = 0
+    for batch in batches:
+        true_lines = (truth / "raw/events" / batch / "events.jsonl").read_text().splitlines()
+        lines = (defects / "raw/events" / batch / "events.jsonl").read_text().splitlines()
+        log = defects / "raw/events" / batch / "_issues.ndjson"
+        touched = {json.loads(x)["line"] for x in log.read_text().splitlines()} if log.exists() else set()
+        touched_total += len(touched)
+        assert len(lines) == len(true_lines)
+        assert all(lines[n - 1] == true_lines[n - 1] for n in range(1, len(lines) + 1) if n not in touched), batch
+    assert touched_total > 100
+
+
+def test_every_driver_follows_the_rules_across_all_windows(two_days):
+    data = two_days["truth"]
+    region = {c["company_id"]: c["geography"] for _, c in clean_records(data, "companies")}
+    by_driver: dict[str, list[dict]] = defaultdict(list)
+    for _, event in clean_records(data, "events"):
+        by_driver[event["driver_id"]].append(event)
+    assert len(by_driver) == 40
+    violations: list[str] = []
+    trucks: dict[tuple[str, str, int], set[str]] = defaultdict(set)  # (company, truck, shift day) -> drivers
+    fastest = 0.0
+    for driver, events in by_driver.items():
+        events.sort(key=lambda e: seconds(e["event_timestamp"]))  # stable: same-millisecond order kept
+        state, previous, shift_truck = "OFF", None, None
+        for event in events:
+            at = seconds(event["event_timestamp"])
+            if previous is not None and at - seconds(previous["event_timestamp"]) > SHIFT_GAP_S:
+                if state != "STOPPED":
+                    violations.append(f"{driver}: shift ended while {state} at {previous['event_timestamp']}")
+                state, previous, shift_truck = "OFF", None, None
+            kind = event["event_type"]
+            allowed = {"start_driving": ("OFF", "STOPPED"), "stopped_driving": ("DRIVING",),
+                       "delivered": ("STOPPED",)}[kind]
+            if state not in allowed:
+                violations.append(f"{driver}: {kind} while {state} at {event['event_timestamp']}")
+            if previous is not None:
+                distance = km(previous["location"], event["location"])
+                elapsed_h = (at - seconds(previous["event_timestamp"])) / 3600
+                if state == "STOPPED" and distance > 0.05:
+                    violations.append(f"{driver}: moved {distance * 1000:.0f} m while stopped")
+                if distance > 0:
+                    speed = distance / max(elapsed_h, 1e-9)
+                    fastest = max(fastest, speed)
+                    if speed > 130:
+                        violations.append(f"{driver}: {speed:.0f} km/h before {event['event_timestamp']}")
+            code = REGION[region[event["company_id"]]]
+            lat, lon = event["location"]["lat"], event["location"]["lon"]
+            if not (geo.LAT_MIN[code] <= lat <= geo.LAT_MAX[code] and geo.LON_MIN[code] <= lon <= geo.LON_MAX[code]):
+                violations.append(f"{driver}: {lat}, {lon} outside {region[event['company_id']]}")
+            truck = event["truck_id"]
+            if shift_truck is None:
+                shift_truck = truck
+                start_day = event["event_timestamp"][:10]
+            elif truck != shift_truck:
+                violations.append(f"{driver}: changed truck within a shift ({shift_truck} -> {truck})")
+            trucks[(event["company_id"], truck, start_day)].add(driver)
+            state = {"start_driving": "DRIVING", "stopped_driving": "STOPPED", "delivered": "STOPPED"}[kind]
+            previous = event
+        still_working = seconds(previous["event_timestamp"]) > DAY_AFTER.timestamp() - 10 * 3600
+        if state != "STOPPED" and not still_working:  # a shift the end of the data cuts goes on after it
+            violations.append(f"{driver}: the last shift ended while {state}")
+    shared = {key: drivers for key, drivers in trucks.items() if len(drivers) > 1}
+    assert not violations, "\n".join(violations[:20])
+    assert not shared, shared
+    assert 20 < fastest <= 130  # drivers do drive
+
+
+def test_the_day_holds_the_configured_rate_and_follows_the_working_day(two_days):
+    """Drivers onboarded the day before work every shift of the day: their mean events per driver per
+    window is the configured rate (±10 %), and the volume rises and falls with the local working day."""
+    data = two_days["truth"]
+    baseline = {c["company_id"] for batch, c in clean_records(data, "companies") if batch < "20261124"}
+    per_window: dict[str, int] = defaultdict(int)
+    for batch, event in _all_records(data):
+        if batch.startswith("20261125") and event.get("company_id") in baseline:
+            per_window[batch] += 1
+    drivers = len(baseline) * 4
+    mean = sum(per_window.values()) / (96 * drivers)
+    assert abs(mean - 3.5) / 3.5 < 0.10, mean
+    assert max(per_window.values()) > 2 * (sum(per_window.values()) / 96)  # a working day, not flat
+
+
+def _all_records(data_dir):
+    for batch in sorted((data_dir / "raw" / "events").iterdir()):
+        for line in (batch / "events.jsonl").read_text().splitlines():
+            yield batch.name, json.loads(line)
+
+
+def test_the_mean_rate_over_a_day_for_a_large_fleet():
+    rng = np.random.default_rng(3)
+    m = 400
+    fleet = it.Fleet(rng.integers(0, 256, (m, 16), dtype=np.uint8), rng.integers(0, 4, m).astype(np.uint8),
+                     np.full(m, 10, np.int32), np.zeros(m, np.int64))
+    deliveries = mean_deliveries([0.40, 0.35, 0.25])
+    boxes = (geo.LAT_MIN, geo.LAT_MAX, geo.LON_MIN, geo.LON_MAX)
+    for rate, minutes in ((4.0, 15), (0.5, 60)):
+        slot = slot_seconds(rate, minutes * 60, deliveries)
+        total, windows = 0, 24 * 60 // minutes
+        for index in range(windows):
+            start = DAY + timedelta(minutes=minutes * index)
+            window = Window(start, start + timedelta(minutes=minutes))
+            total += len(it.window_events(7, fleet, window, slot, deliveries, 1.1, boxes).timestamp_ms)
+        assert abs(total / (windows * m * 10) - rate) / rate < 0.03, (rate, total)
+
+
+def digests(data_dir) -> dict[str, str]:
+    return {str(p.relative_to(data_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(data_dir.glob("raw/*/*/*.jsonl"))}
+
+
+def test_window_by_window_with_a_restart_catch_up_and_backfill_write_the_same_bytes(make_config, tmp_path):
+    made = {}
+    for way in ("windows", "catch_up", "backfill"):
+        config = small_fleet(make_config, output={"data_dir": str(tmp_path / way)})
+        if way == "backfill":
+            backfill(config, DAY, DAY_AFTER)
+        elif way == "catch_up":
+            store = Store.for_config(config)
+            pipeline = Pipeline(config, store)
+            pipeline.catch_up("events", DAY_AFTER, start_if_empty=DAY, limit=10**6)  # one wake-up after a day down
+            pipeline.catch_up("companies", DAY_AFTER, limit=10**6)
+            store.close()
+        else:
+            moments = [DAY + timedelta(minutes=15 * i, seconds=1) for i in range(1, 97)]
+            for half in (moments[:40], moments[40:]):  # a restart: a new pipeline and store in the middle
+                store = Store.for_config(config)
+                pipeline = Pipeline(config, store)
+                if half[0] == moments[0]:
+                    pipeline.catch_up("events", DAY + timedelta(seconds=1), start_if_empty=DAY)
+                for moment in half:
+                    pipeline.catch_up("companies", moment)
+                    pipeline.catch_up("events", moment)
+                store.close()
+        made[way] = digests(tmp_path / way)
+    assert len(made["backfill"]) > 96
+    assert made["windows"] == made["catch_up"] == made["backfill"]
+    empty = hashlib.sha256(b"").hexdigest()
+    assert sum(digest != empty for name, digest in made["backfill"].items() if "events" in name) > 40
