@@ -53,7 +53,7 @@ MAX_SCATTER_KM = 0.3
 DEPOT_MARGIN_DEG = 1.0  # > (2 × max route radius + scatter) in degrees of longitude at 59°
 KM_PER_DEG = 111.195
 WEEK_DAYS = 7
-
+ROW_BITS = 26  # sort keys: up to 2**26 events per window with 2**37 ms (4 years) of window
 _PURPOSES = ("shift_start", "shift_length", "route_phase", "route_radius", "route_turn", "depart",
              "drive", "deliveries", "scatter_angle", "scatter_radius", "trucks")
 PURPOSE = {name: index + 1 for index, name in enumerate(_PURPOSES)}
@@ -134,19 +134,22 @@ def window_events(seed: int, fleet: Fleet, window: Window, slot_s: float, delive
     t0, t1 = window.start_s, window.end_s
     if fleet.drivers_count.size == 0 or not np.isfinite(slot_s):
         return _empty()
-    # one row per (company, driver, local day) whose shift could touch the window
-    drivers_total = int(fleet.drivers_count.sum())
-    company = np.repeat(np.arange(len(fleet.drivers_count), dtype=np.int64), fleet.drivers_count)
-    first = np.cumsum(fleet.drivers_count, dtype=np.int64) - fleet.drivers_count
-    driver = np.arange(drivers_total, dtype=np.int64) - np.repeat(first, fleet.drivers_count) + 1
+    # A shift starts and ends on its local day (06:00 at the earliest, 20:00 at the latest), so only the
+    # (company, local day) pairs whose working hours reach the window get a row per driver.
     offset_s = REGION_UTC_OFFSET_H[fleet.geography.astype(np.int64)] * 3600
-    # A shift starts and ends on its local day (06:00 at the earliest, 20:00 at the latest), so the local
-    # days the window touches are the only ones with events in it.
-    first_day = (t0 + offset_s[company]) // DAY_S
     span = (t1 - 1 - t0) // DAY_S + 2
-    company = np.tile(company, span)
-    driver = np.tile(driver, span)
-    day = np.concatenate([first_day + step for step in range(span)])
+    pairs = np.tile(np.arange(len(fleet.drivers_count), dtype=np.int64), span)
+    pair_day = np.concatenate([(t0 + offset_s) // DAY_S + step for step in range(span)])
+    midnight = pair_day * DAY_S - offset_s[pairs]
+    earliest = midnight + SHIFT_START_MIN_H * 3600
+    latest_start = earliest + SHIFT_START_SPAN_H * 3600
+    latest_end = latest_start + (SHIFT_LENGTH_MIN_H + SHIFT_LENGTH_SPAN_H) * 3600 + slot_s
+    reach = (latest_end > t0 - slot_s) & (earliest < t1) & (fleet.since_s[pairs] <= latest_start)
+    pairs, pair_day = pairs[reach], pair_day[reach]
+    per_pair = fleet.drivers_count[pairs].astype(np.int64)
+    company = np.repeat(pairs, per_pair)
+    day = np.repeat(pair_day, per_pair)
+    driver = np.arange(len(company), dtype=np.int64) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair) + 1
     ckeys = company_keys(seed, fleet.company_uuid)
     day_key = _key(ckeys[company], driver.astype(np.uint64), day.astype(np.uint64))
     local_midnight = day * DAY_S - offset_s[company]
@@ -165,14 +168,16 @@ def window_events(seed: int, fleet: Fleet, window: Window, slot_s: float, delive
     shift_of = np.repeat(np.arange(len(rows), dtype=np.int64), counts)
     slot = first_slot[shift_of] + np.arange(len(shift_of), dtype=np.int64) - np.repeat(
         np.cumsum(counts) - counts, counts)
+    first_of_shift = np.zeros(len(slot), bool)
+    first_of_shift[(np.cumsum(counts) - counts)[counts > 0]] = True
     return _events(seed, fleet, window, slot_s, deliveries, trucks_per_driver, boxes, company[shift_of],
-                   driver[shift_of], day[shift_of], day_key[shift_of], start[shift_of], slot, ckeys)
+                   driver[shift_of], day[shift_of], day_key[shift_of], start[shift_of], slot, first_of_shift, ckeys)
 
 
 def _events(seed: int, fleet: Fleet, window: Window, slot_s: float, deliveries: float,
             trucks_per_driver: float, boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
             company: np.ndarray, driver: np.ndarray, day: np.ndarray, day_key: np.ndarray,
-            shift_start: np.ndarray, slot: np.ndarray, ckeys: np.ndarray) -> Itinerary:
+            shift_start: np.ndarray, slot: np.ndarray, first_of_shift: np.ndarray, ckeys: np.ndarray) -> Itinerary:
     slot_key = _key(day_key, slot.astype(np.uint64))
     begin = shift_start + slot * slot_s
     depart = begin + DEPART_SHARE * slot_s
@@ -180,25 +185,33 @@ def _events(seed: int, fleet: Fleet, window: Window, slot_s: float, deliveries: 
     share = deliveries / MAX_DELIVERIES  # each of two chances delivers with this probability
     made = ((_uniform(slot_key, "deliveries") < share).astype(np.int64)
             + (_uniform(_mix(slot_key), "deliveries") < share).astype(np.int64))
-    # stop k and the stop before it (slot -1: where the shift begins, on the route at its start)
+    # stop k and the stop before it (slot -1: where the shift begins, on the route at its start); the rows
+    # of a shift are consecutive slots, so only each shift's first row needs its previous stop computed
     lat_k, lon_k = _stop(seed, fleet, boxes, company, day_key, shift_start, slot, slot_s, ckeys)
-    lat_p, lon_p = _stop(seed, fleet, boxes, company, day_key, shift_start, slot - 1, slot_s, ckeys)
+    lat_p, lon_p = np.empty_like(lat_k), np.empty_like(lon_k)
+    lat_p[1:], lon_p[1:] = lat_k[:-1], lon_k[:-1]
+    firsts = np.flatnonzero(first_of_shift)
+    lat_p[firsts], lon_p[firsts] = _stop(seed, fleet, boxes, company[firsts], day_key[firsts], shift_start[firsts],
+                                         slot[firsts] - 1, slot_s, ckeys)
     truck = _trucks(fleet, company, driver, day, ckeys, trucks_per_driver)
     per_slot = 2 + made
     rows = np.repeat(np.arange(len(slot), dtype=np.int64), per_slot)
     seq = np.arange(len(rows), dtype=np.int64) - np.repeat(np.cumsum(per_slot) - per_slot, per_slot)
-    event_type = np.minimum(seq, 2).astype(np.uint8)
-    seconds = np.where(seq == 0, depart[rows], arrive[rows] + np.maximum(seq - 1, 0) * DELIVERY_STEP_SHARE * slot_s)
-    at_previous = seq == 0
-    lat = np.where(at_previous, lat_p[rows], lat_k[rows])
-    lon = np.where(at_previous, lon_p[rows], lon_k[rows])
-    millis = np.floor(seconds * 1000).astype(np.int64)
-    inside = (millis >= window.start_s * 1000) & (millis < window.end_s * 1000)
-    keep = np.flatnonzero(inside)
-    order = keep[np.argsort(millis[keep], kind="stable")]  # rows are in (company, driver, slot, seq) order
-    source = rows[order]
+    step = DELIVERY_STEP_SHARE * slot_s
+    times = np.stack([depart, arrive, arrive + step, arrive + 2 * step], axis=1).ravel()  # per slot and seq
+    millis = np.floor(times[rows * 4 + seq] * 1000).astype(np.int64)
+    keep = np.flatnonzero((millis >= window.start_s * 1000) & (millis < window.end_s * 1000))
+    # Time order, ties in row order ((company, driver, slot, seq)): one sort of unique int64 keys
+    # (time since the window start, then the row) is several times faster than a stable argsort.
+    keys = ((millis[keep] - window.start_s * 1000) << ROW_BITS) | np.arange(len(keep), dtype=np.int64)
+    order = keep[np.sort(keys) & ((1 << ROW_BITS) - 1)]
+    source, kind = rows[order], np.minimum(seq[order], 2)
+    # start_driving leaves the previous stop; the others happen at this one: one gather per coordinate
+    place = source * 2 + (kind > 0)
+    lat = np.stack([lat_p, lat_k], axis=1).ravel()[place]
+    lon = np.stack([lon_p, lon_k], axis=1).ravel()[place]
     return Itinerary(company[source].astype(np.int32), driver[source].astype(np.int16),
-                     truck[source].astype(np.int16), event_type[order], millis[order], lat[order], lon[order])
+                     truck[source].astype(np.int16), kind.astype(np.uint8), millis[order], lat, lon)
 
 
 def _stop(seed: int, fleet: Fleet, boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
