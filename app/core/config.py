@@ -30,6 +30,7 @@ from app.core.workday import max_rate_per_window, mean_deliveries
 MODE_ENV_VAR = "FLEETGEN_MODE"
 # Peak memory of a production driver batch, measured by `fleetgen bench` (~200 MB for 1 M events).
 BYTES_PER_EVENT = 160
+PEAK_WINDOW_FACTOR = 3.0  # busiest driver window / mean driver window (24 h / the shortest shift)
 BYTES_PER_DRIVER = 24  # Poisson counts, driver indices, company of each driver
 MEMORY_SHARE = 0.5
 MODES = ("production", "emulated")
@@ -344,15 +345,17 @@ def memory_problem(config: Config) -> str | None:
     if config.emulated_mode.enabled:
         return None  # at most events_per_batch_max events, whatever the roster
     drivers = config.number_of_companies * config.drivers_per_company
-    events = drivers * config.event_rate_per_driver
+    # drivers work a 8-10 hour shift of their region's day: the busiest window holds up to 24/8 times the mean
+    events = drivers * config.event_rate_per_driver * PEAK_WINDOW_FACTOR
     needed = events * BYTES_PER_EVENT + drivers * BYTES_PER_DRIVER
     available = physical_memory_bytes() * MEMORY_SHARE
     if needed <= available:
         return None
     return (f"number_of_companies × drivers_per_company × event_rate_per_driver = {config.number_of_companies:,} × "
-            f"{config.drivers_per_company:,} × {config.event_rate_per_driver:g} ≈ {events:,.0f} events per driver "
-            f"window, about {needed / 2**30:,.1f} GiB to generate in memory; this machine allows "
-            f"{available / 2**30:,.1f} GiB (half of its RAM): lower one of them")
+            f"{config.drivers_per_company:,} × {config.event_rate_per_driver:g} × {PEAK_WINDOW_FACTOR:g} (the busiest "
+            f"hour of the working day) ≈ {events:,.0f} events per driver window, about {needed / 2**30:,.1f} GiB "
+            f"to generate in memory; this machine allows {available / 2**30:,.1f} GiB (half of its RAM): lower one "
+            "of them")
 
 
 def shift_problem(config: Config) -> str | None:
