@@ -14,8 +14,9 @@ pytestmark = pytest.mark.slow
 
 def test_sigterm_during_generation_exits_0_without_partial_batch(service_process):
     # production-sized batches on a 2 s cadence so that a batch is in flight right after a boundary
-    process = service_process({"emulated_mode": {"enabled": False}, "number_of_companies": 400,
-                               "drivers_per_company": 25, "event_rate_per_driver": 4.0,
+    # (0.9 per 2 s: about the most a driver's shift holds at that cadence)
+    process = service_process({"emulated_mode": {"enabled": False}, "number_of_companies": 1000,
+                               "drivers_per_company": 25, "event_rate_per_driver": 0.9,
                                "company_onboarding_interval": "PT2S", "driver_event_interval": "PT2S"})
     process.start()
     process.wait_http()

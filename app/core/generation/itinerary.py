@@ -6,7 +6,8 @@ catch-up, ``generate`` and ``backfill`` give the same bytes, and consecutive win
 driver's sequence.
 
 The model, per driver and local day (the company region's standard time):
-- a shift starts between 06:00 and 10:00 and lasts 8 to 10 hours, if the company was onboarded by then;
+- a shift starts between 06:00 and 10:00 and lasts 8 to 10 hours (a company onboarded during a shift
+  has its drivers join it at the next slot, leaving from OFF);
 - the shift is cut into slots of equal length ``slot``; in slot k the driver leaves the previous stop
   (``start_driving``, OFF or STOPPED → DRIVING), drives for 40–60 % of the slot, reaches stop k
   (``stopped_driving``, DRIVING → STOPPED) and makes 0–2 deliveries there (``delivered``, while STOPPED);
@@ -66,7 +67,7 @@ class Fleet:
     company_uuid: np.ndarray  # (m, 16) uint8
     geography: np.ndarray  # (m,) uint8, index into REGIONS
     drivers_count: np.ndarray  # (m,) int32
-    since_s: np.ndarray  # (m,) int64: a company's drivers work from the first shift starting at or after it
+    since_s: np.ndarray  # (m,) int64: a company's drivers work from the first slot starting at or after it
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def window_events(seed: int, fleet: Fleet, window: Window, slot_s: float, delive
     earliest = midnight + SHIFT_START_MIN_H * 3600
     latest_start = earliest + SHIFT_START_SPAN_H * 3600
     latest_end = latest_start + (SHIFT_LENGTH_MIN_H + SHIFT_LENGTH_SPAN_H) * 3600 + slot_s
-    reach = (latest_end > t0 - slot_s) & (earliest < t1) & (fleet.since_s[pairs] <= latest_start)
+    reach = (latest_end > t0 - slot_s) & (earliest < t1) & (latest_end > fleet.since_s[pairs])
     pairs, pair_day = pairs[reach], pair_day[reach]
     per_pair = fleet.drivers_count[pairs].astype(np.int64)
     company = np.repeat(pairs, per_pair)
@@ -157,12 +158,15 @@ def window_events(seed: int, fleet: Fleet, window: Window, slot_s: float, delive
     length = (SHIFT_LENGTH_MIN_H + SHIFT_LENGTH_SPAN_H * _uniform(day_key, "shift_length")) * 3600
     slots = np.rint(length / slot_s).astype(np.int64)
     end = start + slots * slot_s
-    live = (end > t0 - slot_s) & (start < t1) & (start >= fleet.since_s[company]) & (slots > 0)
+    since = fleet.since_s[company]
+    live = (end > t0 - slot_s) & (start < t1) & (end > since) & (slots > 0)
     rows = np.flatnonzero(live)
     company, driver, day, day_key = company[rows], driver[rows], day[rows], day_key[rows]
-    start, slots = start[rows], slots[rows]
-    # the slots of each shift that can hold an event of the window (a slot's events lie inside it)
-    first_slot = np.clip(np.floor((t0 - start) / slot_s).astype(np.int64), 0, slots)
+    start, slots, since = start[rows], slots[rows], since[rows]
+    # the slots of each shift that can hold an event of the window (a slot's events lie inside it); a
+    # company onboarded during a shift has its drivers join it at the next slot, leaving from OFF
+    joined = np.ceil(np.maximum(since - start, 0) / slot_s).astype(np.int64)
+    first_slot = np.clip(np.maximum(np.floor((t0 - start) / slot_s).astype(np.int64), joined), 0, slots)
     last_slot = np.clip(np.floor((t1 - start) / slot_s).astype(np.int64) + 1, 0, slots)
     counts = last_slot - first_slot
     shift_of = np.repeat(np.arange(len(rows), dtype=np.int64), counts)
