@@ -167,7 +167,7 @@ def window_events(seed: int, fleet: Fleet, window: Window, slot_s: float, delive
     # company onboarded during a shift has its drivers join it at the next slot, leaving from OFF
     joined = np.ceil(np.maximum(since - start, 0) / slot_s).astype(np.int64)
     first_slot = np.clip(np.maximum(np.floor((t0 - start) / slot_s).astype(np.int64), joined), 0, slots)
-    last_slot = np.clip(np.floor((t1 - start) / slot_s).astype(np.int64) + 1, 0, slots)
+    last_slot = np.clip(np.floor((t1 - start) / slot_s).astype(np.int64) + 1, first_slot, slots)
     counts = last_slot - first_slot
     shift_of = np.repeat(np.arange(len(rows), dtype=np.int64), counts)
     slot = first_slot[shift_of] + np.arange(len(shift_of), dtype=np.int64) - np.repeat(
@@ -198,24 +198,33 @@ def _events(seed: int, fleet: Fleet, window: Window, slot_s: float, deliveries: 
     lat_p[firsts], lon_p[firsts] = _stop(seed, fleet, boxes, company[firsts], day_key[firsts], shift_start[firsts],
                                          slot[firsts] - 1, slot_s, ckeys)
     truck = _trucks(fleet, company, driver, day, ckeys, trucks_per_driver)
-    per_slot = 2 + made
-    rows = np.repeat(np.arange(len(slot), dtype=np.int64), per_slot)
-    seq = np.arange(len(rows), dtype=np.int64) - np.repeat(np.cumsum(per_slot) - per_slot, per_slot)
+    per_slot = (2 + made).astype(np.int32)
+    # one row per event, numbered by slot (int32: a window holds fewer than 2**31 slots) and by its place in
+    # the slot (seq 0 start, 1 stop, 2-3 deliveries); rows * 4 + seq indexes per-slot columns of four
+    slot_first_event = np.cumsum(per_slot, dtype=np.int64) - per_slot
+    rows = np.repeat(np.arange(len(slot), dtype=np.int32), per_slot)
+    cell = rows.astype(np.int64) * 4 + (np.arange(len(rows), dtype=np.int64) - slot_first_event[rows])
+    del slot_first_event, rows
     step = DELIVERY_STEP_SHARE * slot_s
     times = np.stack([depart, arrive, arrive + step, arrive + 2 * step], axis=1).ravel()  # per slot and seq
-    millis = np.floor(times[rows * 4 + seq] * 1000).astype(np.int64)
+    millis = np.floor(times[cell] * 1000).astype(np.int64)
+    del times
     keep = np.flatnonzero((millis >= window.start_s * 1000) & (millis < window.end_s * 1000))
     # Time order, ties in row order ((company, driver, slot, seq)): one sort of unique int64 keys
     # (time since the window start, then the row) is several times faster than a stable argsort.
     keys = ((millis[keep] - window.start_s * 1000) << ROW_BITS) | np.arange(len(keep), dtype=np.int64)
-    order = keep[np.sort(keys) & ((1 << ROW_BITS) - 1)]
-    source, kind = rows[order], np.minimum(seq[order], 2)
+    keys.sort()
+    order = keep[keys & ((1 << ROW_BITS) - 1)]
+    del keys, keep
+    cell = cell[order]
+    source, kind = (cell >> 2).astype(np.int32), np.minimum(cell & 3, 2).astype(np.uint8)
     # start_driving leaves the previous stop; the others happen at this one: one gather per coordinate
-    place = source * 2 + (kind > 0)
+    place = cell // 4 * 2 + (kind > 0)
+    del cell
     lat = np.stack([lat_p, lat_k], axis=1).ravel()[place]
     lon = np.stack([lon_p, lon_k], axis=1).ravel()[place]
     return Itinerary(company[source].astype(np.int32), driver[source].astype(np.int16),
-                     truck[source].astype(np.int16), kind.astype(np.uint8), millis[order], lat, lon)
+                     truck[source].astype(np.int16), kind, millis[order], lat, lon)
 
 
 def _stop(seed: int, fleet: Fleet, boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
