@@ -220,3 +220,23 @@ def test_window_by_window_with_a_restart_catch_up_and_backfill_write_the_same_by
     assert made["windows"] == made["catch_up"] == made["backfill"]
     empty = hashlib.sha256(b"").hexdigest()
     assert sum(digest != empty for name, digest in made["backfill"].items() if "events" in name) > 40
+
+
+def test_drivers_join_at_the_first_slot_after_onboarding_and_never_before():
+    rng = np.random.default_rng(5)
+    m = 50
+    uuids, regions = rng.integers(0, 256, (m, 16), dtype=np.uint8), np.ones(m, np.uint8)  # EU, UTC+1
+    deliveries = mean_deliveries([0.40, 0.35, 0.25])
+    slot = slot_seconds(3.5, 900, deliveries)
+    boxes = (geo.LAT_MIN, geo.LAT_MAX, geo.LON_MIN, geo.LON_MAX)
+    window = Window(utc(2026, 11, 25, 11), utc(2026, 11, 25, 11, 15))  # 12:00 local: everyone is working
+    for since, expect_events in ((utc(2026, 11, 25, 12), False), (utc(2026, 11, 25, 11, 5), True)):
+        fleet = it.Fleet(uuids, regions, np.full(m, 3, np.int32), np.full(m, int(since.timestamp()), np.int64))
+        day = it.window_events(1, fleet, window, slot, deliveries, 1.1, boxes)
+        assert (len(day.timestamp_ms) > 0) == expect_events
+        if expect_events:  # joined mid-shift: every driver's first event leaves from OFF, after onboarding
+            assert day.timestamp_ms.min() >= since.timestamp() * 1000
+            first = {}
+            for company, driver, kind in zip(day.company, day.driver, day.event_type, strict=True):
+                first.setdefault((company, driver), kind)
+            assert set(first.values()) == {0}
