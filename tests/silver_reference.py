@@ -100,4 +100,21 @@ def gold_queries(silver_events: str) -> dict[str, str]:
         "deliveries_per_company_day":
             "SELECT company_id, (event_timestamp AT TIME ZONE 'UTC')::DATE AS day, count(*)::BIGINT AS deliveries "
             f"FROM ({silver_events}) WHERE event_type = 'delivered' GROUP BY ALL",
+        "driver_day": f"""
+            WITH ordered AS (
+                SELECT company_id, driver_id, event_type, event_timestamp,
+                       lag(event_type) OVER w AS previous_type, lag(event_timestamp) OVER w AS previous_at
+                FROM ({silver_events}) WINDOW w AS (PARTITION BY driver_id ORDER BY event_timestamp, event_id)
+            ), legs AS (
+                SELECT *, event_type = 'stopped_driving' AND previous_type = 'start_driving' AS trip FROM ordered
+            )
+            SELECT company_id, driver_id, (event_timestamp AT TIME ZONE 'UTC')::DATE AS day,
+                   count(*) FILTER (WHERE trip)::BIGINT AS trips,
+                   coalesce(sum(epoch_ms(event_timestamp) - epoch_ms(previous_at)) FILTER (WHERE trip), 0)::BIGINT
+                       AS driving_ms,
+                   coalesce(sum(epoch_ms(event_timestamp) - epoch_ms(previous_at)) FILTER (WHERE trip), 0)::DOUBLE
+                       / 60000 AS driving_minutes,
+                   count(*) FILTER (WHERE event_type = 'stopped_driving')::BIGINT AS stops,
+                   count(*) FILTER (WHERE event_type = 'delivered')::BIGINT AS deliveries
+            FROM legs GROUP BY ALL""",
     }

@@ -51,6 +51,11 @@ TABLES: dict[str, dict[str, Any]] = {
     "gold/deliveries_per_company_day": {
         "key": ["company_id", "day"],
         "about": "valid `delivered` events per company and UTC day (days with none left out)"},
+    "gold/driver_day": {
+        "key": ["company_id", "driver_id", "day"],
+        "about": "per driver and UTC day (of the event): trips (a stopped_driving right after a start_driving in "
+                 "the driver's valid events ordered by event_timestamp, event_id), driving_ms / driving_minutes "
+                 "(their durations), stops (stopped_driving) and deliveries (delivered)"},
 }
 _ARROW_TYPES = {"uuid": pa.string(), "string": pa.string(), "enum": pa.string(), "boolean": pa.bool_(),
                 "integer": pa.int32(), "timestamp": pa.timestamp("ms", tz="UTC")}
@@ -118,6 +123,7 @@ def derive(config: Config, store: Store, start: datetime | None = None, end: dat
     events = tables["silver/events"]
     tables["gold/events_per_company_window_type"] = _events_per_window(events)
     tables["gold/deliveries_per_company_day"] = _deliveries_per_day(events)
+    tables["gold/driver_day"] = _driver_days(events)
     return Expectations(tables, windows, regenerated, time.perf_counter() - began)
 
 
@@ -213,6 +219,32 @@ def _deliveries_per_day(events: pa.Table) -> pa.Table:
     counted = counted.rename_columns(["company_id", "day", "deliveries"])
     counted = counted.set_column(2, "deliveries", pc.cast(counted["deliveries"], pa.int64()))
     return _sorted(counted, TABLES["gold/deliveries_per_company_day"]["key"])
+
+
+def _driver_days(events: pa.Table) -> pa.Table:
+    """Trips, driving time, stops and deliveries per driver and UTC day, from the valid events alone."""
+    ordered = events.select(["company_id", "driver_id", "event_type", "event_timestamp", "event_id"]).sort_by(
+        [("driver_id", "ascending"), ("event_timestamp", "ascending"), ("event_id", "ascending")])
+    driver = ordered["driver_id"].to_numpy(zero_copy_only=False)
+    kind = ordered["event_type"].to_numpy(zero_copy_only=False)
+    millis = pc.cast(pc.cast(ordered["event_timestamp"], pa.timestamp("ms")), pa.int64()).to_numpy()
+    stop, delivered = kind == "stopped_driving", kind == "delivered"
+    trip = np.zeros(len(kind), bool)
+    trip[1:] = stop[1:] & (kind[:-1] == "start_driving") & (driver[1:] == driver[:-1])
+    driving = np.zeros(len(kind), np.int64)
+    driving[1:] = np.where(trip[1:], millis[1:] - millis[:-1], 0)
+    table = pa.table({
+        "company_id": ordered["company_id"], "driver_id": ordered["driver_id"],
+        "day": pa.array(millis // DAY_MS, pa.int32()).cast(pa.date32()),
+        "trips": trip.astype(np.int64), "driving_ms": driving, "stops": stop.astype(np.int64),
+        "deliveries": delivered.astype(np.int64)})
+    summed = table.group_by(["company_id", "driver_id", "day"]).aggregate(
+        [("trips", "sum"), ("driving_ms", "sum"), ("stops", "sum"), ("deliveries", "sum")])
+    summed = summed.rename_columns(["company_id", "driver_id", "day", "trips", "driving_ms", "stops", "deliveries"])
+    minutes = pc.divide(pc.cast(summed["driving_ms"], pa.float64()), 60_000.0)
+    summed = summed.append_column("driving_minutes", minutes)
+    return _sorted(summed.select(["company_id", "driver_id", "day", "trips", "driving_ms", "driving_minutes", "stops",
+                                  "deliveries"]), TABLES["gold/driver_day"]["key"])
 
 
 def write(expectations: Expectations, out: Path, about: dict[str, Any]) -> dict[str, Any]:

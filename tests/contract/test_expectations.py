@@ -84,7 +84,7 @@ def test_expect_takes_a_range_of_windows(bronze, tmp_path, capsys):
 def _user_tables(expected_dir, root, fmt: str) -> None:
     """A user's silver and gold, written in ``fmt`` from the expected tables (equal by construction)."""
     for name in ("silver/events", "silver/companies", "gold/events_per_company_window_type",
-                 "gold/deliveries_per_company_day"):
+                 "gold/deliveries_per_company_day", "gold/driver_day"):
         table = pq.read_table(expected_dir / f"{name}.parquet")
         target = root / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +111,7 @@ def test_verify_passes_on_equal_tables(expected, tmp_path, fmt, capsys):
                  "--gold", str(tmp_path / "gold")])
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["equal"], report
-    assert len(report["tables"]) == 4
+    assert len(report["tables"]) == 5
 
 
 def test_verify_catches_a_removed_an_extra_and_a_changed_row(expected, tmp_path, capsys):
