@@ -8,8 +8,9 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,7 +173,7 @@ def stage_batch(
     ``sync`` fsyncs them now, so that finishing only has the small meta file and the rename left."""
     layout.ensure()
     staging = layout.staging / f"{stream}-{batch_id}-{uuid.uuid4().hex[:12]}"
-    try:
+    with _dropped_on_error(layout, staging, stream, batch_id):
         _remove_tree(staging)
         staging.mkdir(parents=True)
         record_file = layout.record_file(stream)
@@ -183,12 +184,6 @@ def stage_batch(
         if sync:
             _sync_together([staging / name for name in files])
         return Staged(stream, batch_id, staging, files, sync)
-    except OSError as exc:
-        _remove_tree(staging, ignore_errors=True)
-        raise PublishError(f"cannot publish {stream}/{batch_id} under {layout.root}: {exc}") from exc
-    except BaseException:
-        _remove_tree(staging, ignore_errors=True)
-        raise
 
 
 def finish_batch(
@@ -205,7 +200,7 @@ def finish_batch(
     stream, staging = staged.stream, staged.staging
     final = layout.batch_dir(stream, staged.batch_id)
     files = staged.files
-    try:
+    with _dropped_on_error(layout, staging, stream, staged.batch_id):
         published_at = time.time()
         duration = round(work_before_s + published_at - started, 6) if started is not None else None
         lateness_ms = None
@@ -228,9 +223,17 @@ def finish_batch(
         else:
             move_into_place(staging, final)
         return Published(final, files, adopted, published_at, lateness_ms)
+
+
+@contextmanager
+def _dropped_on_error(layout: Layout, staging: Path, stream: str, batch_id: str) -> Iterator[None]:
+    """Whatever goes wrong while a batch is staged or finished, its staging folder goes; an OS error is
+    reported as a PublishError naming the batch."""
+    try:
+        yield
     except OSError as exc:
         _remove_tree(staging, ignore_errors=True)
-        raise PublishError(f"cannot publish {stream}/{staged.batch_id} under {layout.root}: {exc}") from exc
+        raise PublishError(f"cannot publish {stream}/{batch_id} under {layout.root}: {exc}") from exc
     except BaseException:
         _remove_tree(staging, ignore_errors=True)
         raise

@@ -104,6 +104,15 @@ def _staged(service) -> list[str]:
     return sorted(p.name for p in staging.iterdir()) if staging.is_dir() else []
 
 
+def _prepared_before_the_boundary(service, executed, frozen) -> None:
+    """Start at 20:00:05 and let the prepare-ahead jobs run 2.5 s (a quarter of PT10S) before 20:00:10."""
+    service.start(catch_up_in_background=False)
+    frozen.move_to("2026-11-25T20:00:07.600Z")
+    service.scheduler.wakeup()
+    wait_jobs(executed, 2, ids=tuple(PREPARE_JOB_IDS.values()))
+    assert len(_staged(service)) == 2
+
+
 def _record_digests(data_dir) -> dict[str, str]:
     return {str(p.relative_to(data_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
             for pattern in ("raw/*/*/*.jsonl", "raw/*/*/_issues.ndjson") for p in data_dir.glob(pattern)}
@@ -119,11 +128,7 @@ def test_batches_prepared_ahead_become_visible_at_their_boundary_with_the_same_b
         made_at_boundary.startup_catch_up()
         service, executed = driven(config)
         try:
-            service.start(catch_up_in_background=False)
-            frozen.move_to("2026-11-25T20:00:07.600Z")  # 2.5 s (a quarter of PT10S) before the boundary
-            service.scheduler.wakeup()
-            wait_jobs(executed, 2, ids=tuple(PREPARE_JOB_IDS.values()))
-            assert len(_staged(service)) == 2
+            _prepared_before_the_boundary(service, executed, frozen)
             data = config.output.data_dir
             assert not (data / "raw/events/20261125T200000Z").exists()  # nothing visible before the close
             assert len(service.store.all_batches("events")) == 1
@@ -152,11 +157,7 @@ def test_pause_drops_a_prepared_batch_and_the_boundary_skips_its_window(make_con
     with freeze_time("2026-11-25T20:00:05Z") as frozen:
         service, executed = driven(make_config(emulated_mode=EMULATED_10S))
         try:
-            service.start(catch_up_in_background=False)
-            frozen.move_to("2026-11-25T20:00:07.600Z")
-            service.scheduler.wakeup()
-            wait_jobs(executed, 2, ids=tuple(PREPARE_JOB_IDS.values()))
-            assert len(_staged(service)) == 2
+            _prepared_before_the_boundary(service, executed, frozen)
             service.pause()
             assert _staged(service) == []
             frozen.move_to("2026-11-25T20:00:10.002Z")
