@@ -69,3 +69,16 @@ def write_config(tmp_path):
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
+
+
+def backfill(config: Config, start: datetime, end: datetime) -> Path:
+    """Every window of both streams in [start, end) into the config's data directory (its own store)."""
+    from app.service.pipeline import Pipeline
+    from app.store import Store
+
+    store = Store.for_config(config)
+    try:
+        Pipeline(config, store).backfill(start, end)
+    finally:
+        store.close()
+    return config.output.data_dir

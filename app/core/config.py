@@ -31,7 +31,7 @@ MODE_ENV_VAR = "FLEETGEN_MODE"
 # Peak memory of a production driver batch, measured by `fleetgen bench` (~200 MB for 1 M events).
 BYTES_PER_EVENT = 160
 PEAK_WINDOW_FACTOR = 3.0  # busiest driver window / mean driver window (24 h / the shortest shift)
-BYTES_PER_DRIVER = 24  # Poisson counts, driver indices, company of each driver
+BYTES_PER_DRIVER = 24  # per-driver columns (company, number, day keys) of a production window
 MEMORY_SHARE = 0.5
 MODES = ("production", "emulated")
 Geography = Literal["US", "EU", "SA", "AUS"]

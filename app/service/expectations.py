@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,7 +130,7 @@ def derive(config: Config, store: Store, start: datetime | None = None, end: dat
 def _true_records(config: Config, pipeline: Pipeline, stream: str, window: Window) -> tuple[pa.Table, int]:
     pool = pipeline.roster_before(window.start_s) if stream == EVENTS else None
     batch, plan = generate_batch(config, stream, window, pool)
-    _check_against_bronze(pipeline.layout, stream, window, b"".join(render_records(batch, plan)))
+    _check_against_bronze(pipeline.layout, stream, window, render_records(batch, plan))
     keep = np.ones(batch.size, bool)
     keep[plan.rows] = False  # defective lines and duplicate lines (each repeats a kept clean line)
     rows = np.flatnonzero(keep)
@@ -176,7 +176,8 @@ def _quoted_strings(matrix: np.ndarray) -> pa.Array:
     return pa.array(inner.view(f"S{inner.shape[1]}").ravel().astype(f"U{inner.shape[1]}"), pa.string())
 
 
-def _check_against_bronze(layout: bronze.Layout, stream: str, window: Window, rendered: bytes) -> None:
+def _check_against_bronze(layout: bronze.Layout, stream: str, window: Window,
+                          rendered: Iterable[bytes | memoryview]) -> None:
     meta_path = layout.batch_dir(stream, window.batch_id) / bronze.META_FILE
     try:
         meta = orjson.loads(meta_path.read_bytes())
@@ -184,7 +185,10 @@ def _check_against_bronze(layout: bronze.Layout, stream: str, window: Window, re
     except (OSError, ValueError, KeyError) as exc:
         raise ExpectationError(f"{stream} batch {window.batch_id} is committed in the ledger but its "
                                f"{bronze.META_FILE} cannot be read ({exc}); was bronze cleaned or moved?") from None
-    if hashlib.sha256(rendered).hexdigest() != recorded:
+    digest = hashlib.sha256()
+    for chunk in rendered:  # chunk by chunk: a production window's file need not sit in memory whole
+        digest.update(chunk)
+    if digest.hexdigest() != recorded:
         raise ExpectationError(
             f"{stream} batch {window.batch_id} was not written with this configuration (its regenerated records "
             "differ from the sha256 in its meta); pass the --config it was generated with")

@@ -26,18 +26,6 @@ def served(make_config):
         service.store.close()
 
 
-def _backfill(config, start, end):
-    from app.service.pipeline import Pipeline
-    from app.store import Store
-
-    store = Store.for_config(config)
-    try:
-        Pipeline(config, store).backfill(start, end)
-    finally:
-        store.close()
-    return config.output.data_dir
-
-
 @pytest.fixture(scope="session")
 def bronze(tmp_path_factory):
     """Bronze the reader tests share: an emulated run of five minutes of 10 s windows (30 a stream)
@@ -45,7 +33,7 @@ def bronze(tmp_path_factory):
     from datetime import UTC, datetime
 
     from app.core.config import Config, QualityInjectionConfig, load_config
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, backfill
 
     made = {}
     for name, rate in (("defects", 0.3), ("clean", 0.0)):
@@ -53,12 +41,12 @@ def bronze(tmp_path_factory):
             "seed": 11, "output": {"data_dir": str(tmp_path_factory.mktemp(name) / "data")},
             "quality_injection": {"enabled": rate > 0, "error_rate": rate},
             "emulated_mode": {"enabled": True, "company_batch_interval": "PT10S", "driver_batch_interval": "PT10S"}})
-        made[name] = _backfill(config, datetime(2026, 11, 25, 20, tzinfo=UTC),
+        made[name] = backfill(config, datetime(2026, 11, 25, 20, tzinfo=UTC),
                                datetime(2026, 11, 25, 20, 5, tzinfo=UTC))
     preset = load_config(ROOT / "conf" / "production.yaml")
     config = preset.with_data_dir(tmp_path_factory.mktemp("production") / "data").model_copy(
         update={"quality_injection": QualityInjectionConfig(enabled=True, error_rate=0.15)})
-    made["production"] = _backfill(config, datetime(2026, 11, 25, 6, tzinfo=UTC), datetime(2026, 11, 25, 8, tzinfo=UTC))
+    made["production"] = backfill(config, datetime(2026, 11, 25, 6, tzinfo=UTC), datetime(2026, 11, 25, 8, tzinfo=UTC))
     return made
 
 

@@ -16,9 +16,7 @@ from app.cli import main
 from app.core import bronze as layout_module
 from app.core.config import QualityInjectionConfig, load_config
 from app.core.schema import render
-from app.service.pipeline import Pipeline
-from app.store import Store
-from tests.conftest import ROOT
+from tests.conftest import ROOT, backfill
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +27,7 @@ def hive(tmp_path_factory):
         "output": config.output.model_copy(update={"data_dir": tmp_path_factory.mktemp("hive") / "data",
                                                    "layout": "hive"}),
         "quality_injection": QualityInjectionConfig(enabled=True, error_rate=0.15)})
-    store = Store.for_config(config)
-    try:
-        Pipeline(config, store).backfill(datetime(2026, 11, 25, 6, tzinfo=UTC), datetime(2026, 11, 25, 8, tzinfo=UTC))
-    finally:
-        store.close()
-    return config.output.data_dir
+    return backfill(config, datetime(2026, 11, 25, 6, tzinfo=UTC), datetime(2026, 11, 25, 8, tzinfo=UTC))
 
 
 def digests(data_dir, layout: str) -> dict[tuple[str, str, str], str]:

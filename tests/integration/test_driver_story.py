@@ -20,7 +20,7 @@ from app.core.timeline import Window
 from app.core.workday import mean_deliveries, slot_seconds
 from app.service.pipeline import Pipeline
 from app.store import Store
-from tests.conftest import utc
+from tests.conftest import backfill, utc
 
 DAY_BEFORE, DAY, DAY_AFTER = utc(2026, 11, 24), utc(2026, 11, 25), utc(2026, 11, 26)
 SHIFT_GAP_S = 4 * 3600  # longer without an event: the shift ended (OFF)
@@ -31,14 +31,6 @@ def small_fleet(make_config, **extra):
     return make_config(number_of_companies=5, drivers_per_company=4, event_rate_per_driver=3.5,
                        company_onboarding_interval="P1D", companies={"active_probability": 1.0},
                        quality_injection={"enabled": True, "error_rate": 0.1}, **extra)
-
-
-def backfill(config, start, end):
-    store = Store.for_config(config)
-    try:
-        Pipeline(config, store).backfill(start, end)
-    finally:
-        store.close()
 
 
 def clean_records(data_dir, stream):

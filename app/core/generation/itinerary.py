@@ -55,9 +55,9 @@ DEPOT_MARGIN_DEG = 1.0  # > (2 × max route radius + scatter) in degrees of long
 KM_PER_DEG = 111.195
 WEEK_DAYS = 7
 ROW_BITS = 26  # sort keys: up to 2**26 events per window with 2**37 ms (4 years) of window
-_PURPOSES = ("shift_start", "shift_length", "route_phase", "route_radius", "route_turn", "depart",
-             "drive", "deliveries", "scatter_angle", "scatter_radius", "trucks")
-PURPOSE = {name: index + 1 for index, name in enumerate(_PURPOSES)}
+# What each hashed uniform is for; the numbers are part of the output (changing one changes the data).
+PURPOSE = {"shift_start": 1, "shift_length": 2, "route_phase": 3, "route_radius": 4, "route_turn": 5,
+           "drive": 7, "deliveries": 8, "scatter_angle": 9, "scatter_radius": 10}
 
 
 @dataclass(frozen=True)
@@ -174,11 +174,11 @@ def window_events(seed: int, fleet: Fleet, window: Window, slot_s: float, delive
         np.cumsum(counts) - counts, counts)
     first_of_shift = np.zeros(len(slot), bool)
     first_of_shift[(np.cumsum(counts) - counts)[counts > 0]] = True
-    return _events(seed, fleet, window, slot_s, deliveries, trucks_per_driver, boxes, company[shift_of],
+    return _events(fleet, window, slot_s, deliveries, trucks_per_driver, boxes, company[shift_of],
                    driver[shift_of], day[shift_of], day_key[shift_of], start[shift_of], slot, first_of_shift, ckeys)
 
 
-def _events(seed: int, fleet: Fleet, window: Window, slot_s: float, deliveries: float,
+def _events(fleet: Fleet, window: Window, slot_s: float, deliveries: float,
             trucks_per_driver: float, boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
             company: np.ndarray, driver: np.ndarray, day: np.ndarray, day_key: np.ndarray,
             shift_start: np.ndarray, slot: np.ndarray, first_of_shift: np.ndarray, ckeys: np.ndarray) -> Itinerary:
@@ -191,12 +191,12 @@ def _events(seed: int, fleet: Fleet, window: Window, slot_s: float, deliveries: 
             + (_uniform(_mix(slot_key), "deliveries") < share).astype(np.int64))
     # stop k and the stop before it (slot -1: where the shift begins, on the route at its start); the rows
     # of a shift are consecutive slots, so only each shift's first row needs its previous stop computed
-    lat_k, lon_k = _stop(seed, fleet, boxes, company, day_key, shift_start, slot, slot_s, ckeys)
+    depot = depots(fleet, *boxes)
+    lat_k, lon_k = _stop(depot, company, day_key, slot, slot_s)
     lat_p, lon_p = np.empty_like(lat_k), np.empty_like(lon_k)
     lat_p[1:], lon_p[1:] = lat_k[:-1], lon_k[:-1]
     firsts = np.flatnonzero(first_of_shift)
-    lat_p[firsts], lon_p[firsts] = _stop(seed, fleet, boxes, company[firsts], day_key[firsts], shift_start[firsts],
-                                         slot[firsts] - 1, slot_s, ckeys)
+    lat_p[firsts], lon_p[firsts] = _stop(depot, company[firsts], day_key[firsts], slot[firsts] - 1, slot_s)
     truck = _trucks(fleet, company, driver, day, ckeys, trucks_per_driver)
     per_slot = (2 + made).astype(np.int32)
     # one row per event, numbered by slot (int32: a window holds fewer than 2**31 slots) and by its place in
@@ -227,11 +227,10 @@ def _events(seed: int, fleet: Fleet, window: Window, slot_s: float, deliveries: 
                      truck[source].astype(np.int16), kind, millis[order], lat, lon)
 
 
-def _stop(seed: int, fleet: Fleet, boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-          company: np.ndarray, day_key: np.ndarray, shift_start: np.ndarray, slot: np.ndarray, slot_s: float,
-          ckeys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _stop(depot: tuple[np.ndarray, np.ndarray], company: np.ndarray, day_key: np.ndarray, slot: np.ndarray,
+          slot_s: float) -> tuple[np.ndarray, np.ndarray]:
     """Where stop ``slot`` of a shift is: on the route loop at the slot's arrival-ish time, scattered."""
-    depot_lat, depot_lon = depots(fleet, *boxes)
+    depot_lat, depot_lon = depot
     radius = ROUTE_RADIUS_KM[0] + (ROUTE_RADIUS_KM[1] - ROUTE_RADIUS_KM[0]) * _uniform(day_key, "route_radius")
     phase = 2 * np.pi * _uniform(day_key, "route_phase")
     turn = np.where(_uniform(day_key, "route_turn") < 0.5, -1.0, 1.0)
