@@ -53,6 +53,11 @@ KEY_HINTS = {
     "mode": "emulated_mode",
     "companies_per_interval": "companies_per_batch",
 }
+# Keys earlier versions had: why they went, instead of a bare "unknown key".
+RETIRED_KEYS = {
+    "location_spread_degrees": "emulated drivers now drive legs from their company's depot (see the README's "
+                               "driver behaviour); remove the key",
+}
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -141,6 +146,12 @@ class EmulatedModeConfig(StrictModel):
                 f"events_per_batch_max ({self.events_per_batch_max}) must be >= "
                 f"events_per_batch_min ({self.events_per_batch_min})"
             )
+        span_ms = int(self.driver_batch_interval.total_seconds()) * 1000
+        if self.events_per_batch_max > span_ms:
+            raise ValueError(
+                f"events_per_batch_max ({self.events_per_batch_max}) must be at most {span_ms}: each event of a "
+                f"batch takes its own millisecond of the {format_duration(self.driver_batch_interval)} window "
+                "(so a driver's events are ordered by time); lower it or lengthen driver_batch_interval")
         return self
 
 
@@ -162,7 +173,6 @@ class CompaniesConfig(StrictModel):
 
 class EventsConfig(StrictModel):
     event_type_weights: dict[EventType, float] = _weights_field(EVENT_TYPES, (0.40, 0.35, 0.25))
-    location_spread_degrees: float = Field(1.5, ge=0.0, le=20.0)  # emulated mode's scatter around the depot
     trucks_per_driver: float = Field(1.1, ge=1.0, le=10.0)  # a company's fleet: ceil(drivers × this), ≤ 9999
 
     @model_validator(mode="after")
@@ -478,6 +488,8 @@ def _suggestion(loc: list[str]) -> str:
         if not issubclass(model, BaseModel):
             return ""
     key = loc[-1]
+    if key in RETIRED_KEYS:
+        return f": retired; {RETIRED_KEYS[key]}"
     known = list(model.model_fields)
     hint = KEY_HINTS.get(key)
     if hint in known:

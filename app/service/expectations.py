@@ -33,6 +33,7 @@ from app.core.errors import FleetgenError
 from app.core.generation.batch import generate_batch
 from app.core.generation.columns import ColumnBatch
 from app.core.generation.companies import CompanyBatch
+from app.core.generation.emulated_fleet import FleetState
 from app.core.generation.encoding import render_records
 from app.core.generation.events import COORD_SCALE, EventBatch
 from app.core.schema import STREAM_FIELDS
@@ -108,16 +109,25 @@ def derive(config: Config, store: Store, start: datetime | None = None, end: dat
     silver: dict[str, list[pa.Table]] = {COMPANIES: [], EVENTS: []}
     windows: dict[str, int] = {}
     regenerated = 0
+    # An emulated events batch continues the fleet the batch before it left: those batches are made from
+    # the first one on (each cheap), and only the range's are kept.
+    chained = config.emulated_mode.enabled
     for stream in (COMPANIES, EVENTS):
-        rows = [r for r in store.all_batches(stream) if r.status == "committed"
-                and (start is None or r.window.start >= start) and (end is None or r.window.end <= end)]
-        windows[stream] = len(rows)
-        for done, row in enumerate(rows, start=1):
-            table, size = _true_records(config, pipeline, stream, row.window)
-            silver[stream].append(table)
+        committed = [r for r in store.all_batches(stream) if r.status == "committed"
+                     and (end is None or r.window.end <= end)]
+        windows[stream] = sum(start is None or r.window.start >= start for r in committed)
+        fleet, done = None, 0
+        for row in committed:
+            inside = start is None or row.window.start >= start
+            if not inside and not (stream == EVENTS and chained):
+                continue
+            table, size, fleet = _true_records(config, pipeline, stream, row.window, fleet)
             regenerated += size
-            if progress is not None:
-                progress(stream, done)
+            if inside:
+                silver[stream].append(table)
+                done += 1
+                if progress is not None:
+                    progress(stream, done)
     tables = {f"silver/{stream}": _sorted(_concat(parts, stream), TABLES[f"silver/{stream}"]["key"])
               for stream, parts in silver.items()}
     events = tables["silver/events"]
@@ -127,9 +137,10 @@ def derive(config: Config, store: Store, start: datetime | None = None, end: dat
     return Expectations(tables, windows, regenerated, time.perf_counter() - began)
 
 
-def _true_records(config: Config, pipeline: Pipeline, stream: str, window: Window) -> tuple[pa.Table, int]:
+def _true_records(config: Config, pipeline: Pipeline, stream: str, window: Window,
+                  fleet: FleetState | None) -> tuple[pa.Table, int, FleetState | None]:
     pool = pipeline.roster_before(window.start_s) if stream == EVENTS else None
-    batch, plan = generate_batch(config, stream, window, pool)
+    batch, plan = generate_batch(config, stream, window, pool, fleet)
     _check_against_bronze(pipeline.layout, stream, window, render_records(batch, plan))
     keep = np.ones(batch.size, bool)
     keep[plan.rows] = False  # defective lines and duplicate lines (each repeats a kept clean line)
@@ -139,7 +150,7 @@ def _true_records(config: Config, pipeline: Pipeline, stream: str, window: Windo
     if stream == EVENTS:
         starts = pa.array(np.full(table.num_rows, window.start_s * 1000, np.int64), pa.timestamp("ms", tz="UTC"))
         table = table.append_column("window_start", starts)
-    return table, batch.size
+    return table, batch.size, batch.carried if isinstance(batch, EventBatch) else None
 
 
 def _truth_table(batch: ColumnBatch, rows: np.ndarray) -> pa.Table:

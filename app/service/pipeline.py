@@ -20,7 +20,9 @@ from app.core.errors import Abandoned, ConfigError, FleetgenError, RangeError, S
 from app.core.generation.batch import generate_batch
 from app.core.generation.companies import CompanyBatch
 from app.core.generation.encoding import render_issues, render_records
-from app.core.generation.events import DriverPool
+from app.core.generation.columns import ColumnBatch
+from app.core.generation.emulated_fleet import FleetState
+from app.core.generation.events import DriverPool, EventBatch
 from app.core.schema import schema_files
 from app.core.timeline import Window, align_to_interval, align_up, due_windows, format_timestamp, from_epoch_seconds
 from app.service.deferred import DeferredTask
@@ -42,6 +44,7 @@ class Made:
     stats: CommitStats
     companies: NewCompanies | None
     adopted: bool
+    carried: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class Generated:
     companies: NewCompanies | None
     staged: bronze.Staged
     work_s: float  # generating and staging
+    carried: dict[str, Any] | None = None  # what the batch hands the next events batch (emulated fleet)
     clean_epoch: int | None = None  # prepared ahead: the roster's epoch then (a clean starts a new one)
 
 
@@ -308,18 +312,27 @@ class Pipeline:
         stats = CommitStats(self.config.generation_mode, made.record_count, made.record_count - made.corrupted_count,
                             made.corrupted_count, made.issue_counts, row.scheduled_at, started, time.time(), delay,
                             published.published_at, published.lateness_ms, catch_up)
-        return Made(stats, made.companies, published.adopted)
+        return Made(stats, made.companies, published.adopted, made.carried)
 
     def _generate_and_stage(self, stream: str, window: Window, sync: bool = False) -> Generated:
         generated_at = time.time()
         pool = self.roster_before(window.start_s) if stream == EVENTS else None
-        batch, plan = generate_batch(self.config, stream, window, pool)
+        fleet = self.fleet_before() if stream == EVENTS else None
+        batch, plan = generate_batch(self.config, stream, window, pool, fleet)
         issues = render_issues(batch, plan) if self.config.quality_injection.log_injected_issues else b""
         staged = bronze.stage_batch(self.layout, stream, window.batch_id, render_records(batch, plan), batch.size,
                                     issues, plan.corrupted_count, self._checkpoint, sync=sync)
         companies = _roster_of(batch) if isinstance(batch, CompanyBatch) else None
+        carried = carried_of(batch)
         return Generated(window, generated_at, batch.size, plan.corrupted_count, plan.counts(), companies, staged,
-                         time.time() - generated_at)
+                         time.time() - generated_at, carried)
+
+    def fleet_before(self) -> FleetState | None:
+        """Emulated mode: the drivers on shift as the latest committed events batch left them."""
+        if not self.config.emulated_mode.enabled:
+            return None
+        carried = self.store.carried_state()
+        return FleetState.from_json(carried["fleet"]) if carried and "fleet" in carried else None
 
     # ---- ahead of a boundary ------------------------------------------------------------------
 
@@ -375,7 +388,7 @@ class Pipeline:
     def _commit(self, stream: str, window: Window, row: LedgerRow, made: Made) -> Outcome:
         stats = made.stats
         try:
-            mark_before = self.store.commit(row, stats, made.companies)
+            mark_before = self.store.commit(row, stats, made.companies, made.carried)
         except LostClaim as exc:
             log.warning("batch not committed: another writer holds the window", extra={"fields": {
                 "stream": stream, "batch_id": window.batch_id, "error": str(exc)}})
@@ -525,6 +538,13 @@ class Pipeline:
             for outcome in outcomes:
                 progress(outcome)
         return outcomes
+
+
+def carried_of(batch: ColumnBatch) -> dict[str, Any] | None:
+    """The state an events batch hands the next one, as the store keeps it (None: nothing to hand on)."""
+    if isinstance(batch, EventBatch) and batch.carried is not None:
+        return {"fleet": batch.carried.to_json()}
+    return None
 
 
 def _roster_of(batch: CompanyBatch) -> NewCompanies:

@@ -36,6 +36,7 @@ from app.store.roster import GEOGRAPHY_CODES, NewCompanies, RosterRows
 NO_LIMIT_S = 2**62
 CLAIMED_ELSEWHERE = "claimed by another writer"
 ROSTER_EPOCH_KEY = "roster_epoch"
+CARRIED_KEY = "carried_state"  # what an events batch hands the next (emulated fleet, late arrivals)
 
 # The ledger statements run on every batch: built once (Core, not ORM) so each costs a compiled-cache
 # lookup instead of a statement build and a unit of work, which matters to the API threads sharing the GIL.
@@ -73,6 +74,9 @@ _ROSTER_MARK = select(select(func.max(Company.batch_end)).scalar_subquery(),
 _INSERT_COUNTER = insert(_COUNTERS)
 _UPDATE_COUNTER = update(_COUNTERS).where(_COUNTERS.c.stream == bindparam("counter_stream"))
 _INSERT_COMPANY = insert(cast(Table, Company.__table__))
+_STATES = cast(Table, StateEntry.__table__)
+_DELETE_STATE = delete(_STATES).where(_STATES.c.key == bindparam("state_key"))
+_INSERT_STATE = insert(_STATES)
 
 
 @dataclass(frozen=True)
@@ -276,10 +280,11 @@ class Store:
         with self.transaction() as c:
             return c.execute(_RELEASE).rowcount
 
-    def commit(self, row: LedgerRow, stats: CommitStats,
-               companies: NewCompanies | None = None) -> tuple[int, int | None] | None:
-        """Mark this writer's claimed window committed, adding its companies to the roster in the same
-        transaction; ``LostClaim`` (nothing written) when the row is no longer this writer's.
+    def commit(self, row: LedgerRow, stats: CommitStats, companies: NewCompanies | None = None,
+               carried: dict[str, Any] | None = None) -> tuple[int, int | None] | None:
+        """Mark this writer's claimed window committed, adding its companies to the roster and saving
+        the state it hands the next batch (``carried``) in the same transaction; ``LostClaim`` (nothing
+        written) when the row is no longer this writer's.
 
         With companies, returns the roster mark as it stood just before they were added (read in the
         same transaction), so a cached roster at that mark can take them in without a reload."""
@@ -304,6 +309,9 @@ class Store:
             counter["last_interval_end"] = max(counter["last_interval_end"] or 0, row.window.end_s)
             counter["last_finished_at"] = stats.finished_at
             _save_counter(c, counter)
+            if carried is not None:
+                c.execute(_DELETE_STATE, {"state_key": CARRIED_KEY})
+                c.execute(_INSERT_STATE, {"key": CARRIED_KEY, "value": {"v": carried}})
             if companies is None or not companies.company_ids:
                 return None
             mark_before = _roster_mark(c)
@@ -423,11 +431,17 @@ class Store:
             s.execute(delete(Company))
             s.execute(delete(Batch))
             s.execute(delete(StreamCounter))
+            s.execute(delete(StateEntry).where(StateEntry.key == CARRIED_KEY))
             epoch = s.get(StateEntry, ROSTER_EPOCH_KEY)
             previous = int((epoch.value or {}).get("v", 0)) if epoch is not None else 0
             s.merge(StateEntry(key=ROSTER_EPOCH_KEY, value={"v": previous + 1}))  # cached rosters are stale
 
     # ---- state --------------------------------------------------------------------------------
+
+    def carried_state(self) -> dict[str, Any] | None:
+        """What the latest committed events batch handed the next one (None before the first)."""
+        value = self.get_state(CARRIED_KEY)
+        return value if isinstance(value, dict) else None
 
     def get_state(self, key: str, default: Any = None) -> Any:
         with self.session() as s:

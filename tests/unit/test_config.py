@@ -60,6 +60,11 @@ BAD_CONFIGS = {
         "event_rate_per_driver: 3.5 events per driver per PT1S", "8-10 hour shift", "at most 0.5"]),
     "unknown key": ("quality_injection: {corruption_rate: 0.1}", ["quality_injection.corruption_rate",
                                                                   "did you mean `error_rate`"]),
+    "retired key": ("events: {location_spread_degrees: 1.5}", ["events.location_spread_degrees", "retired",
+                                                               "depot"]),
+    "more emulated events than milliseconds": (
+        "emulated_mode: {driver_batch_interval: PT1S, events_per_batch_max: 1001}",
+        ["emulated_mode", "events_per_batch_max (1001) must be at most 1000", "its own millisecond"]),
     "unknown top-level key": ("corruption_rate: 0.1", ["corruption_rate", "quality_injection.error_rate"]),
     "sub-second interval": ("emulated_mode: {company_batch_interval: PT0.5S}",
                             ["emulated_mode.company_batch_interval", "'PT0.5S'", "at least 1 second"]),

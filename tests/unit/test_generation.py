@@ -215,16 +215,17 @@ def test_chunking_does_not_change_the_bytes(make_config):
     assert b"".join(render_records(batch, plan, chunk_rows=97)) == b"".join(render_records(batch, plan))
 
 
-def test_event_type_weights_are_followed_and_zero_means_never_in_emulated_mode(make_config):
-    config = make_config(number_of_companies=100, drivers_per_company=20, companies={"active_probability": 1.0},
-                         emulated_mode={"enabled": True, "events_per_batch_min": 5000, "events_per_batch_max": 5000},
-                         events={"event_type_weights": {"start_driving": 0.7, "stopped_driving": 0.0,
-                                                        "delivered": 0.3}})
-    _, roster = roster_for(config)
-    batch, _ = produce(config, "events", EVENT_WINDOW, roster)
-    shares = np.bincount(batch.event_type, minlength=3) / batch.size
-    assert shares[1] == 0
-    assert abs(shares[0] - 0.7) < 0.02 and abs(shares[2] - 0.3) < 0.02
+def test_emulated_legs_pair_starts_with_stops_and_the_weights_set_deliveries_per_stop(make_config):
+    for weights, per_stop in (((0.4, 0.4, 0.2), 0.5), ((0.7, 0.0, 0.3), 0.857), ((0.5, 0.5, 0.0), 0.0)):
+        config = make_config(number_of_companies=100, drivers_per_company=20, companies={"active_probability": 1.0},
+                             emulated_mode={"enabled": True, "events_per_batch_min": 5000,
+                                            "events_per_batch_max": 5000},
+                             events={"event_type_weights": dict(zip(EVENT_TYPES, weights, strict=True))})
+        _, roster = roster_for(config)
+        counts = np.bincount(produce(config, "events", EVENT_WINDOW, roster)[0].event_type, minlength=3)
+        assert counts.sum() == 5000
+        assert abs(counts[0] - counts[1]) <= 64  # each driver on shift (64 at most) is one leg apart at worst
+        assert abs(counts[2] / counts[1] - per_stop) < 0.06, (weights, counts)
 
 
 def test_production_legs_pair_starts_with_stops_and_the_weights_set_deliveries_per_stop(make_config):

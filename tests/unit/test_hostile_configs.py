@@ -19,7 +19,7 @@ SECTIONS = {
     "emulated_mode": ["enabled", "company_batch_interval", "driver_batch_interval", "companies_per_batch",
                       "events_per_batch_min", "events_per_batch_max"],
     "companies": ["geography_weights", "active_probability"],
-    "events": ["event_type_weights", "location_spread_degrees"],
+    "events": ["event_type_weights", "trucks_per_driver"],
     "output": ["data_dir", "format"],
     "database": ["url", "busy_timeout_ms"],
     "api": ["host", "port", "token", "cors_origins", "allowed_hosts", "protect_reads", "allow_unauthenticated"],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -11,6 +11,7 @@ from app.core.generation import geography as geo
 from app.core.generation import render as r
 from app.core.generation.columns import ColumnBatch, DefectTarget
 from app.core.generation.corruptions import malformed_timestamps, outside_window
+from app.core.generation.emulated_fleet import FleetState, slot_count, step_fleet
 from app.core.generation.itinerary import Fleet, window_events
 from app.core.timeline import Window
 from app.core.workday import mean_deliveries, slot_seconds
@@ -40,16 +41,6 @@ class Roster:
 
     def onboarded_by(self) -> np.ndarray:
         return self.since_s if self.since_s is not None else np.zeros(self.size, np.int64)
-
-    def depots(self) -> tuple[np.ndarray, np.ndarray]:
-        """Each company's home base inside its region, derived from its id (no extra state)."""
-        fractions = self.company_uuid[:, 10:16].astype(np.float64)
-        u_lat = (fractions[:, 0] * 256 + fractions[:, 1] + fractions[:, 2] / 256) / 65536
-        u_lon = (fractions[:, 3] * 256 + fractions[:, 4] + fractions[:, 5] / 256) / 65536
-        g = self.geography
-        lat = geo.LAT_MIN[g] + u_lat * (geo.LAT_MAX[g] - geo.LAT_MIN[g])
-        lon = geo.LON_MIN[g] + u_lon * (geo.LON_MAX[g] - geo.LON_MIN[g])
-        return lat, lon
 
 
 @dataclass(frozen=True)
@@ -107,6 +98,7 @@ class EventBatch(ColumnBatch):
     lat: np.ndarray  # int32, degrees * COORD_SCALE
     lon: np.ndarray
     truck: np.ndarray | None = None  # int16 truck number within the company; None: the driver's number
+    carried: FleetState | None = None  # emulated: the fleet's state after this batch, committed with it
 
     fields = ("event_id", "company_id", "driver_id", "truck_id", "event_type", "event_timestamp", "location")
     id_field = "event_id"
@@ -211,31 +203,44 @@ def _bad_longitude(batch: EventBatch, rows: np.ndarray, rng: np.random.Generator
     return location_text(batch.lat[rows], _out_of_range(rng, len(rows), 180))
 
 
-def pick_drivers(config: Config, pool: DriverPool,
-                 rng: np.random.Generator) -> tuple[Roster, np.ndarray, np.ndarray]:
-    """Emulated mode: a drawn count of uniformly chosen drivers, O(events) whatever the roster size; the
-    batch's roster and, per event in row order, its company (index into that roster) and driver number."""
-    if pool.total_drivers == 0:
-        return Roster.empty(), np.zeros(0, np.int32), np.zeros(0, np.int16)
-    em = config.emulated_mode
-    count = int(rng.integers(em.events_per_batch_min, em.events_per_batch_max + 1))
-    return pool.locate(rng.integers(0, pool.total_drivers, count))
-
-
-def generate_events(config: Config, window: Window, roster: DriverPool | Roster,
-                    rng: np.random.Generator) -> EventBatch:
-    """Driver events inside ``window``, sorted by time, for drivers of ``roster``."""
+def generate_events(config: Config, window: Window, roster: DriverPool | Roster, rng: np.random.Generator,
+                    fleet: FleetState | None = None) -> EventBatch:
+    """Driver events inside ``window``, sorted by time, for drivers of ``roster``; emulated mode continues
+    ``fleet``, the state the previous batch left (None: nobody on shift yet)."""
     pool = roster if isinstance(roster, DriverPool) else DriverPool.of(roster)
     weights = np.array([config.events.event_type_weights.get(t, 0.0) for t in EVENT_TYPES])
     if not config.emulated_mode.enabled:
         return _itinerary_events(config, window, pool.compact(), weights, rng)
-    roster, company, driver = pick_drivers(config, pool, rng)
-    count = len(company)
-    timestamps = sorted_instants(rng, window, count)
-    event_type = weighted_codes(rng, weights, count)
-    lat, lon = _locations(config, roster, company, rng)
-    event_uuid = r.uuid4_bytes(r.random_bytes(rng, count, 16))
-    return EventBatch(window, roster, event_uuid, company, driver, event_type, timestamps, lat, lon)
+    return _emulated_events(config, window, pool, weights, fleet, rng)
+
+
+def _emulated_events(config: Config, window: Window, pool: DriverPool, weights: np.ndarray,
+                     fleet: FleetState | None, rng: np.random.Generator) -> EventBatch:
+    """Emulated: a drawn count of events at distinct instants, each the next step of a driver on shift."""
+    em = config.emulated_mode
+    if fleet is not None and fleet.as_of_s > window.start_s:
+        raise ValueError(f"the emulated fleet's state is from {fleet.as_of_s}, after window {window.batch_id} "
+                         "starts: event windows must be produced in order")
+    state = (fleet or FleetState.vacant(0)).resized(slot_count(em.events_per_batch_max))
+    count = int(rng.integers(em.events_per_batch_min, em.events_per_batch_max + 1))
+    span_ms = (window.end_s - window.start_s) * 1000
+    timestamps = window.start_s * 1000 + np.sort(rng.choice(span_ms, min(count, span_ms), replace=False))
+
+    def draw(source: np.random.Generator) -> tuple[np.ndarray, int, int, int] | None:
+        if pool.total_drivers == 0:
+            return None
+        picked, _, number = pool.locate(source.integers(0, pool.total_drivers, 1))
+        return picked.company_uuid[0], int(picked.geography[0]), int(picked.drivers_count[0]), int(number[0])
+
+    steps, after = step_fleet(state, timestamps.astype(np.int64), draw, mean_deliveries([float(w) for w in weights]),
+                              config.events.trucks_per_driver, rng)
+    keys = np.ascontiguousarray(steps.company_uuid).view(np.dtype((np.void, 16))).ravel()
+    _, first, company = np.unique(keys, return_index=True, return_inverse=True)
+    batch_roster = Roster(steps.company_uuid[first], steps.geography[first], steps.drivers_count[first])
+    event_uuid = r.uuid4_bytes(r.random_bytes(rng, len(steps.driver), 16))
+    return EventBatch(window, batch_roster, event_uuid, company.astype(np.int32).ravel(), steps.driver,
+                      steps.event_type, steps.timestamp_ms, steps.lat, steps.lon, truck=steps.truck,
+                      carried=replace(after, as_of_s=window.end_s))
 
 
 def _itinerary_events(config: Config, window: Window, roster: Roster, weights: np.ndarray,
@@ -252,51 +257,3 @@ def _itinerary_events(config: Config, window: Window, roster: Roster, weights: n
     lon = np.rint(day.lon * COORD_SCALE).astype(np.int32)
     return EventBatch(window, roster, event_uuid, day.company, day.driver, day.event_type, day.timestamp_ms,
                       lat, lon, truck=day.truck)
-
-
-def weighted_codes(rng: np.random.Generator, weights: np.ndarray, count: int) -> np.ndarray:
-    """``count`` category codes (uint8) drawn with the given relative weights."""
-    thresholds = (np.cumsum(weights) / weights.sum())[:-1].astype(np.float32)
-    draws = rng.random(count, dtype=np.float32)
-    codes = np.zeros(count, np.uint8)
-    for threshold in thresholds:
-        codes += draws >= threshold
-    return codes
-
-
-def sorted_instants(rng: np.random.Generator, window: Window, count: int) -> np.ndarray:
-    """``count`` uniform instants (epoch ms) in the window, already in order: the normalised
-    running sum of exponential gaps is distributed as sorted uniforms, at a fraction of a sort's cost."""
-    gaps = rng.standard_exponential(count + 1)
-    positions = np.cumsum(gaps)
-    span_ms = (window.end_s - window.start_s) * 1000
-    scaled = positions[:-1] * (span_ms / positions[-1]) if count else positions[:0]
-    return window.start_s * 1000 + np.minimum(scaled.astype(np.int64), span_ms - 1)
-
-
-def _locations(config: Config, roster: Roster, company: np.ndarray,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Event positions scattered around each company's depot, kept inside its region, as fixed-point ints."""
-    depot_lat, depot_lon = roster.depots()
-    g = roster.geography
-    spread = config.events.location_spread_degrees * COORD_SCALE
-    lat = _scatter(_fixed(depot_lat), _fixed(geo.LAT_MIN[g]), _fixed(geo.LAT_MAX[g]), company, spread, rng)
-    lon = _scatter(_fixed(depot_lon), _fixed(geo.LON_MIN[g]), _fixed(geo.LON_MAX[g]), company, spread, rng)
-    return lat, lon
-
-
-def _fixed(degrees: np.ndarray) -> np.ndarray:
-    fixed: np.ndarray = np.rint(degrees * COORD_SCALE).astype(np.int32)
-    return fixed
-
-
-def _scatter(center: np.ndarray, low: np.ndarray, high: np.ndarray, company: np.ndarray, spread: float,
-             rng: np.random.Generator) -> np.ndarray:
-    """Per-company centre plus normal noise, clipped to the per-company bounds (all in fixed point)."""
-    noise = rng.standard_normal(len(company), dtype=np.float32)
-    noise *= np.float32(spread)
-    value = np.rint(noise).astype(np.int32)
-    value += np.take(center, company)
-    np.maximum(value, np.take(low, company), out=value)
-    np.minimum(value, np.take(high, company), out=value)
-    return value

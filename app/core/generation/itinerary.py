@@ -114,13 +114,13 @@ def company_keys(seed: int, company_uuid: np.ndarray) -> np.ndarray:
     return _key(np.full(len(low), seed & 0xFFFFFFFFFFFFFFFF, np.uint64), high, low)
 
 
-def depots(fleet: Fleet, lat_min: np.ndarray, lat_max: np.ndarray, lon_min: np.ndarray,
-           lon_max: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def depots(company_uuid: np.ndarray, geography: np.ndarray, lat_min: np.ndarray, lat_max: np.ndarray,
+           lon_min: np.ndarray, lon_max: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each company's depot, from its id, inside its region's box shrunk by DEPOT_MARGIN_DEG."""
-    fractions = fleet.company_uuid[:, 10:16].astype(np.float64)
+    fractions = company_uuid[:, 10:16].astype(np.float64)
     u_lat = (fractions[:, 0] * 256 + fractions[:, 1] + fractions[:, 2] / 256) / 65536
     u_lon = (fractions[:, 3] * 256 + fractions[:, 4] + fractions[:, 5] / 256) / 65536
-    g = fleet.geography
+    g = geography
     low_lat, high_lat = lat_min[g] + DEPOT_MARGIN_DEG, lat_max[g] - DEPOT_MARGIN_DEG
     low_lon, high_lon = lon_min[g] + DEPOT_MARGIN_DEG, lon_max[g] - DEPOT_MARGIN_DEG
     lat: np.ndarray = low_lat + u_lat * (high_lat - low_lat)
@@ -191,7 +191,7 @@ def _events(fleet: Fleet, window: Window, slot_s: float, deliveries: float,
             + (_uniform(_mix(slot_key), "deliveries") < share).astype(np.int64))
     # stop k and the stop before it (slot -1: where the shift begins, on the route at its start); the rows
     # of a shift are consecutive slots, so only each shift's first row needs its previous stop computed
-    depot = depots(fleet, *boxes)
+    depot = depots(fleet.company_uuid, fleet.geography, *boxes)
     lat_k, lon_k = _stop(depot, company, day_key, slot, slot_s)
     lat_p, lon_p = np.empty_like(lat_k), np.empty_like(lon_k)
     lat_p[1:], lon_p[1:] = lat_k[:-1], lon_k[:-1]
