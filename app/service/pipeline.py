@@ -18,10 +18,10 @@ from app.core import bronze
 from app.core.config import GEOGRAPHIES, Config, format_duration
 from app.core.errors import Abandoned, ConfigError, FleetgenError, RangeError, StoreError
 from app.core.generation.batch import generate_batch
-from app.core.generation.companies import CompanyBatch
-from app.core.generation.encoding import render_issues, render_records
 from app.core.generation.columns import ColumnBatch
+from app.core.generation.companies import CompanyBatch
 from app.core.generation.emulated_fleet import FleetState
+from app.core.generation.encoding import render_issues, render_records
 from app.core.generation.events import DriverPool, EventBatch
 from app.core.schema import schema_files
 from app.core.timeline import Window, align_to_interval, align_up, due_windows, format_timestamp, from_epoch_seconds

@@ -6,6 +6,7 @@ by window with a restart, catch-up, backfill) writes the same bytes."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import uuid
@@ -151,9 +152,9 @@ def rule_violations(data_dir, shift_gap_s: float | None, data_end_s: float) -> t
         still_working = seconds(previous["event_timestamp"]) > data_end_s - 10 * 3600
         if shift_gap_s is not None and state != "STOPPED" and not still_working:  # the data's end cuts a shift
             violations.append(f"{driver}: the last shift ended while {state}")
-    for (company, truck), uses in runs.items():  # a truck is never driven by two drivers at once
+    for (_, truck), uses in runs.items():  # a truck is never driven by two drivers at once
         uses.sort()
-        violations += [f"{truck} driven by two drivers at {b[0]}" for a, b in zip(uses, uses[1:]) if b[0] <= a[1]]
+        violations += [f"{truck} driven by two drivers at {b[0]}" for a, b in itertools.pairwise(uses) if b[0] <= a[1]]
     return violations, {d: len(e) for d, e in by_driver.items()}, fastest
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -80,8 +80,7 @@ class FleetState:
         """At least ``slots`` slots; drivers on shift keep theirs (only vacant slots are ever dropped)."""
         if slots > self.slots:
             extra = FleetState.vacant(slots - self.slots)
-            return FleetState(*(np.concatenate([a, b]) for a, b in zip(self._columns(), extra._columns(), strict=True)),
-                              as_of_s=self.as_of_s)
+            return self._with([np.concatenate([a, b]) for a, b in zip(self._columns(), extra._columns(), strict=True)])
         keep = np.flatnonzero(self.driver > 0)
         if len(keep) >= slots or slots == self.slots:
             return self._take(keep) if len(keep) >= slots else self
@@ -92,11 +91,17 @@ class FleetState:
         return (self.company_uuid, self.geography, self.drivers_count, self.driver, self.truck, self.phase,
                 self.lat, self.lon, self.last_ms, self.deliveries_left, self.legs_left)
 
+    def _with(self, columns: list[np.ndarray]) -> FleetState:
+        names = ("company_uuid", "geography", "drivers_count", "driver", "truck", "phase", "lat", "lon", "last_ms",
+                 "deliveries_left", "legs_left")
+        fields: dict[str, Any] = dict(zip(names, columns, strict=True))
+        return replace(self, **fields)
+
     def _take(self, rows: np.ndarray) -> FleetState:
-        return FleetState(*(c[rows] for c in self._columns()), as_of_s=self.as_of_s)
+        return self._with([c[rows] for c in self._columns()])
 
     def copy(self) -> FleetState:
-        return FleetState(*(c.copy() for c in self._columns()), as_of_s=self.as_of_s)
+        return self._with([c.copy() for c in self._columns()])
 
     def to_json(self) -> dict[str, Any]:
         return {"as_of_s": self.as_of_s, "slots": [
@@ -163,8 +168,8 @@ def step_fleet(state: FleetState, timestamps: np.ndarray, draw: DriverDraw, deli
     rank[order] = np.arange(n) - first
     out_uuid = np.zeros((n, 16), np.uint8)
     out = {name: np.zeros(n, dtype) for name, dtype in (
-        ("geography", np.uint8), ("drivers_count", np.int32), ("driver", np.int16), ("truck", np.int16), ("event_type", np.uint8),
-        ("lat", np.int32), ("lon", np.int32))}
+        ("geography", np.uint8), ("drivers_count", np.int32), ("driver", np.int16), ("truck", np.int16),
+        ("event_type", np.uint8), ("lat", np.int32), ("lon", np.int32))}
     for k in range(int(rank.max()) + 1 if n else 0):
         events = np.flatnonzero(rank == k)  # at most one per slot
         slots = slot_of[events]
