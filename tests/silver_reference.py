@@ -42,6 +42,8 @@ def classified(data_dir: Path, stream: str) -> str:
         ), windows AS (
             SELECT json ->> '$.batch_id' AS batch_id,
                    strptime(json ->> '$.interval_start', '%Y-%m-%dT%H:%M:%S.%gZ') AS window_start,
+                   strptime(coalesce(json ->> '$.accepts_from', json ->> '$.interval_start'),
+                            '%Y-%m-%dT%H:%M:%S.%gZ') AS accepts_from,
                    strptime(json ->> '$.interval_end', '%Y-%m-%dT%H:%M:%S.%gZ') AS window_end
             FROM read_json_objects('{root}/*/_batch_meta.json', format='unstructured')
         ), lines AS (
@@ -55,11 +57,12 @@ def classified(data_dir: Path, stream: str) -> str:
                      OR try_strptime(l.j ->> '$.{time}', '%Y-%m-%dT%H:%M:%S.%gZ') IS NULL
                     THEN 'TIMESTAMP_MALFORMED'
                 WHEN l.j ->> '$.{enum_field}' NOT IN ({values}) THEN 'ENUM_OUT_OF_DOMAIN'
-                WHEN strptime(l.j ->> '$.{time}', '%Y-%m-%dT%H:%M:%S.%gZ') < w.window_start
+                WHEN strptime(l.j ->> '$.{time}', '%Y-%m-%dT%H:%M:%S.%gZ') < w.accepts_from
                      OR strptime(l.j ->> '$.{time}', '%Y-%m-%dT%H:%M:%S.%gZ') >= w.window_end
                     THEN 'TIMESTAMP_OUTSIDE_WINDOW'
                 {extra}
-            END AS reason
+            END AS reason,
+            epoch_ms(w.window_end) - epoch_ms(w.window_start) AS interval_ms
         FROM lines l JOIN committed USING (batch_id) JOIN windows w USING (batch_id)
     """
 
@@ -83,7 +86,8 @@ def silver_rows(data_dir: Path, stream: str) -> str:
         columns = ("id AS event_id, record ->> '$.company_id' AS company_id, record ->> '$.driver_id' AS driver_id, "
                    "record ->> '$.truck_id' AS truck_id, record ->> '$.event_type' AS event_type, "
                    f"{ts} AS event_timestamp, (record ->> '$.location.lat')::DOUBLE AS \"location.lat\", "
-                   "(record ->> '$.location.lon')::DOUBLE AS \"location.lon\", batch_id")
+                   "(record ->> '$.location.lon')::DOUBLE AS \"location.lon\", batch_id, "
+                   f"make_timestamp((epoch_ms({ts}) // interval_ms * interval_ms) * 1000) AS own_window")
     else:
         columns = ("id AS company_id, record ->> '$.company_name' AS company_name, "
                    "record ->> '$.geography' AS geography, (record ->> '$.active')::BOOLEAN AS active, "
@@ -92,10 +96,11 @@ def silver_rows(data_dir: Path, stream: str) -> str:
 
 
 def gold_queries(silver_events: str) -> dict[str, str]:
-    """SQL: the two gold tables from a silver events relation (``location`` flattened or not)."""
+    """SQL: the gold tables from a silver events relation (``location`` flattened or not) that has
+    ``own_window``, the start of the window each event happened in (UTC, no time zone)."""
     return {
         "events_per_company_window_type":
-            "SELECT company_id, strptime(batch_id, '%Y%m%dT%H%M%SZ')::TIMESTAMP AT TIME ZONE 'UTC' AS window_start, "
+            "SELECT company_id, own_window AT TIME ZONE 'UTC' AS window_start, "
             f"event_type, count(*)::BIGINT AS events FROM ({silver_events}) GROUP BY ALL",
         "deliveries_per_company_day":
             "SELECT company_id, (event_timestamp AT TIME ZONE 'UTC')::DATE AS day, count(*)::BIGINT AS deliveries "

@@ -28,6 +28,7 @@ STREAMS = ("companies", "events")
 # (`raw/events/*/*.jsonl`, `**/*.jsonl`, Spark on `raw/events/*`: Hadoop hides `_` names) takes
 # records and nothing else. The quality log is JSON Lines too, named .ndjson to stay out of record globs.
 META_FILE, ISSUES_FILE, SUCCESS_FILE = "_batch_meta.json", "_issues.ndjson", "_SUCCESS"
+LATE_FILE = "_late_arrivals.ndjson"  # events batches: the late arrivals among the records (ground truth)
 LEGACY_NAMES = {"batch_meta.json": META_FILE, "issues.jsonl": ISSUES_FILE}  # before schema 2
 BATCH_DIR_PATTERN = re.compile(r"^\d{8}T\d{6}Z$")
 HIVE_BATCH_PATTERN = re.compile(r"^batch_id=(\d{8}T\d{6}Z)$")
@@ -168,6 +169,8 @@ def stage_batch(
     issue_count: int,
     checkpoint: Callable[[], None] = lambda: None,
     sync: bool = False,
+    late: bytes = b"",
+    late_count: int = 0,
 ) -> Staged:
     """The first half of publishing: the record files (and the quality log) in a fresh staging folder;
     ``sync`` fsyncs them now, so that finishing only has the small meta file and the rename left."""
@@ -181,6 +184,8 @@ def stage_batch(
                                                      checkpoint, sync=False)}
         if issues:
             files[ISSUES_FILE] = _write_stream(staging / ISSUES_FILE, [issues], issue_count, sync=False)
+        if late:
+            files[LATE_FILE] = _write_stream(staging / LATE_FILE, [late], late_count, sync=False)
         if sync:
             _sync_together([staging / name for name in files])
         return Staged(stream, batch_id, staging, files, sync)

@@ -33,6 +33,9 @@ BYTES_PER_EVENT = 160
 PEAK_WINDOW_FACTOR = 3.0  # busiest driver window / mean driver window (24 h / the shortest shift)
 BYTES_PER_DRIVER = 24  # per-driver columns (company, number, day keys) of a production window
 MEMORY_SHARE = 0.5
+BYTES_PER_SPAN_EVENT = 48  # late arrival: per event of the earlier windows a production window looks back on
+MAX_LATE_REACH = 96  # driver windows a production late event may travel (a day of 15-minute windows)
+MAX_LATE_REACH_EMULATED = 3600
 MODES = ("production", "emulated")
 Geography = Literal["US", "EU", "SA", "AUS"]
 EventType = Literal["start_driving", "stopped_driving", "delivered"]
@@ -261,6 +264,13 @@ class ApiConfig(StrictModel):
         return self
 
 
+class LateArrivalConfig(StrictModel):
+    """Events that reach bronze in a later batch than their own window (valid data, unlike a defect)."""
+
+    probability: float = Field(0.0, ge=0.0, le=0.5)
+    max_delay: Duration = timedelta(minutes=30)
+
+
 class SchedulingConfig(StrictModel):
     max_catch_up_windows: int = Field(1000, ge=1, le=1_000_000)
 
@@ -276,6 +286,7 @@ class Config(StrictModel):
     emulated_mode: EmulatedModeConfig = Field(default_factory=EmulatedModeConfig)
     companies: CompaniesConfig = Field(default_factory=CompaniesConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
+    late_arrival: LateArrivalConfig = Field(default_factory=LateArrivalConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
@@ -313,17 +324,24 @@ class Config(StrictModel):
         """The same settings in another mode, checked again (production may not fit where emulated does)."""
         emulated = self.emulated_mode.model_copy(update={"enabled": mode == "emulated"})
         switched = self.model_copy(update={"emulated_mode": emulated})
-        problem = memory_problem(switched) or shift_problem(switched)
+        problem = late_problem(switched) or memory_problem(switched) or shift_problem(switched)
         if problem:
             raise ConfigError([f"in {mode} mode: {problem}"])
         return switched
 
     @model_validator(mode="after")
     def _fits_in_memory(self) -> Config:
-        problem = memory_problem(self) or shift_problem(self)
+        problem = late_problem(self) or memory_problem(self) or shift_problem(self)
         if problem:
             raise ValueError(problem)
         return self
+
+    @property
+    def late_reach(self) -> int:
+        """Earlier driver windows whose events may arrive in a window (0: late arrival is off)."""
+        if self.late_arrival.probability == 0:
+            return 0
+        return int(self.late_arrival.max_delay.total_seconds() // self.active_driver_interval.total_seconds())
 
     def with_data_dir(self, data_dir: Path) -> Config:
         return self.model_copy(update={"output": self.output.model_copy(update={"data_dir": data_dir})})
@@ -357,7 +375,7 @@ def memory_problem(config: Config) -> str | None:
     drivers = config.number_of_companies * config.drivers_per_company
     # drivers work a 8-10 hour shift of their region's day: the busiest window holds up to 24/8 times the mean
     events = drivers * config.event_rate_per_driver * PEAK_WINDOW_FACTOR
-    needed = events * BYTES_PER_EVENT + drivers * BYTES_PER_DRIVER
+    needed = events * BYTES_PER_EVENT + drivers * BYTES_PER_DRIVER + events * config.late_reach * BYTES_PER_SPAN_EVENT
     available = physical_memory_bytes() * MEMORY_SHARE
     if needed <= available:
         return None
@@ -366,6 +384,27 @@ def memory_problem(config: Config) -> str | None:
             f"hour of the working day) ≈ {events:,.0f} events per driver window, about {needed / 2**30:,.1f} GiB "
             f"to generate in memory; this machine allows {available / 2**30:,.1f} GiB (half of its RAM): lower one "
             "of them")
+
+
+def late_problem(config: Config) -> str | None:
+    """Why ``late_arrival`` cannot work with the driver interval of the active mode, or None."""
+    late = config.late_arrival
+    if late.probability == 0:
+        return None
+    interval, delay = config.active_driver_interval, late.max_delay
+    where = "emulated_mode.driver_batch_interval" if config.emulated_mode.enabled else "driver_event_interval"
+    if delay < interval:
+        return (f"late_arrival.max_delay ({format_duration(delay)}) must be at least the driver interval "
+                f"({where}: {format_duration(interval)}): a late event arrives in a later batch, at most max_delay "
+                "after it happened")
+    reach = config.late_reach
+    limit = MAX_LATE_REACH_EMULATED if config.emulated_mode.enabled else MAX_LATE_REACH
+    if reach > limit:
+        cost = ("the pending late events are carried in the store from batch to batch" if config.emulated_mode.enabled
+                else "each window is derived from the windows it may receive late events from")
+        return (f"late_arrival.max_delay ({format_duration(delay)}) spans {reach:,} driver windows of "
+                f"{format_duration(interval)}; at most {limit:,} ({cost}): shorten it")
+    return None
 
 
 def shift_problem(config: Config) -> str | None:

@@ -44,11 +44,13 @@ from app.store import Store
 DAY_MS = 86_400_000
 # Every table: its file under the expectations folder, its key, and what it holds.
 TABLES: dict[str, dict[str, Any]] = {
-    "silver/events": {"key": ["event_id"], "about": "valid driver events, one row per event_id"},
+    "silver/events": {"key": ["event_id"], "about": "valid driver events, one row per event_id (late arrivals "
+                                                    "included, window_start their own window)"},
     "silver/companies": {"key": ["company_id"], "about": "valid companies, one row per company_id"},
     "gold/events_per_company_window_type": {
         "key": ["company_id", "window_start", "event_type"],
-        "about": "valid events per company, driver window (its start, UTC) and event_type"},
+        "about": "valid events per company, driver window (its start, UTC: the window the event happened in, "
+                 "earlier than its batch's for a late arrival) and event_type"},
     "gold/deliveries_per_company_day": {
         "key": ["company_id", "day"],
         "about": "valid `delivered` events per company and UTC day (days with none left out)"},
@@ -147,9 +149,10 @@ def _true_records(config: Config, pipeline: Pipeline, stream: str, window: Windo
     rows = np.flatnonzero(keep)
     table = _truth_table(batch, rows)
     table = table.append_column("batch_id", pa.array([window.batch_id] * table.num_rows, pa.string()))
-    if stream == EVENTS:
-        starts = pa.array(np.full(table.num_rows, window.start_s * 1000, np.int64), pa.timestamp("ms", tz="UTC"))
-        table = table.append_column("window_start", starts)
+    if stream == EVENTS:  # the window an event belongs to: a late arrival's is earlier than its batch's
+        interval_ms = (window.end_s - window.start_s) * 1000
+        own = batch.timestamp_ms[rows] // interval_ms * interval_ms  # type: ignore[attr-defined]
+        table = table.append_column("window_start", pa.array(own, pa.timestamp("ms", tz="UTC")))
     return table, batch.size, batch.carried if isinstance(batch, EventBatch) else None
 
 

@@ -21,8 +21,8 @@ from app.core.generation.batch import generate_batch
 from app.core.generation.columns import ColumnBatch
 from app.core.generation.companies import CompanyBatch
 from app.core.generation.emulated_fleet import FleetState
-from app.core.generation.encoding import render_issues, render_records
-from app.core.generation.events import DriverPool, EventBatch
+from app.core.generation.encoding import render_issues, render_late, render_records
+from app.core.generation.events import DriverPool, EventBatch, max_delay_s
 from app.core.schema import schema_files
 from app.core.timeline import Window, align_to_interval, align_up, due_windows, format_timestamp, from_epoch_seconds
 from app.service.deferred import DeferredTask
@@ -60,6 +60,7 @@ class Generated:
     staged: bronze.Staged
     work_s: float  # generating and staging
     carried: dict[str, Any] | None = None  # what the batch hands the next events batch (emulated fleet)
+    late_count: int = 0  # events batches: records that arrived late from earlier windows
     clean_epoch: int | None = None  # prepared ahead: the roster's epoch then (a clean starts a new one)
 
 
@@ -307,6 +308,11 @@ class Pipeline:
             "catch_up": catch_up,
             "schema_version": bronze.SCHEMA_VERSION,
         }
+        if stream == EVENTS:  # a valid event_timestamp lies in [accepts_from, interval_end)
+            max_delay = timedelta(seconds=max_delay_s(self.config))
+            meta.update({"late_count": made.late_count,
+                         "max_delay": format_duration(max_delay) if max_delay else "PT0S",
+                         "accepts_from": format_timestamp(window.start - max_delay)})
         published = bronze.finish_batch(self.layout, made.staged, meta, started, self._checkpoint,
                                         window_end=window.end_s, work_before_s=made.work_s if prepared else 0.0)
         stats = CommitStats(self.config.generation_mode, made.record_count, made.record_count - made.corrupted_count,
@@ -320,12 +326,15 @@ class Pipeline:
         fleet = self.fleet_before() if stream == EVENTS else None
         batch, plan = generate_batch(self.config, stream, window, pool, fleet)
         issues = render_issues(batch, plan) if self.config.quality_injection.log_injected_issues else b""
+        late, late_count = render_late(batch, window.end_s - window.start_s) if isinstance(batch, EventBatch) \
+            else (b"", 0)
         staged = bronze.stage_batch(self.layout, stream, window.batch_id, render_records(batch, plan), batch.size,
-                                    issues, plan.corrupted_count, self._checkpoint, sync=sync)
+                                    issues, plan.corrupted_count, self._checkpoint, sync=sync, late=late,
+                                    late_count=late_count)
         companies = _roster_of(batch) if isinstance(batch, CompanyBatch) else None
         carried = carried_of(batch)
         return Generated(window, generated_at, batch.size, plan.corrupted_count, plan.counts(), companies, staged,
-                         time.time() - generated_at, carried)
+                         time.time() - generated_at, carried, late_count)
 
     def fleet_before(self) -> FleetState | None:
         """Emulated mode: the drivers on shift as the latest committed events batch left them."""

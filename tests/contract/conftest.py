@@ -29,10 +29,11 @@ def served(make_config):
 @pytest.fixture(scope="session")
 def bronze(tmp_path_factory):
     """Bronze the reader tests share: an emulated run of five minutes of 10 s windows (30 a stream)
-    with 30 % defects and without any, and a 2-hour backfill of the production preset with 15 %."""
-    from datetime import UTC, datetime
+    with 30 % defects and 5 % late arrivals and without either, and a 2-hour backfill of the production
+    preset with 15 % defects and 5 % late arrivals (up to 30 minutes late)."""
+    from datetime import UTC, datetime, timedelta
 
-    from app.core.config import Config, QualityInjectionConfig, load_config
+    from app.core.config import Config, LateArrivalConfig, QualityInjectionConfig, load_config
     from tests.conftest import ROOT, backfill
 
     made = {}
@@ -40,12 +41,14 @@ def bronze(tmp_path_factory):
         config = Config.model_validate({
             "seed": 11, "output": {"data_dir": str(tmp_path_factory.mktemp(name) / "data")},
             "quality_injection": {"enabled": rate > 0, "error_rate": rate},
+            "late_arrival": {"probability": 0.05 if rate else 0.0, "max_delay": "PT30S"},
             "emulated_mode": {"enabled": True, "company_batch_interval": "PT10S", "driver_batch_interval": "PT10S"}})
         made[name] = backfill(config, datetime(2026, 11, 25, 20, tzinfo=UTC),
                                datetime(2026, 11, 25, 20, 5, tzinfo=UTC))
     preset = load_config(ROOT / "conf" / "production.yaml")
     config = preset.with_data_dir(tmp_path_factory.mktemp("production") / "data").model_copy(
-        update={"quality_injection": QualityInjectionConfig(enabled=True, error_rate=0.15)})
+        update={"quality_injection": QualityInjectionConfig(enabled=True, error_rate=0.15),
+                "late_arrival": LateArrivalConfig(probability=0.05, max_delay=timedelta(minutes=30))})
     made["production"] = backfill(config, datetime(2026, 11, 25, 6, tzinfo=UTC), datetime(2026, 11, 25, 8, tzinfo=UTC))
     return made
 

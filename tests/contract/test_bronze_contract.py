@@ -15,6 +15,7 @@ COMPANY_FIELDS = {"company_id": str, "company_name": str, "geography": str, "act
 META_FIELDS = {"batch_id", "stream", "interval_start", "interval_end", "record_count", "valid_count",
                "corrupted_count", "issue_counts", "seed", "generation_mode", "generated_at", "scheduled_at",
                "duration_s", "schema_version", "files", "interval", "published_at", "lateness_ms", "catch_up"}
+LATE_FIELDS = {"late_count", "max_delay", "accepts_from"}  # events batches: what late arrival needs
 
 
 def test_layout_records_and_meta(make_config):
@@ -28,7 +29,7 @@ def test_layout_records_and_meta(make_config):
     for stream, fields in (("events", EVENT_FIELDS), ("companies", COMPANY_FIELDS)):
         batch_dir = next(data.glob(f"raw/{stream}/*"))
         meta = json.loads((batch_dir / "_batch_meta.json").read_text())
-        assert set(meta) == META_FIELDS
+        assert set(meta) == (META_FIELDS | LATE_FIELDS if stream == "events" else META_FIELDS)
         assert meta["valid_count"] + meta["corrupted_count"] == meta["record_count"]
         assert sum(meta["issue_counts"].values()) == meta["corrupted_count"]
         issues = (batch_dir / "_issues.ndjson").read_text().splitlines()

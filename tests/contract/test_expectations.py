@@ -15,7 +15,8 @@ from app.cli import main
 from tests.silver_reference import gold_queries, silver_rows
 
 FLAT_EVENTS = ("event_id, company_id, driver_id, truck_id, event_type, event_timestamp, "
-               "location.lat AS \"location.lat\", location.lon AS \"location.lon\", batch_id")
+               "location.lat AS \"location.lat\", location.lon AS \"location.lon\", batch_id, "
+               "window_start::TIMESTAMP AS own_window")
 
 
 def connect() -> duckdb.DuckDBPyConnection:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import polars as pl
@@ -14,7 +14,7 @@ from pyspark.sql.types import StructType
 
 from app.cli import main
 from app.core import bronze as layout_module
-from app.core.config import QualityInjectionConfig, load_config
+from app.core.config import LateArrivalConfig, QualityInjectionConfig, load_config
 from app.core.schema import render
 from tests.conftest import ROOT, backfill
 
@@ -26,7 +26,8 @@ def hive(tmp_path_factory):
     config = config.model_copy(update={
         "output": config.output.model_copy(update={"data_dir": tmp_path_factory.mktemp("hive") / "data",
                                                    "layout": "hive"}),
-        "quality_injection": QualityInjectionConfig(enabled=True, error_rate=0.15)})
+        "quality_injection": QualityInjectionConfig(enabled=True, error_rate=0.15),
+        "late_arrival": LateArrivalConfig(probability=0.05, max_delay=timedelta(minutes=30))})  # as bronze's
     return backfill(config, datetime(2026, 11, 25, 6, tzinfo=UTC), datetime(2026, 11, 25, 8, tzinfo=UTC))
 
 
@@ -34,7 +35,7 @@ def digests(data_dir, layout: str) -> dict[tuple[str, str, str], str]:
     found = {}
     for stream in ("events", "companies"):
         for batch_id, folder in layout_module.Layout(data_dir, partitioning=layout).batch_dirs(stream):
-            for name in (f"{stream}.jsonl", "_issues.ndjson"):
+            for name in (f"{stream}.jsonl", "_issues.ndjson", "_late_arrivals.ndjson"):
                 if (folder / name).exists():
                     found[(stream, batch_id, name)] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
     return found

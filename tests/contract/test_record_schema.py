@@ -128,7 +128,8 @@ def test_sidecars_of_an_older_layout_are_renamed_at_writer_start(bronze, tmp_pat
 
     data = tmp_path / "data"
     shutil.copytree(bronze["defects"], data)
-    batch = next(p for p in (data / "raw" / "events").iterdir() if (p / "_issues.ndjson").exists())
+    batch = next(p for p in (data / "raw" / "events").iterdir()
+                 if (p / "_issues.ndjson").exists() and not (p / "_late_arrivals.ndjson").exists())
     meta = json.loads((batch / "_batch_meta.json").read_text())
     meta["files"]["issues.jsonl"] = meta["files"].pop("_issues.ndjson")  # as the older layout wrote it
     (batch / "batch_meta.json").write_text(json.dumps(meta))

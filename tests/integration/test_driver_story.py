@@ -9,13 +9,16 @@ import hashlib
 import itertools
 import json
 import math
+import time
 import uuid
 from collections import defaultdict
 from datetime import timedelta
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
+from app.cli import main
 from app.core.generation import geography as geo
 from app.core.generation import itinerary as it
 from app.core.generation.emulated_fleet import depot_fixed
@@ -33,7 +36,8 @@ REGION = {code: index for index, code in enumerate(geo.CODES)}
 def small_fleet(make_config, **extra):
     return make_config(number_of_companies=5, drivers_per_company=4, event_rate_per_driver=3.5,
                        company_onboarding_interval="P1D", companies={"active_probability": 1.0},
-                       quality_injection={"enabled": True, "error_rate": 0.1}, **extra)
+                       quality_injection={"enabled": True, "error_rate": 0.1},
+                       late_arrival={"probability": 0.05, "max_delay": "PT45M"}, **extra)
 
 
 def clean_records(data_dir, stream):
@@ -58,16 +62,18 @@ def seconds(text: str) -> float:
 
 @pytest.fixture(scope="module")
 def two_days(tmp_path_factory):
-    """Two days of a small production fleet: the truth (no defects) and the same with 10 % defects."""
+    """Two days of a small production fleet: the truth (no defects), the same with 10 % defects, and
+    with 5 % late arrivals (up to 45 minutes)."""
     from app.core.config import Config
 
     made = {}
-    for name, rate in (("truth", 0.0), ("defects", 0.1)):
+    for name, rate, late in (("truth", 0.0, 0.0), ("defects", 0.1, 0.0), ("late", 0.0, 0.05)):
         config = Config.model_validate({
             "seed": 42, "output": {"data_dir": str(tmp_path_factory.mktemp(name) / "data")},
             "number_of_companies": 5, "drivers_per_company": 4, "event_rate_per_driver": 3.5,
             "company_onboarding_interval": "P1D", "companies": {"active_probability": 1.0},
-            "quality_injection": {"enabled": rate > 0, "error_rate": rate}})
+            "quality_injection": {"enabled": rate > 0, "error_rate": rate},
+            "late_arrival": {"probability": late, "max_delay": "PT45M"}})
         backfill(config, DAY_BEFORE, DAY_AFTER)
         made[name] = config.output.data_dir
     return made
@@ -99,14 +105,17 @@ def at_depot(event: dict, region: str) -> bool:
     return (round(event["location"]["lat"] * 1e5), round(event["location"]["lon"] * 1e5)) == (lat[0], lon[0])
 
 
-def rule_violations(data_dir, shift_gap_s: float | None, data_end_s: float) -> tuple[list[str], dict, float]:
+def rule_violations(data_dir, shift_gap_s: float | None, data_end_s: float,
+                    complete_before_s: float | None = None) -> tuple[list[str], dict, float]:
     """Every clean record checked against the rules, per driver across all windows: (violations, drivers'
     event counts, the fastest implied speed). A shift ends after ``shift_gap_s`` without an event
-    (production) or, with None (emulated), when a driver leaves the depot in another truck."""
+    (production) or, with None (emulated), when a driver leaves the depot in another truck. With late
+    arrivals, events from ``complete_before_s`` on are left out: some of their time have not arrived."""
     region = {c["company_id"]: c["geography"] for _, c in clean_records(data_dir, "companies")}
     by_driver: dict[str, list[dict]] = defaultdict(list)
     for _, event in clean_records(data_dir, "events"):
-        by_driver[event["driver_id"]].append(event)
+        if complete_before_s is None or seconds(event["event_timestamp"]) < complete_before_s:
+            by_driver[event["driver_id"]].append(event)
     violations: list[str] = []
     runs: dict[tuple[str, str], list[tuple[float, float, str]]] = defaultdict(list)  # (company, truck) -> uses
     fastest = 0.0
@@ -140,10 +149,11 @@ def rule_violations(data_dir, shift_gap_s: float | None, data_end_s: float) -> t
             if not (geo.LAT_MIN[code] <= lat <= geo.LAT_MAX[code] and geo.LON_MIN[code] <= lon <= geo.LON_MAX[code]):
                 violations.append(f"{driver}: {lat}, {lon} outside {region[event['company_id']]}")
             truck = event["truck_id"]
-            if run is None or truck != run[2]:
-                if run is not None and not (previous is None or (shift_gap_s is None and kind == "start_driving"
-                                                                 and at_depot(event, region[event["company_id"]]))):
-                    violations.append(f"{driver}: changed truck within a shift ({run[2]} -> {truck})")
+            new_shift = previous is None or (shift_gap_s is None and kind == "start_driving" and state == "STOPPED"
+                                             and at_depot(event, region[event["company_id"]]))
+            if run is not None and not new_shift and truck != run[2]:
+                violations.append(f"{driver}: changed truck within a shift ({run[2]} -> {truck})")
+            if run is None or new_shift or truck != run[2]:  # a shift's use of its truck, from first to last event
                 run = [at, at, truck]
                 runs[(event["company_id"], truck)].append(run)
             run[1] = at
@@ -163,6 +173,70 @@ def test_every_driver_follows_the_rules_across_all_windows(two_days):
     assert len(drivers) == 40
     assert not violations, "\n".join(violations[:20])
     assert 20 < fastest <= 130  # drivers do drive
+    late = two_days["late"]  # the same fleet with 5 % late arrivals: the same story, told out of order
+    violations, drivers, _ = rule_violations(late, SHIFT_GAP_S, DAY_AFTER.timestamp(),
+                                             complete_before_s=DAY_AFTER.timestamp() - 45 * 60)
+    assert len(drivers) == 40
+    assert not violations, "\n".join(violations[:20])
+    assert 20 < fastest <= 130  # drivers do drive
+
+
+def late_arrival_facts(data_dir) -> tuple[int, int, list[str]]:
+    """(records, late arrivals, problems) over every events batch: each record inside the batch's
+    accepted range, the late ones exactly those before its window, each listed in the ground truth with
+    the window it belongs to, no event twice."""
+    records = late = 0
+    problems: list[str] = []
+    seen: set[str] = set()
+    for batch in sorted((data_dir / "raw/events").iterdir()):
+        meta = json.loads((batch / "_batch_meta.json").read_text())
+        lines = [json.loads(x) for x in (batch / "events.jsonl").read_text().splitlines()]
+        truth = batch / "_late_arrivals.ndjson"
+        listed = [json.loads(x) for x in truth.read_text().splitlines()] if truth.exists() else []
+        before = [n for n, e in enumerate(lines, start=1) if e["event_timestamp"] < meta["interval_start"]]
+        records, late = records + len(lines), late + len(before)
+        if [x["line"] for x in listed] != before or meta["late_count"] != len(before):
+            problems.append(f"{batch.name}: late lines {before} but ground truth {listed} / {meta['late_count']}")
+        interval_s = int(seconds(meta["interval_end"]) - seconds(meta["interval_start"]))
+        for entry in listed:
+            event = lines[entry["line"] - 1]
+            own = int(seconds(event["event_timestamp"])) // interval_s * interval_s
+            if (entry["event_id"], entry["event_timestamp"]) != (event["event_id"], event["event_timestamp"]) or \
+                    entry["true_batch_id"] != time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(own)):
+                problems.append(f"{batch.name}: ground truth {entry} does not match {event}")
+        for event in lines:
+            if not meta["accepts_from"] <= event["event_timestamp"] < meta["interval_end"]:
+                problems.append(f"{batch.name}: {event['event_timestamp']} outside its batch's accepted range")
+            if event["event_id"] in seen:
+                problems.append(f"{event['event_id']} twice")
+            seen.add(event["event_id"])
+    return records, late, problems
+
+
+def story(data_dir, start_s: float, end_s: float) -> list[tuple]:
+    """Every event that happened in [start_s, end_s), without its id or batch: what drivers did."""
+    return sorted((e["driver_id"], e["truck_id"], e["event_type"], e["event_timestamp"], e["location"]["lat"],
+                   e["location"]["lon"]) for _, e in _all_records(data_dir)
+                  if start_s <= seconds(e["event_timestamp"]) < end_s)
+
+
+def test_late_arrivals_are_five_percent_each_once_within_max_delay_and_in_their_true_window(two_days, tmp_path):
+    late_data, truth = two_days["late"], two_days["truth"]
+    records, late, problems = late_arrival_facts(late_data)
+    assert not problems, "\n".join(problems[:10])
+    assert 0.04 <= late / records <= 0.06, late / records
+    # the same events as without late arrival, only in later batches: nothing lost, nothing twice
+    complete = DAY_AFTER.timestamp() - 45 * 60
+    assert story(late_data, DAY_BEFORE.timestamp(), complete) == story(truth, DAY_BEFORE.timestamp(), complete)
+    # `fleetgen expect` keeps each late event, in the window it happened in
+    assert main(["expect", "--data-dir", str(late_data), "--out", str(tmp_path / "e")]) == 0
+    silver = pq.read_table(tmp_path / "e/silver/events.parquet").to_pydict()
+    moved = 0
+    for stamp, own, batch_id in zip(silver["event_timestamp"], silver["window_start"], silver["batch_id"],
+                                    strict=True):
+        assert own.timestamp() == stamp.timestamp() // 900 * 900
+        moved += own.strftime("%Y%m%dT%H%M%SZ") < batch_id
+    assert moved == late
 
 
 def test_the_day_holds_the_configured_rate_and_follows_the_working_day(two_days):
@@ -261,6 +335,7 @@ def test_drivers_join_at_the_first_slot_after_onboarding_and_never_before():
 # ---- emulated mode: a small fleet whose state carries from batch to batch ----------------------------
 
 def emulated(make_config, data_dir, **extra):
+    extra.setdefault("late_arrival", {"probability": 0.05, "max_delay": "PT30S"})
     return make_config(drivers_per_company=4, output={"data_dir": str(data_dir)},
                        emulated_mode={"enabled": True, "company_batch_interval": "PT10S",
                                       "driver_batch_interval": "PT1S", "companies_per_batch": 1,
@@ -274,12 +349,14 @@ def test_ten_emulated_minutes_follow_the_rules_and_keep_the_batch_sizes(make_con
     """600 one-second batches (what ten minutes of `make run-emulated`-style cadence commit; backfill
     writes the same bytes as live, tested below): every clean record per driver across all batches obeys
     the rules, and every batch made once the roster has drivers holds 5-20 events."""
+    end = EMULATED_START + timedelta(minutes=10)
     config = emulated(make_config, tmp_path / "data")
-    backfill(config, EMULATED_START, EMULATED_START + timedelta(minutes=10))
+    backfill(config, EMULATED_START, end)
     defective = emulated(make_config, tmp_path / "defects", quality_injection={"enabled": True, "error_rate": 0.1})
     backfill(defective, EMULATED_START, EMULATED_START + timedelta(minutes=1))
     assert_clean_lines_are_true(config.output.data_dir, defective.output.data_dir)
-    violations, drivers, fastest = rule_violations(config.output.data_dir, None, 0)
+    violations, drivers, fastest = rule_violations(config.output.data_dir, None, 0,
+                                                   complete_before_s=end.timestamp() - 30)
     assert not violations, "\n".join(violations[:20])
     assert len(drivers) > 40 and sum(drivers.values()) > 5000
     assert 20 < fastest <= 130
@@ -289,6 +366,9 @@ def test_ten_emulated_minutes_follow_the_rules_and_keep_the_batch_sizes(make_con
         if batch.name >= "20261125T120010Z":  # the first company window closed: drivers exist
             sizes.append(meta["record_count"])
     assert len(sizes) == 590 and min(sizes) >= 5 and max(sizes) <= 20
+    records, late, problems = late_arrival_facts(config.output.data_dir)
+    assert not problems, "\n".join(problems[:10])
+    assert 0.04 <= late / records <= 0.06, late / records
     assert len(set(sizes)) == 16  # every size of the range occurs
     spare = [e for _, e in clean_records(config.output.data_dir, "events") if e["truck_id"][-4:] != e["driver_id"][-4:]]
     assert spare  # some shifts take a spare truck

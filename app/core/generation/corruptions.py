@@ -34,8 +34,10 @@ def malformed_timestamps(ms: np.ndarray, rng: np.random.Generator) -> r.Matrix:
     return r.quoted(stacked[choice, np.arange(rows)])
 
 
-def outside_window(window: Window, rows: int, rng: np.random.Generator) -> np.ndarray:
-    """Epoch milliseconds up to a day before the window or at/after its end."""
+def outside_window(window: Window, rows: int, rng: np.random.Generator, earliest_ms: int | None = None) -> np.ndarray:
+    """Epoch milliseconds up to a day before the batch's earliest valid instant (its window start, or
+    earlier when it may hold late arrivals) or at/after the window's end."""
     before = rng.random(rows) < 0.5
     offset = rng.integers(1, DAY_MS, rows, dtype=np.int64)
-    return np.where(before, window.start_s * 1000 - offset, window.end_s * 1000 + offset - 1)
+    start_ms = window.start_s * 1000 if earliest_ms is None else earliest_ms
+    return np.where(before, start_ms - offset, window.end_s * 1000 + offset - 1)

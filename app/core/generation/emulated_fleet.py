@@ -64,6 +64,7 @@ class FleetState:
     deliveries_left: np.ndarray  # (s,) int8
     legs_left: np.ndarray  # (s,) int16
     as_of_s: int
+    pending: Pending | None = None  # late events not arrived yet
 
     @classmethod
     def vacant(cls, slots: int, as_of_s: int = 0) -> FleetState:
@@ -104,7 +105,8 @@ class FleetState:
         return self._with([c.copy() for c in self._columns()])
 
     def to_json(self) -> dict[str, Any]:
-        return {"as_of_s": self.as_of_s, "slots": [
+        pending = self.pending.steps.to_json(self.pending.arrival_s) if self.pending is not None else []
+        return {"as_of_s": self.as_of_s, "pending": pending, "slots": [
             {"company_id": str(uuid.UUID(bytes=bytes(self.company_uuid[i]))), "geography": int(self.geography[i]),
              "drivers_count": int(self.drivers_count[i]), "driver": int(self.driver[i]),
              "truck": int(self.truck[i]), "phase": int(self.phase[i]), "lat": int(self.lat[i]),
@@ -121,12 +123,14 @@ class FleetState:
             for name in ("geography", "drivers_count", "driver", "truck", "phase", "lat", "lon", "last_ms",
                          "deliveries_left", "legs_left"):
                 getattr(state, name)[i] = slot[name]
+        if value.get("pending"):
+            return replace(state, pending=Pending(*Steps.from_json(value["pending"])))
         return state
 
 
 @dataclass(frozen=True)
 class Steps:
-    """One batch's events, in time order, with the driver of each."""
+    """Events in time order, with the driver of each (a batch's, or late ones waiting to arrive)."""
 
     company_uuid: np.ndarray  # (n, 16) uint8
     geography: np.ndarray  # (n,) uint8
@@ -137,6 +141,70 @@ class Steps:
     timestamp_ms: np.ndarray  # int64
     lat: np.ndarray  # int32 fixed point
     lon: np.ndarray
+
+
+    @classmethod
+    def empty(cls) -> Steps:
+        return cls(np.zeros((0, 16), np.uint8), np.zeros(0, np.uint8), np.zeros(0, np.int32), np.zeros(0, np.int16),
+                   np.zeros(0, np.int16), np.zeros(0, np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int32),
+                   np.zeros(0, np.int32))
+
+    def _columns(self) -> tuple[np.ndarray, ...]:
+        return (self.company_uuid, self.geography, self.drivers_count, self.driver, self.truck, self.event_type,
+                self.timestamp_ms, self.lat, self.lon)
+
+    def take(self, rows: np.ndarray) -> Steps:
+        return Steps(*(c[rows] for c in self._columns()))
+
+    def __len__(self) -> int:
+        return len(self.timestamp_ms)
+
+    @staticmethod
+    def joined(first: Steps, second: Steps) -> Steps:
+        """Both, in time order (ties: ``first`` first)."""
+        both = Steps(*(np.concatenate([a, b]) for a, b in zip(first._columns(), second._columns(), strict=True)))
+        return both.take(np.argsort(both.timestamp_ms, kind="stable"))
+
+    def to_json(self, arrival_s: np.ndarray) -> list[dict[str, Any]]:
+        return [{"company_id": str(uuid.UUID(bytes=bytes(self.company_uuid[i]))), "geography": int(self.geography[i]),
+                 "drivers_count": int(self.drivers_count[i]), "driver": int(self.driver[i]),
+                 "truck": int(self.truck[i]), "event_type": int(self.event_type[i]),
+                 "timestamp_ms": int(self.timestamp_ms[i]), "lat": int(self.lat[i]), "lon": int(self.lon[i]),
+                 "arrival_s": int(arrival_s[i])} for i in range(len(self))]
+
+    @classmethod
+    def from_json(cls, rows: list[dict[str, Any]]) -> tuple[Steps, np.ndarray]:
+        steps = cls(np.array([np.frombuffer(uuid.UUID(r["company_id"]).bytes, np.uint8) for r in rows],
+                             np.uint8).reshape(len(rows), 16),
+                    *(np.array([r[name] for r in rows], dtype) for name, dtype in (
+                        ("geography", np.uint8), ("drivers_count", np.int32), ("driver", np.int16),
+                        ("truck", np.int16), ("event_type", np.uint8), ("timestamp_ms", np.int64), ("lat", np.int32),
+                        ("lon", np.int32))))
+        return steps, np.array([r["arrival_s"] for r in rows], np.int64)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Late events made by earlier batches, each waiting for the window starting at its ``arrival_s``."""
+
+    steps: Steps
+    arrival_s: np.ndarray  # int64
+
+    @classmethod
+    def empty(cls) -> Pending:
+        return cls(Steps.empty(), np.zeros(0, np.int64))
+
+    def split(self, window_start_s: int) -> tuple[Steps, Pending]:
+        """The events arriving in the window starting at ``window_start_s``, and those still waiting.
+        Events whose window went by without a batch (skipped while paused) are gone with it."""
+        due = self.arrival_s == window_start_s
+        later = self.arrival_s > window_start_s
+        return self.steps.take(np.flatnonzero(due)), Pending(self.steps.take(np.flatnonzero(later)),
+                                                             self.arrival_s[later])
+
+    def plus(self, steps: Steps, arrival_s: np.ndarray) -> Pending:
+        joined = Steps(*(np.concatenate([a, b]) for a, b in zip(self.steps._columns(), steps._columns(), strict=True)))
+        return Pending(joined, np.concatenate([self.arrival_s, arrival_s]))
 
 
 # Where a slot's next driver comes from: (company uuid, geography, drivers_count, driver number), or None

@@ -13,6 +13,7 @@ from app.core.config import DEFECT_TYPES
 from app.core.generation import render as r
 from app.core.generation.columns import ColumnBatch
 from app.core.generation.defects import DefectPlan
+from app.core.generation.events import EventBatch
 
 CHUNK_ROWS = 16_384  # ~5 MB of text: stays in cache while it is assembled and compacted
 IN_FLIGHT = 4
@@ -95,3 +96,25 @@ def render_issues(batch: ColumnBatch, plan: DefectPlan) -> bytes:
     ]
     chunks = _in_chunks(lambda a, b: r.encode_lines([(k, v[a:b]) for k, v in fields]), n, CHUNK_ROWS)
     return b"".join(chunks)
+
+
+def render_late(batch: EventBatch, interval_s: int) -> tuple[bytes, int]:
+    """One line per late arrival among the batch's records (its true values: the ground truth): where it
+    is, its id and time, and the window it belongs to. Returns the text and the line count."""
+    rows = batch.late_rows()
+    n = len(rows)
+    if n == 0:
+        return b"", 0
+    own_start = batch.timestamp_ms[rows] // (interval_s * 1000) * (interval_s * 1000)
+    p = r.timestamp_parts(own_start)
+    z = r.zero_padded
+    batch_id = r.quoted(r.hcat([z(p["year"], 4), z(p["month"], 2), z(p["day"], 2), r.literal(b"T", n),
+                                z(p["hour"], 2), z(p["minute"], 2), z(p["second"], 2), r.literal(b"Z", n)]))
+    fields = [
+        ("line", r.integer(rows + 1, 10)),
+        ("event_id", batch.render("event_id", rows)),
+        ("event_timestamp", batch.render("event_timestamp", rows)),
+        ("true_batch_id", batch_id),
+        ("before_window_ms", r.integer(batch.window.start_s * 1000 - batch.timestamp_ms[rows], 13)),
+    ]
+    return b"".join(_in_chunks(lambda a, b: r.encode_lines([(k, v[a:b]) for k, v in fields]), n, CHUNK_ROWS)), n

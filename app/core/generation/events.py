@@ -11,8 +11,8 @@ from app.core.generation import geography as geo
 from app.core.generation import render as r
 from app.core.generation.columns import ColumnBatch, DefectTarget
 from app.core.generation.corruptions import malformed_timestamps, outside_window
-from app.core.generation.emulated_fleet import FleetState, slot_count, step_fleet
-from app.core.generation.itinerary import Fleet, window_events
+from app.core.generation.emulated_fleet import FleetState, Pending, Steps, slot_count, step_fleet
+from app.core.generation.itinerary import Fleet, Lateness, window_events
 from app.core.timeline import Window
 from app.core.workday import mean_deliveries, slot_seconds
 
@@ -99,6 +99,17 @@ class EventBatch(ColumnBatch):
     lon: np.ndarray
     truck: np.ndarray | None = None  # int16 truck number within the company; None: the driver's number
     carried: FleetState | None = None  # emulated: the fleet's state after this batch, committed with it
+    max_delay_s: int = 0  # late arrival: events of this batch may be this much older than the window
+
+    @property
+    def accepts_from_ms(self) -> int:
+        """The earliest valid event_timestamp of the batch: its window start, less the late-arrival delay."""
+        return (self.window.start_s - self.max_delay_s) * 1000
+
+    def late_rows(self) -> np.ndarray:
+        """Rows of events that happened before the window: late arrivals from earlier windows."""
+        rows: np.ndarray = np.flatnonzero(self.timestamp_ms < self.window.start_s * 1000)
+        return rows
 
     fields = ("event_id", "company_id", "driver_id", "truck_id", "event_type", "event_timestamp", "location")
     id_field = "event_id"
@@ -186,7 +197,7 @@ def _invalid_type(batch: EventBatch, rows: np.ndarray, rng: np.random.Generator)
 
 
 def _outside(batch: EventBatch, rows: np.ndarray, rng: np.random.Generator) -> r.Matrix:
-    return r.quoted(r.timestamp_text(outside_window(batch.window, len(rows), rng)))
+    return r.quoted(r.timestamp_text(outside_window(batch.window, len(rows), rng, batch.accepts_from_ms)))
 
 
 def _out_of_range(rng: np.random.Generator, rows: int, limit: int) -> np.ndarray:
@@ -216,15 +227,20 @@ def generate_events(config: Config, window: Window, roster: DriverPool | Roster,
 
 def _emulated_events(config: Config, window: Window, pool: DriverPool, weights: np.ndarray,
                      fleet: FleetState | None, rng: np.random.Generator) -> EventBatch:
-    """Emulated: a drawn count of events at distinct instants, each the next step of a driver on shift."""
+    """Emulated: a drawn count of events, each the next step of a driver on shift at its own instant, plus
+    the late events of earlier batches that arrive in this window (and less the new ones held back)."""
     em = config.emulated_mode
     if fleet is not None and fleet.as_of_s > window.start_s:
         raise ValueError(f"the emulated fleet's state is from {fleet.as_of_s}, after window {window.batch_id} "
                          "starts: event windows must be produced in order")
     state = (fleet or FleetState.vacant(0)).resized(slot_count(em.events_per_batch_max))
+    arriving, waiting = (state.pending or Pending.empty()).split(window.start_s)
     count = int(rng.integers(em.events_per_batch_min, em.events_per_batch_max + 1))
+    # new events to make so that, once the late ones among them are held back, the batch holds ``count``
+    held = _late_draws(rng, max(count - len(arriving), 0), config.late_arrival.probability)
     span_ms = (window.end_s - window.start_s) * 1000
-    timestamps = window.start_s * 1000 + np.sort(rng.choice(span_ms, min(count, span_ms), replace=False))
+    made = min(len(held), span_ms)
+    timestamps = window.start_s * 1000 + np.sort(rng.choice(span_ms, made, replace=False))
 
     def draw(source: np.random.Generator) -> tuple[np.ndarray, int, int, int] | None:
         if pool.total_drivers == 0:
@@ -234,13 +250,40 @@ def _emulated_events(config: Config, window: Window, pool: DriverPool, weights: 
 
     steps, after = step_fleet(state, timestamps.astype(np.int64), draw, mean_deliveries([float(w) for w in weights]),
                               config.events.trucks_per_driver, rng)
+    late = held[:len(steps)]
+    arrival_s = _arrival_windows(rng, steps.timestamp_ms[late], window, config.late_arrival.max_delay.total_seconds())
+    waiting = waiting.plus(steps.take(np.flatnonzero(late)), arrival_s)
+    steps = Steps.joined(arriving, steps.take(np.flatnonzero(~late)))
     keys = np.ascontiguousarray(steps.company_uuid).view(np.dtype((np.void, 16))).ravel()
     _, first, company = np.unique(keys, return_index=True, return_inverse=True)
     batch_roster = Roster(steps.company_uuid[first], steps.geography[first], steps.drivers_count[first])
-    event_uuid = r.uuid4_bytes(r.random_bytes(rng, len(steps.driver), 16))
+    event_uuid = r.uuid4_bytes(r.random_bytes(rng, len(steps), 16))
     return EventBatch(window, batch_roster, event_uuid, company.astype(np.int32).ravel(), steps.driver,
                       steps.event_type, steps.timestamp_ms, steps.lat, steps.lon, truck=steps.truck,
-                      carried=replace(after, as_of_s=window.end_s))
+                      carried=replace(after, as_of_s=window.end_s, pending=waiting), max_delay_s=max_delay_s(config))
+
+
+def _late_draws(rng: np.random.Generator, on_time: int, probability: float) -> np.ndarray:
+    """Late flags for new events, as many as it takes to have ``on_time`` events not late."""
+    if probability == 0 or on_time == 0:
+        return np.zeros(on_time, bool)
+    flags = rng.random(2 * on_time + 16) < probability
+    while np.count_nonzero(~flags) < on_time:
+        flags = np.concatenate([flags, rng.random(on_time) < probability])
+    last = int(np.flatnonzero(~flags)[on_time - 1])
+    held: np.ndarray = flags[:last + 1]
+    return held
+
+
+def _arrival_windows(rng: np.random.Generator, timestamp_ms: np.ndarray, window: Window,
+                     max_delay_s: float) -> np.ndarray:
+    """For late events of ``window``: the start of the later window each arrives in, chosen evenly among
+    those starting at most ``max_delay_s`` after it."""
+    interval_ms = (window.end_s - window.start_s) * 1000
+    choices = (timestamp_ms + int(max_delay_s * 1000) - window.end_s * 1000) // interval_ms + 1
+    hop = np.floor(rng.random(len(timestamp_ms)) * choices).astype(np.int64)
+    arrival: np.ndarray = window.end_s + hop * (interval_ms // 1000)
+    return arrival
 
 
 def _itinerary_events(config: Config, window: Window, roster: Roster, weights: np.ndarray,
@@ -250,10 +293,17 @@ def _itinerary_events(config: Config, window: Window, roster: Roster, weights: n
     slot = slot_seconds(config.event_rate_per_driver, window.end_s - window.start_s, deliveries)
     fleet = Fleet(roster.company_uuid, roster.geography, roster.drivers_count, roster.onboarded_by())
     boxes = (geo.LAT_MIN, geo.LAT_MAX, geo.LON_MIN, geo.LON_MAX)
-    day = window_events(config.seed, fleet, window, slot, deliveries, config.events.trucks_per_driver, boxes)
+    late = Lateness(config.late_arrival.probability, int(config.late_arrival.max_delay.total_seconds()),
+                    window.end_s - window.start_s)
+    day = window_events(config.seed, fleet, window, slot, deliveries, config.events.trucks_per_driver, boxes, late)
     count = len(day.timestamp_ms)
     event_uuid = r.uuid4_bytes(r.random_bytes(rng, count, 16))
     lat = np.rint(day.lat * COORD_SCALE).astype(np.int32)
     lon = np.rint(day.lon * COORD_SCALE).astype(np.int32)
     return EventBatch(window, roster, event_uuid, day.company, day.driver, day.event_type, day.timestamp_ms,
-                      lat, lon, truck=day.truck)
+                      lat, lon, truck=day.truck, max_delay_s=max_delay_s(config))
+
+
+def max_delay_s(config: Config) -> int:
+    """How much older than its window a valid event of a batch may be (0 when late arrival is off)."""
+    return int(config.late_arrival.max_delay.total_seconds()) if config.late_arrival.probability > 0 else 0

@@ -57,7 +57,22 @@ WEEK_DAYS = 7
 ROW_BITS = 26  # sort keys: up to 2**26 events per window with 2**37 ms (4 years) of window
 # What each hashed uniform is for; the numbers are part of the output (changing one changes the data).
 PURPOSE = {"shift_start": 1, "shift_length": 2, "route_phase": 3, "route_radius": 4, "route_turn": 5,
-           "drive": 7, "deliveries": 8, "scatter_angle": 9, "scatter_radius": 10}
+           "drive": 7, "deliveries": 8, "scatter_angle": 9, "scatter_radius": 10, "late": 11, "late_window": 12}
+
+
+@dataclass(frozen=True)
+class Lateness:
+    """Late arrival: an event is late with ``probability`` and then arrives in one of the later windows
+    that start at most ``max_delay_s`` after it, chosen evenly (both decided by a hash of the event)."""
+
+    probability: float
+    max_delay_s: int
+    interval_s: int
+
+    @property
+    def reach(self) -> int:
+        """Earlier windows whose events may arrive in a window."""
+        return self.max_delay_s // self.interval_s
 
 
 @dataclass(frozen=True)
@@ -129,10 +144,12 @@ def depots(company_uuid: np.ndarray, geography: np.ndarray, lat_min: np.ndarray,
 
 
 def window_events(seed: int, fleet: Fleet, window: Window, slot_s: float, deliveries: float,
-                  trucks_per_driver: float, boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-                  ) -> Itinerary:
-    """Every itinerary event of ``fleet`` inside ``window``, in time order."""
-    t0, t1 = window.start_s, window.end_s
+                  trucks_per_driver: float, boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                  late: Lateness | None = None) -> Itinerary:
+    """Every itinerary event of ``fleet`` that arrives in ``window``, in time order: those inside it that
+    are on time and, with ``late``, the late ones of the windows before it that arrive in it."""
+    looks_back = late.reach if late is not None and late.probability > 0 else 0
+    t0, t1 = window.start_s - looks_back * (window.end_s - window.start_s), window.end_s
     if fleet.drivers_count.size == 0 or not np.isfinite(slot_s):
         return _empty()
     # A shift starts and ends on its local day (06:00 at the earliest, 20:00 at the latest), so only the
@@ -174,12 +191,13 @@ def window_events(seed: int, fleet: Fleet, window: Window, slot_s: float, delive
         np.cumsum(counts) - counts, counts)
     first_of_shift = np.zeros(len(slot), bool)
     first_of_shift[(np.cumsum(counts) - counts)[counts > 0]] = True
-    return _events(fleet, window, slot_s, deliveries, trucks_per_driver, boxes, company[shift_of],
-                   driver[shift_of], day[shift_of], day_key[shift_of], start[shift_of], slot, first_of_shift, ckeys)
+    return _events(fleet, window, t0, late if looks_back else None, slot_s, deliveries, trucks_per_driver, boxes,
+                   company[shift_of], driver[shift_of], day[shift_of], day_key[shift_of], start[shift_of], slot,
+                   first_of_shift, ckeys)
 
 
-def _events(fleet: Fleet, window: Window, slot_s: float, deliveries: float,
-            trucks_per_driver: float, boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+def _events(fleet: Fleet, window: Window, span_start_s: int, late: Lateness | None, slot_s: float,
+            deliveries: float, trucks_per_driver: float, boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
             company: np.ndarray, driver: np.ndarray, day: np.ndarray, day_key: np.ndarray,
             shift_start: np.ndarray, slot: np.ndarray, first_of_shift: np.ndarray, ckeys: np.ndarray) -> Itinerary:
     slot_key = _key(day_key, slot.astype(np.uint64))
@@ -209,10 +227,13 @@ def _events(fleet: Fleet, window: Window, slot_s: float, deliveries: float,
     times = np.stack([depart, arrive, arrive + step, arrive + 2 * step], axis=1).ravel()  # per slot and seq
     millis = np.floor(times[cell] * 1000).astype(np.int64)
     del times
-    keep = np.flatnonzero((millis >= window.start_s * 1000) & (millis < window.end_s * 1000))
+    if late is None:
+        keep = np.flatnonzero((millis >= window.start_s * 1000) & (millis < window.end_s * 1000))
+    else:
+        keep = _arriving(late, window, span_start_s, slot_key, cell, millis)
     # Time order, ties in row order ((company, driver, slot, seq)): one sort of unique int64 keys
-    # (time since the window start, then the row) is several times faster than a stable argsort.
-    keys = ((millis[keep] - window.start_s * 1000) << ROW_BITS) | np.arange(len(keep), dtype=np.int64)
+    # (time since the span's start, then the row) is several times faster than a stable argsort.
+    keys = ((millis[keep] - span_start_s * 1000) << ROW_BITS) | np.arange(len(keep), dtype=np.int64)
     keys.sort()
     order = keep[keys & ((1 << ROW_BITS) - 1)]
     del keys, keep
@@ -225,6 +246,24 @@ def _events(fleet: Fleet, window: Window, slot_s: float, deliveries: float,
     lon = np.stack([lon_p, lon_k], axis=1).ravel()[place]
     return Itinerary(company[source].astype(np.int32), driver[source].astype(np.int16),
                      truck[source].astype(np.int16), kind, millis[order], lat, lon)
+
+
+def _arriving(late: Lateness, window: Window, span_start_s: int, slot_key: np.ndarray, cell: np.ndarray,
+              millis: np.ndarray) -> np.ndarray:
+    """Indices of the span's events that arrive in ``window``: its own on-time events and the late events
+    of the windows before it whose arrival window it is."""
+    interval_ms = late.interval_s * 1000
+    candidates = np.flatnonzero((millis >= span_start_s * 1000) & (millis < window.end_s * 1000))
+    at = millis[candidates]
+    event_key = _key(slot_key[cell[candidates] >> 2], (cell[candidates] & 3).astype(np.uint64))
+    own_end = (at // interval_ms + 1) * interval_ms
+    delayed = _uniform(event_key, "late") < late.probability
+    # the later windows starting at most max_delay after the event: own_end, own_end + interval, ...
+    choices = (at + late.max_delay_s * 1000 - own_end) // interval_ms + 1
+    hop = np.floor(_uniform(event_key, "late_window") * choices).astype(np.int64)
+    arrival_start = np.where(delayed, own_end + hop * interval_ms, own_end - interval_ms)
+    kept: np.ndarray = candidates[arrival_start == window.start_s * 1000]
+    return kept
 
 
 def _stop(depot: tuple[np.ndarray, np.ndarray], company: np.ndarray, day_key: np.ndarray, slot: np.ndarray,
