@@ -22,12 +22,17 @@ from app.core.generation.seeding import batch_rng
 from app.core.timeline import Window
 
 
-def _production_config(data_dir: Path, error_rate: float, companies: int, drivers: int, rate: float):
+def _production_config(data_dir: Path, error_rate: float, companies: int, drivers: int, rate: float,
+                       late: float = 0.0):
     return Config.model_validate({
         "seed": 42, "number_of_companies": companies, "drivers_per_company": drivers,
         "event_rate_per_driver": rate, "output": {"data_dir": str(data_dir)},
         "quality_injection": {"enabled": error_rate > 0, "error_rate": error_rate},
+        "late_arrival": {"probability": late, "max_delay": LATE_MAX_DELAY},
     })
+
+
+LATE_MAX_DELAY = "PT30M"  # the generation_late benchmark: a window looks back on two 15-minute windows
 
 
 def _publish_once(config, stream: str, window, roster=None) -> tuple[int, float, int]:
@@ -41,10 +46,10 @@ def _publish_once(config, stream: str, window, roster=None) -> tuple[int, float,
     return batch.size, elapsed, sum(f.bytes for f in published.files.values())
 
 
-def _generation(error_rate: float, quick: bool) -> dict[str, Any]:
+def _generation(error_rate: float, quick: bool, late: float = 0.0) -> dict[str, Any]:
     companies, drivers, rate = (10_000, 25, 4.0) if not quick else (1_000, 25, 4.0)
     with tempfile.TemporaryDirectory(prefix="fleetgen-bench-") as tmp:
-        config = _production_config(Path(tmp), error_rate, companies, drivers, rate)
+        config = _production_config(Path(tmp), error_rate, companies, drivers, rate, late)
         company_window = Window(datetime(2026, 11, 25, 9, tzinfo=UTC), datetime(2026, 11, 25, 10, tzinfo=UTC))
         made = generate_companies(config, company_window, batch_rng(42, "companies", company_window))
         roster = Roster(made.company_uuid, made.geography, made.drivers_count)
@@ -59,7 +64,8 @@ def _generation(error_rate: float, quick: bool) -> dict[str, Any]:
     events_per_s = [n / t for n, t, _ in runs]
     in_memory = _render_in_memory(config, roster, company_window)
     return {
-        "batch": f"{companies} companies x {drivers} drivers x {rate} events, error_rate {error_rate}",
+        "batch": f"{companies} companies x {drivers} drivers x {rate} events, error_rate {error_rate}"
+                 + (f", late_arrival {late} up to {LATE_MAX_DELAY}" if late else ""),
         "events_per_batch": runs[0][0],
         "bytes_per_batch": runs[0][2],
         "seconds": [round(t, 3) for _, t, _ in runs],
@@ -123,3 +129,9 @@ def bench_generation_clean(quick: bool) -> dict[str, Any]:
 def bench_generation_defects(quick: bool) -> dict[str, Any]:
     """The same with 15 % defective records and their issue log."""
     return _generation(0.15, quick)
+
+
+@benchmark("generation_late")
+def bench_generation_late(quick: bool) -> dict[str, Any]:
+    """The clean batch with 5 % late arrivals up to 30 minutes (each window looks back on two windows)."""
+    return _generation(0.0, quick, late=0.05)

@@ -28,6 +28,7 @@ def _child(name: str, quick: bool) -> dict[str, Any]:
 
 
 def run_benchmarks(output: Path, quick: bool = False, only: list[str] | None = None) -> int:
+    only = [name.strip() for item in only for name in item.split(",") if name.strip()] if only else None
     names = [n for n in BENCHMARKS if not only or n in only]
     unknown = sorted(set(only or []) - set(BENCHMARKS))
     if unknown:
