@@ -360,8 +360,11 @@ class Pipeline:
             if open_rows or last_end != window.start_s:
                 return False
             if stream == EVENTS:
+                # the company windows closing at or before the events window's start (the last boundary of
+                # the company cadence at or before it): all committed or skipped
+                needed = int(align_to_interval(window.start, self.interval(COMPANIES)).timestamp())
                 open_companies, companies_end = self.store.cursor(COMPANIES, until_s=window.start_s)
-                if open_companies or companies_end is None or companies_end < window.start_s:
+                if open_companies or companies_end is None or companies_end < needed:
                     return False
             try:
                 clean_epoch = self.store.roster_mark()[0]

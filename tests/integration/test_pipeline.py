@@ -213,3 +213,6 @@ def test_an_events_window_is_prepared_ahead_only_on_a_complete_roster(make_confi
     meta = json.loads((config.output.data_dir / "raw/events/20261125T100000Z/_batch_meta.json").read_text())
     assert meta["record_count"] == outcome.record_count > 0
     assert bronze.verify_batch(config.output.data_dir / "raw/events/20261125T100000Z") == []
+    # the company window closing at 11:00 is not part of the 10:15 window's roster: it is prepared without it
+    assert pipeline.prepare_ahead("events", Window(utc(2026, 11, 25, 10, 15), utc(2026, 11, 25, 10, 30)))
+    assert [r.batch_id for r in pipeline.store.all_batches("companies")][-1] == "20261125T090000Z"
