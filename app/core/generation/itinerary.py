@@ -191,12 +191,19 @@ def window_events(seed: int, fleet: Fleet, window: Window, slot_s: float, delive
         np.cumsum(counts) - counts, counts)
     first_of_shift = np.zeros(len(slot), bool)
     first_of_shift[(np.cumsum(counts) - counts)[counts > 0]] = True
-    return _events(fleet, window, t0, late if looks_back else None, slot_s, deliveries, trucks_per_driver, boxes,
+    arrival_ms = None
+    if looks_back and late is not None:
+        # the slots of the look-back: only the late ones that land in this window are kept
+        kept, arrival_ms = _arriving_slots(late, window, start[shift_of], slot, slot_s, day_key[shift_of])
+        shift_of, slot, arrival_ms = shift_of[kept], slot[kept], arrival_ms[kept]
+        first_of_shift = np.ones(len(slot), bool)  # a row whose previous row is not its shift's slot before
+        first_of_shift[1:] = (shift_of[1:] != shift_of[:-1]) | (slot[1:] != slot[:-1] + 1)
+    return _events(fleet, window, t0, arrival_ms, slot_s, deliveries, trucks_per_driver, boxes,
                    company[shift_of], driver[shift_of], day[shift_of], day_key[shift_of], start[shift_of], slot,
                    first_of_shift, ckeys)
 
 
-def _events(fleet: Fleet, window: Window, span_start_s: int, late: Lateness | None, slot_s: float,
+def _events(fleet: Fleet, window: Window, span_start_s: int, arrival_ms: np.ndarray | None, slot_s: float,
             deliveries: float, trucks_per_driver: float, boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
             company: np.ndarray, driver: np.ndarray, day: np.ndarray, day_key: np.ndarray,
             shift_start: np.ndarray, slot: np.ndarray, first_of_shift: np.ndarray, ckeys: np.ndarray) -> Itinerary:
@@ -227,10 +234,12 @@ def _events(fleet: Fleet, window: Window, span_start_s: int, late: Lateness | No
     times = np.stack([depart, arrive, arrive + step, arrive + 2 * step], axis=1).ravel()  # per slot and seq
     millis = np.floor(times[cell] * 1000).astype(np.int64)
     del times
-    if late is None:
+    if arrival_ms is None:
         keep = np.flatnonzero((millis >= window.start_s * 1000) & (millis < window.end_s * 1000))
-    else:
-        keep = _arriving(late, window, span_start_s, slot_key, cell, millis)
+    else:  # an event arrives in its own window, or in its late slot's if that is later
+        interval_ms = (window.end_s - window.start_s) * 1000
+        own = millis // interval_ms * interval_ms
+        keep = np.flatnonzero(np.maximum(own, arrival_ms[cell >> 2]) == window.start_s * 1000)
     # Time order, ties in row order ((company, driver, slot, seq)): one sort of unique int64 keys
     # (time since the span's start, then the row) is several times faster than a stable argsort.
     keys = ((millis[keep] - span_start_s * 1000) << ROW_BITS) | np.arange(len(keep), dtype=np.int64)
@@ -248,22 +257,25 @@ def _events(fleet: Fleet, window: Window, span_start_s: int, late: Lateness | No
                      truck[source].astype(np.int16), kind, millis[order], lat, lon)
 
 
-def _arriving(late: Lateness, window: Window, span_start_s: int, slot_key: np.ndarray, cell: np.ndarray,
-              millis: np.ndarray) -> np.ndarray:
-    """Indices of the span's events that arrive in ``window``: its own on-time events and the late events
-    of the windows before it whose arrival window it is."""
+def _arriving_slots(late: Lateness, window: Window, shift_start: np.ndarray, slot: np.ndarray, slot_s: float,
+                   day_key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Late arrival is decided per slot (a stop's leg and deliveries travel together, like a device that was
+    offline): a slot is late with ``late.probability`` and then lands in one of the later windows starting
+    at most ``max_delay`` after it departs, chosen evenly. Returns the slot rows that can hold events of
+    ``window`` (those overlapping it, and late ones landing in it) and each row's landing window start
+    in ms (0 when on time)."""
     interval_ms = late.interval_s * 1000
-    candidates = np.flatnonzero((millis >= span_start_s * 1000) & (millis < window.end_s * 1000))
-    at = millis[candidates]
-    event_key = _key(slot_key[cell[candidates] >> 2], (cell[candidates] & 3).astype(np.uint64))
-    own_end = (at // interval_ms + 1) * interval_ms
-    delayed = _uniform(event_key, "late") < late.probability
-    # the later windows starting at most max_delay after the event: own_end, own_end + interval, ...
-    choices = (at + late.max_delay_s * 1000 - own_end) // interval_ms + 1
-    hop = np.floor(_uniform(event_key, "late_window") * choices).astype(np.int64)
-    arrival_start = np.where(delayed, own_end + hop * interval_ms, own_end - interval_ms)
-    kept: np.ndarray = candidates[arrival_start == window.start_s * 1000]
-    return kept
+    slot_key = _key(day_key, slot.astype(np.uint64))
+    begin = shift_start + slot * slot_s
+    depart_ms = np.floor((begin + DEPART_SHARE * slot_s) * 1000).astype(np.int64)
+    delayed = _uniform(slot_key, "late") < late.probability
+    own_end = (depart_ms // interval_ms + 1) * interval_ms
+    choices = (depart_ms + late.max_delay_s * 1000 - own_end) // interval_ms + 1
+    hop = np.floor(_uniform(slot_key, "late_window") * choices).astype(np.int64)
+    arrival = np.where(delayed, own_end + hop * interval_ms, 0)
+    overlaps = (begin < window.end_s) & (begin + slot_s > window.start_s)
+    kept = np.flatnonzero(overlaps | (arrival == window.start_s * 1000))
+    return kept, arrival
 
 
 def _stop(depot: tuple[np.ndarray, np.ndarray], company: np.ndarray, day_key: np.ndarray, slot: np.ndarray,
