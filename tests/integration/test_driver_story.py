@@ -105,13 +105,14 @@ def at_depot(event: dict, region: str) -> bool:
     return (round(event["location"]["lat"] * 1e5), round(event["location"]["lon"] * 1e5)) == (lat[0], lon[0])
 
 
-def rule_violations(data_dir, shift_gap_s: float | None, data_end_s: float,
-                    complete_before_s: float | None = None) -> tuple[list[str], dict, float]:
+def rule_violations(data_dir, shift_gap_s: float | None, data_end_s: float, complete_before_s: float | None = None,
+                    regions: dict[str, str] | None = None) -> tuple[list[str], dict, float]:
     """Every clean record checked against the rules, per driver across all windows: (violations, drivers'
     event counts, the fastest implied speed). A shift ends after ``shift_gap_s`` without an event
     (production) or, with None (emulated), when a driver leaves the depot in another truck. With late
-    arrivals, events from ``complete_before_s`` on are left out: some of their time have not arrived."""
-    region = {c["company_id"]: c["geography"] for _, c in clean_records(data_dir, "companies")}
+    arrivals, events from ``complete_before_s`` on are left out: some of their time have not arrived.
+    ``regions`` (company_id → geography) when company records may carry defects."""
+    region = regions or {c["company_id"]: c["geography"] for _, c in clean_records(data_dir, "companies")}
     by_driver: dict[str, list[dict]] = defaultdict(list)
     for _, event in clean_records(data_dir, "events"):
         if complete_before_s is None or seconds(event["event_timestamp"]) < complete_before_s:
