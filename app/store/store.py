@@ -76,6 +76,7 @@ _UPDATE_COUNTER = update(_COUNTERS).where(_COUNTERS.c.stream == bindparam("count
 _INSERT_COMPANY = insert(cast(Table, Company.__table__))
 _STATES = cast(Table, StateEntry.__table__)
 _DELETE_STATE = delete(_STATES).where(_STATES.c.key == bindparam("state_key"))
+_CARRIED = select(_STATES.c.value).where(_STATES.c.key == CARRIED_KEY)
 _INSERT_STATE = insert(_STATES)
 
 
@@ -440,7 +441,9 @@ class Store:
 
     def carried_state(self) -> dict[str, Any] | None:
         """What the latest committed events batch handed the next one (None before the first)."""
-        value = self.get_state(CARRIED_KEY)
+        with self.transaction() as c:  # Core, not the ORM: read before every emulated events batch
+            entry = c.execute(_CARRIED).scalar()
+        value = entry.get("v") if isinstance(entry, dict) else None
         return value if isinstance(value, dict) else None
 
     def get_state(self, key: str, default: Any = None) -> Any:
