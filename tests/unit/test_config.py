@@ -65,6 +65,14 @@ BAD_CONFIGS = {
     "more emulated events than milliseconds": (
         "emulated_mode: {driver_batch_interval: PT1S, events_per_batch_max: 1001}",
         ["emulated_mode", "events_per_batch_max (1001) must be at most 1000", "its own millisecond"]),
+    "late arrival delay shorter than the interval": (
+        "late_arrival: {probability: 0.05, max_delay: PT10M}",
+        ["late_arrival.max_delay (PT10M) must be at least the driver interval (driver_event_interval: PT15M)"]),
+    "late arrival reaching too far back": (
+        "late_arrival: {probability: 0.05, max_delay: P2D}",
+        ["late_arrival.max_delay (P2D) spans 192 driver windows of PT15M; at most 96"]),
+    "late arrival share above one half": ("late_arrival: {probability: 0.6}",
+                                          ["late_arrival.probability", "0.6", "less than or equal to 0.5"]),
     "unknown top-level key": ("corruption_rate: 0.1", ["corruption_rate", "quality_injection.error_rate"]),
     "sub-second interval": ("emulated_mode: {company_batch_interval: PT0.5S}",
                             ["emulated_mode.company_batch_interval", "'PT0.5S'", "at least 1 second"]),
