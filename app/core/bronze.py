@@ -22,7 +22,9 @@ from app.core.errors import PublishError
 from app.core.filesink import FileSink
 from app.core.timeline import format_timestamp
 
-SCHEMA_VERSION = "2.0"  # 2.0: sidecars _batch_meta.json and _issues.ndjson (record-only folders)
+# 2.0: sidecars _batch_meta.json and _issues.ndjson (record-only folders); 2.1: late arrival (events meta
+# late_count, max_delay, accepts_from; _late_arrivals.ndjson)
+SCHEMA_VERSION = "2.1"
 STREAMS = ("companies", "events")
 # Only the record file ends in .jsonl and has no leading underscore, so a folder-wide read
 # (`raw/events/*/*.jsonl`, `**/*.jsonl`, Spark on `raw/events/*`: Hadoop hides `_` names) takes
