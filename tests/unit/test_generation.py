@@ -240,3 +240,25 @@ def test_production_legs_pair_starts_with_stops_and_the_weights_set_deliveries_p
         counts += np.bincount(produce(config, "events", window, roster)[0].event_type, minlength=3)
     assert abs(counts[0] - counts[1]) / counts[0] < 0.02  # every leg starts and stops (window edges aside)
     assert abs(counts[2] / counts[1] - 0.5) < 0.03  # delivered / mean(start, stop) = 0.2 / 0.4
+
+
+def test_a_smaller_emulated_fleet_is_reached_as_shifts_end(make_config):
+    """Lowering events_per_batch_max shrinks the fleet on shift without cutting a shift short."""
+    from app.core.generation.emulated_fleet import slot_count
+
+    big = make_config(number_of_companies=50, drivers_per_company=10, companies={"active_probability": 1.0},
+                      emulated_mode={"enabled": True, "events_per_batch_min": 40, "events_per_batch_max": 40})
+    small = make_config(number_of_companies=50, drivers_per_company=10, companies={"active_probability": 1.0},
+                        emulated_mode={"enabled": True, "events_per_batch_min": 6, "events_per_batch_max": 6})
+    _, roster = roster_for(big)
+    fleet, sizes = None, []
+    for i in range(80):
+        config = big if i < 5 else small
+        start = utc(2026, 11, 26, 12) + timedelta(seconds=10 * i)
+        batch, _ = generate_batch(config, "events", Window(start, start + timedelta(seconds=10)), roster, fleet)
+        assert batch.size == (40 if i < 5 else 6)
+        fleet = batch.carried
+        sizes.append(fleet.slots)
+    assert sizes[:5] == [slot_count(40)] * 5
+    assert sizes[5] > slot_count(6)  # the first smaller batch keeps every driver still working
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] == slot_count(6)

@@ -78,15 +78,23 @@ class FleetState:
         return len(self.driver)
 
     def resized(self, slots: int) -> FleetState:
-        """At least ``slots`` slots; drivers on shift keep theirs (only vacant slots are ever dropped)."""
+        """``slots`` slots (after a config change): a driver still on shift keeps its slot, so a smaller fleet
+        is reached as shifts end (vacant slots and drivers whose shift is over are dropped first)."""
         if slots > self.slots:
             extra = FleetState.vacant(slots - self.slots)
             return self._with([np.concatenate([a, b]) for a, b in zip(self._columns(), extra._columns(), strict=True)])
-        keep = np.flatnonzero(self.driver > 0)
-        if len(keep) >= slots or slots == self.slots:
-            return self._take(keep) if len(keep) >= slots else self
-        vacant = np.flatnonzero(self.driver == 0)[: slots - len(keep)]
-        return self._take(np.sort(np.concatenate([keep, vacant])))
+        if slots == self.slots:
+            return self
+        working = np.flatnonzero((self.driver > 0) & ~self.shift_over(np.arange(self.slots)))
+        others = np.setdiff1d(np.arange(self.slots), working)[: max(slots - len(working), 0)]
+        return self._take(np.sort(np.concatenate([working, others])))
+
+    def shift_over(self, slots: np.ndarray) -> np.ndarray:
+        """Whether each slot's driver has finished its shift (stopped at the depot, nothing left to do)."""
+        lat, lon = depot_fixed(self.company_uuid[slots], self.geography[slots])
+        over: np.ndarray = ((self.phase[slots] == STOPPED) & (self.deliveries_left[slots] == 0)
+                            & (self.legs_left[slots] <= 0) & (self.lat[slots] == lat) & (self.lon[slots] == lon))
+        return over
 
     def _columns(self) -> tuple[np.ndarray, ...]:
         return (self.company_uuid, self.geography, self.drivers_count, self.driver, self.truck, self.phase,
@@ -242,8 +250,7 @@ def step_fleet(state: FleetState, timestamps: np.ndarray, draw: DriverDraw, deli
         events = np.flatnonzero(rank == k)  # at most one per slot
         slots = slot_of[events]
         at = timestamps[events]
-        ended = (state.driver[slots] == 0) | ((state.phase[slots] == STOPPED) & (state.deliveries_left[slots] == 0)
-                                              & (state.legs_left[slots] <= 0) & _at_depot(state, slots))
+        ended = (state.driver[slots] == 0) | state.shift_over(slots)
         for slot in slots[ended]:
             _refill(state, int(slot), draw, trucks_per_driver, rng)
         phase = state.phase[slots]
@@ -266,12 +273,6 @@ def step_fleet(state: FleetState, timestamps: np.ndarray, draw: DriverDraw, deli
     steps = Steps(out_uuid, out["geography"], out["drivers_count"], out["driver"], out["truck"],
                   out["event_type"], timestamps, out["lat"], out["lon"])
     return steps, state
-
-
-def _at_depot(state: FleetState, slots: np.ndarray) -> np.ndarray:
-    lat, lon = depot_fixed(state.company_uuid[slots], state.geography[slots])
-    at_depot: np.ndarray = (state.lat[slots] == lat) & (state.lon[slots] == lon)
-    return at_depot
 
 
 def _refill(state: FleetState, slot: int, draw: DriverDraw, trucks_per_driver: float,
