@@ -62,8 +62,9 @@ PURPOSE = {"shift_start": 1, "shift_length": 2, "route_phase": 3, "route_radius"
 
 @dataclass(frozen=True)
 class Lateness:
-    """Late arrival: an event is late with ``probability`` and then arrives in one of the later windows
-    that start at most ``max_delay_s`` after it, chosen evenly (both decided by a hash of the event)."""
+    """Late arrival: a stop (its leg's start and stop and its deliveries) is late with ``probability`` and
+    then lands in one of the later windows starting at most ``max_delay_s`` after it, chosen evenly (both
+    decided by a hash of the stop's place in its itinerary; see ``_arriving_slots``)."""
 
     probability: float
     max_delay_s: int
