@@ -162,11 +162,23 @@ def _weights_field(keys: tuple[str, ...], defaults: tuple[float, ...]) -> Any:
     return Field(default_factory=lambda: dict(zip(keys, defaults, strict=True)))
 
 
+class ChurnConfig(StrictModel):
+    """Production companies leave and change their driver count over time (off by default)."""
+
+    monthly_rate: float = Field(0.0, ge=0.0, lt=1.0)  # share of companies leaving within any 30 days
+    driver_changes_per_month: float = Field(0.0, ge=0.0, le=10.0)  # drivers_count changes per company
+
+    @property
+    def enabled(self) -> bool:
+        return self.monthly_rate > 0 or self.driver_changes_per_month > 0
+
+
 class CompaniesConfig(StrictModel):
     geography_weights: dict[Geography, float] = _weights_field(
         GEOGRAPHIES, (0.4, 0.3, 0.15, 0.15)
     )
     active_probability: Probability = 0.95
+    churn: ChurnConfig = Field(default_factory=ChurnConfig)
 
     @model_validator(mode="after")
     def _weights_usable(self) -> CompaniesConfig:
@@ -324,14 +336,15 @@ class Config(StrictModel):
         """The same settings in another mode, checked again (production may not fit where emulated does)."""
         emulated = self.emulated_mode.model_copy(update={"enabled": mode == "emulated"})
         switched = self.model_copy(update={"emulated_mode": emulated})
-        problem = late_problem(switched) or memory_problem(switched) or shift_problem(switched)
+        problem = (churn_problem(switched) or late_problem(switched) or memory_problem(switched)
+                   or shift_problem(switched))
         if problem:
             raise ConfigError([f"in {mode} mode: {problem}"])
         return switched
 
     @model_validator(mode="after")
     def _fits_in_memory(self) -> Config:
-        problem = late_problem(self) or memory_problem(self) or shift_problem(self)
+        problem = churn_problem(self) or late_problem(self) or memory_problem(self) or shift_problem(self)
         if problem:
             raise ValueError(problem)
         return self
@@ -384,6 +397,14 @@ def memory_problem(config: Config) -> str | None:
             f"hour of the working day) ≈ {events:,.0f} events per driver window, about {needed / 2**30:,.1f} GiB "
             f"to generate in memory; this machine allows {available / 2**30:,.1f} GiB (half of its RAM): lower one "
             "of them")
+
+
+def churn_problem(config: Config) -> str | None:
+    """Why ``companies.churn`` cannot apply (emulated mode's time-lapse has no months), or None."""
+    if config.emulated_mode.enabled and config.companies.churn.enabled:
+        return ("companies.churn applies to production mode (tenures and driver changes are counted in months, "
+                "which an emulated run never reaches); remove it, or run in production mode")
+    return None
 
 
 def late_problem(config: Config) -> str | None:

@@ -13,6 +13,7 @@ from app.core.generation.columns import ColumnBatch, DefectTarget
 from app.core.generation.corruptions import malformed_timestamps, outside_window
 from app.core.generation.emulated_fleet import FleetState, Pending, Steps, slot_count, step_fleet
 from app.core.generation.itinerary import Fleet, Lateness, window_events
+from app.core.generation.lifecycle import Churn, lives
 from app.core.timeline import Window
 from app.core.workday import mean_deliveries, slot_seconds
 
@@ -291,7 +292,11 @@ def _itinerary_events(config: Config, window: Window, roster: Roster, weights: n
     """Production: each driver's shift, legs, stops and deliveries inside the window (see itinerary)."""
     deliveries = mean_deliveries([float(w) for w in weights])
     slot = slot_seconds(config.event_rate_per_driver, window.end_s - window.start_s, deliveries)
-    fleet = Fleet(roster.company_uuid, roster.geography, roster.drivers_count, roster.onboarded_by())
+    churn = config.companies.churn
+    since = roster.onboarded_by()
+    life = (lives(config.seed, Churn(churn.monthly_rate, churn.driver_changes_per_month), roster.company_uuid, since,
+                  roster.drivers_count) if churn.enabled else None)
+    fleet = Fleet(roster.company_uuid, roster.geography, roster.drivers_count, since, life)
     boxes = (geo.LAT_MIN, geo.LAT_MAX, geo.LON_MIN, geo.LON_MAX)
     late = Lateness(config.late_arrival.probability, int(config.late_arrival.max_delay.total_seconds()),
                     window.end_s - window.start_s)

@@ -29,6 +29,7 @@ gives any slot's values without generating the ones before it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,8 @@ WEEK_DAYS = 7
 ROW_BITS = 26  # sort keys: up to 2**26 events per window with 2**37 ms (4 years) of window
 # What each hashed uniform is for; the numbers are part of the output (changing one changes the data).
 PURPOSE = {"shift_start": 1, "shift_length": 2, "route_phase": 3, "route_radius": 4, "route_turn": 5,
-           "drive": 7, "deliveries": 8, "scatter_angle": 9, "scatter_radius": 10, "late": 11, "late_window": 12}
+           "drive": 7, "deliveries": 8, "scatter_angle": 9, "scatter_radius": 10, "late": 11, "late_window": 12,
+           "tenure": 21, "change_period": 22, "change_factor": 23}
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class Fleet:
     geography: np.ndarray  # (m,) uint8, index into REGIONS
     drivers_count: np.ndarray  # (m,) int32
     since_s: np.ndarray  # (m,) int64: a company's drivers work from the first slot starting at or after it
+    lives: Any = None  # lifecycle.Lives with companies.churn: when each company leaves, its driver counts
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,11 @@ def window_events(seed: int, fleet: Fleet, window: Window, slot_s: float, delive
     latest_end = latest_start + (SHIFT_LENGTH_MIN_H + SHIFT_LENGTH_SPAN_H) * 3600 + slot_s
     reach = (latest_end > t0 - slot_s) & (earliest < t1) & (latest_end > fleet.since_s[pairs])
     pairs, pair_day = pairs[reach], pair_day[reach]
-    per_pair = fleet.drivers_count[pairs].astype(np.int64)
+    if fleet.lives is None:
+        per_pair = fleet.drivers_count[pairs].astype(np.int64)
+    else:  # the most drivers the company has during the pair's working hours (a period lasts > 1 day)
+        per_pair = np.maximum(fleet.lives.drivers(pairs, fleet.lives.period_at(pairs, earliest[reach])),
+                              fleet.lives.drivers(pairs, fleet.lives.period_at(pairs, latest_end[reach])))
     company = np.repeat(pairs, per_pair)
     day = np.repeat(pair_day, per_pair)
     driver = np.arange(len(company), dtype=np.int64) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair) + 1
@@ -181,11 +188,19 @@ def window_events(seed: int, fleet: Fleet, window: Window, slot_s: float, delive
     rows = np.flatnonzero(live)
     company, driver, day, day_key = company[rows], driver[rows], day[rows], day_key[rows]
     start, slots, since = start[rows], slots[rows], since[rows]
+    until = np.full(len(rows), np.inf)
+    if fleet.lives is not None:
+        since, until = _working(fleet.lives, company, driver, start, start + slots * slot_s, since)
     # the slots of each shift that can hold an event of the window (a slot's events lie inside it); a
-    # company onboarded during a shift has its drivers join it at the next slot, leaving from OFF
+    # company onboarded during a shift has its drivers join it at the next slot, leaving from OFF, and a
+    # driver who leaves (the company does, or its count drops below the driver) stops after the last
+    # whole slot before it, STOPPED
     joined = np.ceil(np.maximum(since - start, 0) / slot_s).astype(np.int64)
     first_slot = np.clip(np.maximum(np.floor((t0 - start) / slot_s).astype(np.int64), joined), 0, slots)
     last_slot = np.clip(np.floor((t1 - start) / slot_s).astype(np.int64) + 1, first_slot, slots)
+    if fleet.lives is not None:
+        whole = np.floor(np.minimum((until - start) / slot_s, slots)).astype(np.int64)
+        last_slot = np.clip(np.minimum(last_slot, whole), first_slot, slots)
     counts = last_slot - first_slot
     shift_of = np.repeat(np.arange(len(rows), dtype=np.int64), counts)
     slot = first_slot[shift_of] + np.arange(len(shift_of), dtype=np.int64) - np.repeat(
@@ -202,6 +217,23 @@ def window_events(seed: int, fleet: Fleet, window: Window, slot_s: float, delive
     return _events(fleet, window, t0, arrival_ms, slot_s, deliveries, trucks_per_driver, boxes,
                    company[shift_of], driver[shift_of], day[shift_of], day_key[shift_of], start[shift_of], slot,
                    first_of_shift, ckeys)
+
+
+def _working(lives: Any, company: np.ndarray, driver: np.ndarray, start: np.ndarray, end: np.ndarray,
+             since: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """When each driver's shift may hold its work: from its company's onboarding (or from the driver-count
+    change that takes it on) until the company leaves (or the change that lets it go). A period lasts more
+    than a shift, so a shift meets at most one change."""
+    period = lives.period_at(company, start)
+    change = lives.change_at(company, period + 1)
+    before, after = lives.drivers(company, period), lives.drivers(company, period + 1)
+    crosses = change < end
+    works_before, works_after = driver <= before, np.where(crosses, driver <= after, driver <= before)
+    leave = lives.leave_s[company]
+    begin = np.where(works_before, since, np.where(works_after & crosses, np.maximum(since, change), end))
+    stop = np.where(works_after, leave, np.where(crosses, np.minimum(change, leave), leave))
+    idle = ~(works_before | works_after)
+    return np.where(idle, end, begin), np.where(idle, start, stop)  # an idle driver's shift holds no slot
 
 
 def _events(fleet: Fleet, window: Window, span_start_s: int, arrival_ms: np.ndarray | None, slot_s: float,
@@ -305,6 +337,8 @@ def _trucks(fleet: Fleet, company: np.ndarray, driver: np.ndarray, day: np.ndarr
             trucks_per_driver: float) -> np.ndarray:
     """Truck of each driver's shift: a per-company weekly rotation over the fleet (one driver per truck)."""
     drivers = fleet.drivers_count[company].astype(np.int64)
+    if fleet.lives is not None:  # the trucks cover the most drivers the company can have
+        drivers = fleet.lives.most_drivers(company)
     fleet_size = np.minimum(np.ceil(drivers * trucks_per_driver).astype(np.int64), np.maximum(drivers, 9999))
     week = np.floor_divide(day, WEEK_DAYS)
     rotation = (_mix(ckeys[company] ^ _mix(week.astype(np.uint64))) % fleet_size.astype(np.uint64)).astype(np.int64)
