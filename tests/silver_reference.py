@@ -11,9 +11,10 @@ from app.core.config import EVENT_TYPES, GEOGRAPHIES
 
 TIMESTAMP_TEXT = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z"
 REQUIRED = {"events": ("company_id", "driver_id", "truck_id", "event_type", "event_timestamp", "location"),
-            "companies": ("company_name", "geography", "active", "drivers_count", "onboarded_at")}
+            "companies": ("company_name", "geography", "active", "drivers_count", "onboarded_at", "updated_at")}
 ID = {"events": "event_id", "companies": "company_id"}
-TIME = {"events": "event_timestamp", "companies": "onboarded_at"}
+TIME = {"events": "event_timestamp", "companies": "updated_at"}  # the one checked against the window
+TIMESTAMPS = {"events": ("event_timestamp",), "companies": ("onboarded_at", "updated_at")}
 
 
 def _enum(stream: str) -> tuple[str, tuple[str, ...]]:
@@ -30,6 +31,10 @@ def classified(data_dir: Path, stream: str) -> str:
     enum_field, domain = _enum(stream)
     values = ", ".join(f"'{v}'" for v in domain)
     time = TIME[stream]
+    malformed = " ".join(
+        f"WHEN NOT regexp_full_match(l.j ->> '$.{f}', '{TIMESTAMP_TEXT}') "
+        f"OR try_strptime(l.j ->> '$.{f}', '%Y-%m-%dT%H:%M:%S.%gZ') IS NULL THEN 'TIMESTAMP_MALFORMED'"
+        for f in TIMESTAMPS[stream])
     extra = ("WHEN (j ->> '$.location.lat')::DOUBLE NOT BETWEEN -90 AND 90 THEN 'LATITUDE_OUT_OF_RANGE' "
              "WHEN (j ->> '$.location.lon')::DOUBLE NOT BETWEEN -180 AND 180 THEN 'LONGITUDE_OUT_OF_RANGE'"
              if stream == "events" else
@@ -53,9 +58,7 @@ def classified(data_dir: Path, stream: str) -> str:
         )
         SELECT l.batch_id, l.j ->> '$.{ID[stream]}' AS id, l.j AS record,
             CASE {missing}
-                WHEN NOT regexp_full_match(l.j ->> '$.{time}', '{TIMESTAMP_TEXT}')
-                     OR try_strptime(l.j ->> '$.{time}', '%Y-%m-%dT%H:%M:%S.%gZ') IS NULL
-                    THEN 'TIMESTAMP_MALFORMED'
+                {malformed}
                 WHEN l.j ->> '$.{enum_field}' NOT IN ({values}) THEN 'ENUM_OUT_OF_DOMAIN'
                 WHEN strptime(l.j ->> '$.{time}', '%Y-%m-%dT%H:%M:%S.%gZ') < w.accepts_from
                      OR strptime(l.j ->> '$.{time}', '%Y-%m-%dT%H:%M:%S.%gZ') >= w.window_end
@@ -91,7 +94,9 @@ def silver_rows(data_dir: Path, stream: str) -> str:
     else:
         columns = ("id AS company_id, record ->> '$.company_name' AS company_name, "
                    "record ->> '$.geography' AS geography, (record ->> '$.active')::BOOLEAN AS active, "
-                   f"(record ->> '$.drivers_count')::INTEGER AS drivers_count, {ts} AS onboarded_at, batch_id")
+                   "(record ->> '$.drivers_count')::INTEGER AS drivers_count, "
+                   "strptime(record ->> '$.onboarded_at', '%Y-%m-%dT%H:%M:%S.%gZ')::TIMESTAMP AT TIME ZONE 'UTC' "
+                   f"AS onboarded_at, {ts} AS updated_at, batch_id")
     return f"SELECT DISTINCT {columns} FROM ({classified(data_dir, stream)}) WHERE reason IS NULL"
 
 

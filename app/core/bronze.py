@@ -23,8 +23,8 @@ from app.core.filesink import FileSink
 from app.core.timeline import format_timestamp
 
 # 2.0: sidecars _batch_meta.json and _issues.ndjson (record-only folders); 2.1: late arrival (events meta
-# late_count, max_delay, accepts_from; _late_arrivals.ndjson)
-SCHEMA_VERSION = "2.1"
+# late_count, max_delay, accepts_from; _late_arrivals.ndjson); 2.2: companies' updated_at (change records)
+SCHEMA_VERSION = "2.2"
 STREAMS = ("companies", "events")
 # Only the record file ends in .jsonl and has no leading underscore, so a folder-wide read
 # (`raw/events/*/*.jsonl`, `**/*.jsonl`, Spark on `raw/events/*`: Hadoop hides `_` names) takes

@@ -39,8 +39,10 @@ STREAM_FIELDS: dict[str, tuple[Field, ...]] = {
         Field("geography", "enum", "region the company operates in", values=tuple(GEOGRAPHIES)),
         Field("active", "boolean", "whether the company's drivers produce events"),
         Field("drivers_count", "integer", "drivers of the company", minimum=1, maximum=9999),
-        Field("onboarded_at", "timestamp", "onboarding instant, inside the company window (UTC, ms)",
-              pattern=TIMESTAMP_PATTERN),
+        Field("onboarded_at", "timestamp", "onboarding instant (UTC, ms)", pattern=TIMESTAMP_PATTERN),
+        Field("updated_at", "timestamp",
+              "when this record's values took effect, inside the company window: the onboarding, or a change "
+              "with companies.churn (UTC, ms)", pattern=TIMESTAMP_PATTERN),
     ),
     "events": (
         Field("event_id", "uuid", "event identifier (UUID derived from the seed)", pattern=UUID_PATTERN),

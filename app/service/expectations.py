@@ -46,7 +46,9 @@ DAY_MS = 86_400_000
 TABLES: dict[str, dict[str, Any]] = {
     "silver/events": {"key": ["event_id"], "about": "valid driver events, one row per event_id (late arrivals "
                                                     "included, window_start their own window)"},
-    "silver/companies": {"key": ["company_id"], "about": "valid companies, one row per company_id"},
+    "silver/companies": {"key": ["company_id", "updated_at"],
+                         "about": "valid company records, one row per company_id and updated_at: the onboarding and, "
+                                  "with companies.churn, each change (an SCD-2 history)"},
     "gold/events_per_company_window_type": {
         "key": ["company_id", "window_start", "event_type"],
         "about": "valid events per company, driver window (its start, UTC: the window the event happened in, "
@@ -141,7 +143,7 @@ def derive(config: Config, store: Store, start: datetime | None = None, end: dat
 
 def _true_records(config: Config, pipeline: Pipeline, stream: str, window: Window,
                   fleet: FleetState | None) -> tuple[pa.Table, int, FleetState | None]:
-    pool = pipeline.roster_before(window.start_s) if stream == EVENTS else None
+    pool = pipeline.roster_before(window.start_s) if stream == EVENTS or config.companies.churn.enabled else None
     batch, plan = generate_batch(config, stream, window, pool, fleet)
     _check_against_bronze(pipeline.layout, stream, window, render_records(batch, plan))
     keep = np.ones(batch.size, bool)
@@ -169,6 +171,7 @@ def _truth_table(batch: ColumnBatch, rows: np.ndarray) -> pa.Table:
             "active": pa.array(batch.active[rows], pa.bool_()),
             "drivers_count": pa.array(batch.drivers_count[rows], pa.int32()),
             "onboarded_at": pa.array(batch.onboarded_ms[rows], instant),
+            "updated_at": pa.array(batch.updated_ms[rows], instant),
         }, schema=record_schema(COMPANIES))
     assert isinstance(batch, EventBatch)
     degrees = [pa.array(column[rows].astype(np.float64) / COORD_SCALE) for column in (batch.lat, batch.lon)]

@@ -322,7 +322,8 @@ class Pipeline:
 
     def _generate_and_stage(self, stream: str, window: Window, sync: bool = False) -> Generated:
         generated_at = time.time()
-        pool = self.roster_before(window.start_s) if stream == EVENTS else None
+        pool = self.roster_before(window.start_s) if stream == EVENTS or self.config.companies.churn.enabled \
+            else None
         fleet = self.fleet_before() if stream == EVENTS else None
         batch, plan = generate_batch(self.config, stream, window, pool, fleet)
         issues = render_issues(batch, plan) if self.config.quality_injection.log_injected_issues else b""

@@ -11,7 +11,7 @@ from tests.conftest import ROOT, utc
 EVENT_FIELDS = {"event_id": str, "company_id": str, "driver_id": str, "truck_id": str, "event_type": str,
                 "event_timestamp": str, "location": dict}
 COMPANY_FIELDS = {"company_id": str, "company_name": str, "geography": str, "active": bool,
-                  "drivers_count": int, "onboarded_at": str}
+                  "drivers_count": int, "onboarded_at": str, "updated_at": str}
 META_FIELDS = {"batch_id", "stream", "interval_start", "interval_end", "record_count", "valid_count",
                "corrupted_count", "issue_counts", "seed", "generation_mode", "generated_at", "scheduled_at",
                "duration_s", "schema_version", "files", "interval", "published_at", "lateness_ms", "catch_up"}
@@ -42,7 +42,7 @@ def test_layout_records_and_meta(make_config):
             if number in corrupted_lines:
                 continue
             assert {k: type(v) for k, v in record.items()} == fields
-            for key in ("event_timestamp", "onboarded_at"):
+            for key in ("event_timestamp", "onboarded_at", "updated_at"):
                 if key in record:
                     assert record[key].endswith("Z") and len(record[key]) == 24
 

@@ -45,9 +45,9 @@ def test_company_records(make_config):
     start, end = "2026-11-25T09:00:00.000Z", "2026-11-25T10:00:00.000Z"
     for record in records:
         assert set(record) == {"company_id", "company_name", "geography", "active", "drivers_count",
-                               "onboarded_at"}
+                               "onboarded_at", "updated_at"}
         assert record["geography"] in geo.CODES
-        assert start <= record["onboarded_at"] < end
+        assert start <= record["onboarded_at"] == record["updated_at"] < end  # an onboarding record
         assert record["drivers_count"] == 10 and isinstance(record["active"], bool)
         assert record["company_name"]
     shares = {g: sum(r["geography"] == g for r in records) / 300 for g in geo.CODES}

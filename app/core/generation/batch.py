@@ -15,10 +15,12 @@ from app.core.timeline import Window
 def generate_batch(config: Config, stream: str, window: Window, roster: DriverPool | Roster | None = None,
                    fleet: FleetState | None = None) -> tuple[ColumnBatch, DefectPlan]:
     """One batch of ``stream`` for ``window`` with its defects: the pure core of every producer. An
-    emulated events batch continues ``fleet``, the state the previous events batch handed on."""
+    emulated events batch continues ``fleet``, the state the previous events batch handed on; with
+    ``companies.churn`` a companies batch also records the changes of ``roster``'s companies."""
     rng = batch_rng(config.seed, stream, window)
     if stream == "companies":
-        batch: ColumnBatch = generate_companies(config, window, rng)
+        pool = roster if isinstance(roster, DriverPool) or roster is None else DriverPool.of(roster)
+        batch: ColumnBatch = generate_companies(config, window, rng, pool)
     else:
         batch = generate_events(config, window, roster if roster is not None else Roster.empty(), rng, fleet)
     return batch, plan_defects(batch, config.quality_injection, rng)

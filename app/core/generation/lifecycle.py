@@ -60,8 +60,9 @@ class Lives:
 
     def most_drivers(self, rows: np.ndarray) -> np.ndarray:
         """The most drivers companies ``rows`` can have in any period (their trucks cover them all)."""
-        most: np.ndarray = np.clip(np.ceil(self.base[rows] * (FACTOR_MIN + FACTOR_SPAN)), 1, MAX_DRIVERS).astype(np.int64)
-        return np.maximum(most, self.base[rows])
+        most = np.clip(np.ceil(self.base[rows] * (FACTOR_MIN + FACTOR_SPAN)), 1, MAX_DRIVERS).astype(np.int64)
+        covered: np.ndarray = np.maximum(most, self.base[rows])
+        return covered
 
     def change_at(self, rows: np.ndarray, period: np.ndarray) -> np.ndarray:
         """When period ``period`` of companies ``rows`` begins (s)."""
