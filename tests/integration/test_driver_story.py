@@ -35,7 +35,9 @@ REGION = {code: index for index, code in enumerate(geo.CODES)}
 
 def small_fleet(make_config, **extra):
     return make_config(number_of_companies=5, drivers_per_company=4, event_rate_per_driver=3.5,
-                       company_onboarding_interval="P1D", companies={"active_probability": 1.0},
+                       company_onboarding_interval="PT6H",
+                       companies={"active_probability": 1.0,
+                                  "churn": {"monthly_rate": 0.999, "driver_changes_per_month": 10.0}},
                        quality_injection={"enabled": True, "error_rate": 0.1},
                        late_arrival={"probability": 0.05, "max_delay": "PT45M"}, **extra)
 
@@ -309,6 +311,10 @@ def test_window_by_window_with_a_restart_catch_up_and_backfill_write_the_same_by
         made[way] = digests(tmp_path / way)
     assert len(made["backfill"]) > 96
     assert made["windows"] == made["catch_up"] == made["backfill"]
+    changes = [line for path in (tmp_path / "backfill" / "raw/companies").glob("*/companies.jsonl")
+               for line in path.read_text().splitlines() if '"updated_at"' in line and
+               json.loads(line).get("updated_at") != json.loads(line).get("onboarded_at")]
+    assert changes  # company changes (churn) are in the bytes compared
     empty = hashlib.sha256(b"").hexdigest()
     assert sum(digest != empty for name, digest in made["backfill"].items() if "events" in name) > 40
 
