@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -213,6 +214,10 @@ def _origins(config: Config, roster: DriverPool, rows: np.ndarray) -> _Origin:
             made[end_s] = _onboardings(config, window, batch_rng(config.seed, "companies", window))
         batch = made[end_s]
         match = np.flatnonzero((batch.company_uuid == roster.company_uuid[row]).all(axis=1))
-        if len(match):
-            names[i], onboarded[i] = batch.name_index[match[0]], batch.onboarded_ms[match[0]]
+        if not len(match):
+            raise ValueError(
+                f"company {uuid.UUID(bytes=bytes(roster.company_uuid[row]))} is not in the onboarding batch of the "
+                f"window ending {from_epoch_seconds(end_s).isoformat()} made again with this configuration (was the "
+                "company interval or the seed changed?): its change record cannot be written")
+        names[i], onboarded[i] = batch.name_index[match[0]], batch.onboarded_ms[match[0]]
     return _Origin(names.astype(batch.name_index.dtype if made else np.int64), onboarded)
