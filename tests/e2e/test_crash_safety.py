@@ -35,6 +35,11 @@ def test_kill_9_repeatedly_loses_and_duplicates_nothing(service_process, tmp_pat
     layout = bronze.Layout(config.output.data_dir)
     for stream in bronze.STREAMS:
         rows = store.all_batches(stream)
+        if rows and rows[-1].status == "failed" and (rows[-1].error or "").startswith("Abandoned"):
+            # the final SIGTERM landed while this window was in flight: dropped by design, made on the next
+            # start; only the very last window may be, and nothing of it is visible
+            abandoned = rows.pop()
+            assert not layout.batch_dir(stream, abandoned.batch_id).exists()
         assert len(rows) >= 25, stream
         assert [r.status for r in rows] == ["committed"] * len(rows), [(r.batch_id, r.status) for r in rows
                                                                        if r.status != "committed"]
