@@ -35,7 +35,8 @@ from app.core.generation.columns import ColumnBatch
 from app.core.generation.companies import CompanyBatch
 from app.core.generation.emulated_fleet import FleetState
 from app.core.generation.encoding import render_records
-from app.core.generation.events import COORD_SCALE, EventBatch
+from app.core.generation.events import EventBatch
+from app.core.generation.geography import COORD_SCALE
 from app.core.schema import STREAM_FIELDS
 from app.core.timeline import Window, format_timestamp
 from app.service.pipeline import COMPANIES, EVENTS, Pipeline
@@ -143,7 +144,7 @@ def derive(config: Config, store: Store, start: datetime | None = None, end: dat
 
 def _true_records(config: Config, pipeline: Pipeline, stream: str, window: Window,
                   fleet: FleetState | None) -> tuple[pa.Table, int, FleetState | None]:
-    pool = pipeline.roster_before(window.start_s) if stream == EVENTS or config.companies.churn.enabled else None
+    pool = pipeline.roster_for(stream, window)
     batch, plan = generate_batch(config, stream, window, pool, fleet)
     _check_against_bronze(pipeline.layout, stream, window, render_records(batch, plan))
     keep = np.ones(batch.size, bool)

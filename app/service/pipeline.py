@@ -322,8 +322,7 @@ class Pipeline:
 
     def _generate_and_stage(self, stream: str, window: Window, sync: bool = False) -> Generated:
         generated_at = time.time()
-        pool = self.roster_before(window.start_s) if stream == EVENTS or self.config.companies.churn.enabled \
-            else None
+        pool = self.roster_for(stream, window)
         fleet = self.fleet_before() if stream == EVENTS else None
         batch, plan = generate_batch(self.config, stream, window, pool, fleet)
         issues = render_issues(batch, plan) if self.config.quality_injection.log_injected_issues else b""
@@ -430,6 +429,13 @@ class Pipeline:
             return self.log_fields(stream)
         except Exception:  # noqa: BLE001 - a log decoration must not undo a commit
             return {}
+
+    def roster_for(self, stream: str, window: Window) -> DriverPool | None:
+        """What a batch of ``stream`` is made from besides the seed and the window: the roster before it
+        (events; companies too with companies.churn, whose changes it records), else None."""
+        if stream == EVENTS or self.config.companies.churn.enabled:
+            return self.roster_before(window.start_s)
+        return None
 
     def roster_before(self, moment_s: int) -> DriverPool:
         """The driver batch's companies, from a copy of the store's roster kept in memory and brought

@@ -149,7 +149,7 @@ def _with_changes(config: Config, window: Window, onboarded: CompanyBatch, roste
     (``active`` false) or its driver count changing, each as a whole record with the new ``updated_at``."""
     churn = config.companies.churn
     active = np.flatnonzero(roster.active)
-    since = _since(roster)[active]
+    since = roster.onboarded_by()[active]
     life = lives(config.seed, Churn(churn.monthly_rate, churn.driver_changes_per_month),
                  roster.company_uuid[active], since, roster.drivers_count[active])
     rows = np.arange(len(active))
@@ -195,10 +195,6 @@ class _Origin:
     onboarded_ms: np.ndarray
 
 
-def _since(roster: DriverPool) -> np.ndarray:
-    return roster.since_s if roster.since_s is not None else np.zeros(len(roster.geography), np.int64)
-
-
 def _origins(config: Config, roster: DriverPool, rows: np.ndarray) -> _Origin:
     """The name and onboarding instant of roster companies, from their onboarding batches made again (a
     batch is a pure function of its window): the roster keeps neither."""
@@ -206,7 +202,7 @@ def _origins(config: Config, roster: DriverPool, rows: np.ndarray) -> _Origin:
     onboarded = np.zeros(len(rows), np.int64)
     interval = config.active_company_interval
     made: dict[int, CompanyBatch] = {}
-    since = _since(roster)
+    since = roster.onboarded_by()
     for i, row in enumerate(rows):
         end_s = int(since[row])
         if end_s not in made:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from app.core.generation import geography as geo
+from app.core.generation.geography import COORD_SCALE
 from app.core.generation.itinerary import KM_PER_DEG, depots
 
 START, STOP, DELIVER = 0, 1, 2  # event type codes (EVENT_TYPES order)
@@ -40,7 +41,6 @@ MIN_LEG_KM = 0.005  # shorter legs end where they began: 1e-5° rounding (≤ 0.
 LEGS_PER_SHIFT = (3, 10)  # legs driven before heading back to the depot
 SPARE_TRUCK_SHARE = 0.1  # shifts that take a spare truck (when one is free)
 REFILL_TRIES = 8
-COORD_SCALE = 10**5
 
 
 def slot_count(events_per_batch_max: int) -> int:

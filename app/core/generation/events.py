@@ -12,6 +12,7 @@ from app.core.generation import render as r
 from app.core.generation.columns import ColumnBatch, DefectTarget
 from app.core.generation.corruptions import malformed_timestamps, outside_window
 from app.core.generation.emulated_fleet import FleetState, Pending, Steps, slot_count, step_fleet
+from app.core.generation.geography import COORD_DECIMALS, COORD_SCALE
 from app.core.generation.itinerary import Fleet, Lateness, window_events
 from app.core.generation.lifecycle import Churn, lives
 from app.core.timeline import Window
@@ -19,8 +20,6 @@ from app.core.workday import mean_deliveries, slot_seconds
 
 EVENT_TYPE_TEXT = r.pool(EVENT_TYPES)
 INVALID_EVENT_TYPES = r.pool(["START_DRIVING", "unknown", "parked", "deliverd", "", "stop"])
-COORD_DECIMALS = 5
-COORD_SCALE = 10**COORD_DECIMALS
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ class Roster:
         return cls(np.zeros((0, 16), np.uint8), np.zeros(0, np.uint8), np.zeros(0, np.int32))
 
     def onboarded_by(self) -> np.ndarray:
-        return self.since_s if self.since_s is not None else np.zeros(self.size, np.int64)
+        return _onboarded_by(self.since_s, self.size)
 
 
 @dataclass(frozen=True)
@@ -66,6 +65,9 @@ class DriverPool:
         return cls(roster.company_uuid, roster.geography, roster.drivers_count,
                    np.ones(roster.size, bool), np.cumsum(roster.drivers_count, dtype=np.int64), roster.since_s)
 
+    def onboarded_by(self) -> np.ndarray:
+        return _onboarded_by(self.since_s, len(self.geography))
+
     @property
     def total_drivers(self) -> int:
         return int(self.active_drivers_end[-1]) if len(self.active_drivers_end) else 0
@@ -85,6 +87,11 @@ class DriverPool:
         picked, company = np.unique(rows, return_inverse=True)
         roster = Roster(self.company_uuid[picked], self.geography[picked], self.drivers_count[picked])
         return roster, company.astype(np.int32), number
+
+
+def _onboarded_by(since_s: np.ndarray | None, size: int) -> np.ndarray:
+    """End of the window that onboarded each company (0 when a test or benchmark roster has none)."""
+    return since_s if since_s is not None else np.zeros(size, np.int64)
 
 
 @dataclass
@@ -280,11 +287,9 @@ def _arrival_windows(rng: np.random.Generator, timestamp_ms: np.ndarray, window:
                      max_delay_s: float) -> np.ndarray:
     """For late events of ``window``: the start of the later window each arrives in, chosen evenly among
     those starting at most ``max_delay_s`` after it."""
-    interval_ms = (window.end_s - window.start_s) * 1000
-    choices = (timestamp_ms + int(max_delay_s * 1000) - window.end_s * 1000) // interval_ms + 1
-    hop = np.floor(rng.random(len(timestamp_ms)) * choices).astype(np.int64)
-    arrival: np.ndarray = window.end_s + hop * (interval_ms // 1000)
-    return arrival
+    late = Lateness(probability=1.0, max_delay_s=int(max_delay_s), interval_s=window.end_s - window.start_s)
+    landing_ms = late.landing_ms(timestamp_ms, rng.random(len(timestamp_ms)))
+    return landing_ms // 1000
 
 
 def _itinerary_events(config: Config, window: Window, roster: Roster, weights: np.ndarray,

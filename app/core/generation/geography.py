@@ -26,3 +26,5 @@ LAT_MIN = np.array([r.lat_range[0] for r in REGIONS])
 LAT_MAX = np.array([r.lat_range[1] for r in REGIONS])
 LON_MIN = np.array([r.lon_range[0] for r in REGIONS])
 LON_MAX = np.array([r.lon_range[1] for r in REGIONS])
+COORD_DECIMALS = 5  # positions are written, and emulated state kept, in fixed point at this precision
+COORD_SCALE = 10**COORD_DECIMALS

@@ -29,10 +29,11 @@ gives any slot's values without generating the ones before it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from app.core.generation.hashing import company_keys, key, mix, uniform
 from app.core.timeline import Window
 from app.core.workday import (
     DAY_S,
@@ -42,6 +43,9 @@ from app.core.workday import (
     SHIFT_START_MIN_H,
     SHIFT_START_SPAN_H,
 )
+
+if TYPE_CHECKING:  # lifecycle builds on this module's hashing
+    from app.core.generation.lifecycle import Lives
 
 # Region standard time offsets from UTC (hours), in the order of geography.REGIONS: US, EU, SA, AUS.
 REGION_UTC_OFFSET_H = np.array([-6, 1, -3, 10], np.int64)
@@ -56,10 +60,6 @@ DEPOT_MARGIN_DEG = 1.0  # > (2 × max route radius + scatter) in degrees of long
 KM_PER_DEG = 111.195
 WEEK_DAYS = 7
 ROW_BITS = 26  # sort keys: up to 2**26 events per window with 2**37 ms (4 years) of window
-# What each hashed uniform is for; the numbers are part of the output (changing one changes the data).
-PURPOSE = {"shift_start": 1, "shift_length": 2, "route_phase": 3, "route_radius": 4, "route_turn": 5,
-           "drive": 7, "deliveries": 8, "scatter_angle": 9, "scatter_radius": 10, "late": 11, "late_window": 12,
-           "tenure": 21, "change_period": 22, "change_factor": 23}
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,15 @@ class Lateness:
         """Earlier windows whose events may arrive in a window."""
         return self.max_delay_s // self.interval_s
 
+    def landing_ms(self, at_ms: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+        """The start of the window a late event at ``at_ms`` lands in: one of the later windows starting at
+        most ``max_delay_s`` after it, picked by ``uniform`` (in [0, 1)) evenly."""
+        interval_ms = self.interval_s * 1000
+        own_end = (at_ms // interval_ms + 1) * interval_ms
+        choices = (at_ms + self.max_delay_s * 1000 - own_end) // interval_ms + 1
+        landing: np.ndarray = own_end + np.floor(uniform * choices).astype(np.int64) * interval_ms
+        return landing
+
 
 @dataclass(frozen=True)
 class Fleet:
@@ -86,7 +95,7 @@ class Fleet:
     geography: np.ndarray  # (m,) uint8, index into REGIONS
     drivers_count: np.ndarray  # (m,) int32
     since_s: np.ndarray  # (m,) int64: a company's drivers work from the first slot starting at or after it
-    lives: Any = None  # lifecycle.Lives with companies.churn: when each company leaves, its driver counts
+    lives: Lives | None = None  # with companies.churn: when each company leaves, its driver counts
 
 
 @dataclass(frozen=True)
@@ -100,37 +109,6 @@ class Itinerary:
     timestamp_ms: np.ndarray  # int64
     lat: np.ndarray  # float64 degrees
     lon: np.ndarray  # float64 degrees
-
-
-def _mix(values: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser, elementwise on uint64 (wrapping arithmetic)."""
-    z = values + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    mixed: np.ndarray = z ^ (z >> np.uint64(31))
-    return mixed
-
-
-def _uniform(key: np.ndarray, purpose: str) -> np.ndarray:
-    """A uniform in [0, 1) per key, independent for each purpose."""
-    bits = _mix(key ^ _mix(np.full(1, PURPOSE[purpose], np.uint64)))
-    out: np.ndarray = (bits >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
-    return out
-
-
-def _key(*parts: np.ndarray) -> np.ndarray:
-    """Chain-hash integer columns into one uint64 key per row."""
-    key = np.zeros(len(parts[0]), np.uint64)
-    for part in parts:
-        key = _mix(key ^ part.astype(np.uint64))
-    return key
-
-
-def company_keys(seed: int, company_uuid: np.ndarray) -> np.ndarray:
-    """A 64-bit key per company from the seed and its id."""
-    low = np.ascontiguousarray(company_uuid[:, 8:16]).view(np.uint64).ravel()
-    high = np.ascontiguousarray(company_uuid[:, 0:8]).view(np.uint64).ravel()
-    return _key(np.full(len(low), seed & 0xFFFFFFFFFFFFFFFF, np.uint64), high, low)
 
 
 def depots(company_uuid: np.ndarray, geography: np.ndarray, lat_min: np.ndarray, lat_max: np.ndarray,
@@ -177,10 +155,10 @@ def window_events(seed: int, fleet: Fleet, window: Window, slot_s: float, delive
     day = np.repeat(pair_day, per_pair)
     driver = np.arange(len(company), dtype=np.int64) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair) + 1
     ckeys = company_keys(seed, fleet.company_uuid)
-    day_key = _key(ckeys[company], driver.astype(np.uint64), day.astype(np.uint64))
+    day_key = key(ckeys[company], driver.astype(np.uint64), day.astype(np.uint64))
     local_midnight = day * DAY_S - offset_s[company]
-    start = local_midnight + (SHIFT_START_MIN_H + SHIFT_START_SPAN_H * _uniform(day_key, "shift_start")) * 3600
-    length = (SHIFT_LENGTH_MIN_H + SHIFT_LENGTH_SPAN_H * _uniform(day_key, "shift_length")) * 3600
+    start = local_midnight + (SHIFT_START_MIN_H + SHIFT_START_SPAN_H * uniform(day_key, "shift_start")) * 3600
+    length = (SHIFT_LENGTH_MIN_H + SHIFT_LENGTH_SPAN_H * uniform(day_key, "shift_length")) * 3600
     slots = np.rint(length / slot_s).astype(np.int64)
     end = start + slots * slot_s
     since = fleet.since_s[company]
@@ -219,7 +197,7 @@ def window_events(seed: int, fleet: Fleet, window: Window, slot_s: float, delive
                    first_of_shift, ckeys)
 
 
-def _working(lives: Any, company: np.ndarray, driver: np.ndarray, start: np.ndarray, end: np.ndarray,
+def _working(lives: Lives, company: np.ndarray, driver: np.ndarray, start: np.ndarray, end: np.ndarray,
              since: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """When each driver's shift may hold its work: from its company's onboarding (or from the driver-count
     change that takes it on) until the company leaves (or the change that lets it go). A period lasts more
@@ -240,13 +218,13 @@ def _events(fleet: Fleet, window: Window, span_start_s: int, arrival_ms: np.ndar
             deliveries: float, trucks_per_driver: float, boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
             company: np.ndarray, driver: np.ndarray, day: np.ndarray, day_key: np.ndarray,
             shift_start: np.ndarray, slot: np.ndarray, first_of_shift: np.ndarray, ckeys: np.ndarray) -> Itinerary:
-    slot_key = _key(day_key, slot.astype(np.uint64))
+    slot_key = key(day_key, slot.astype(np.uint64))
     begin = shift_start + slot * slot_s
     depart = begin + DEPART_SHARE * slot_s
-    arrive = depart + (DRIVE_SHARE_MIN + DRIVE_SHARE_SPAN * _uniform(slot_key, "drive")) * slot_s
+    arrive = depart + (DRIVE_SHARE_MIN + DRIVE_SHARE_SPAN * uniform(slot_key, "drive")) * slot_s
     share = deliveries / MAX_DELIVERIES  # each of two chances delivers with this probability
-    made = ((_uniform(slot_key, "deliveries") < share).astype(np.int64)
-            + (_uniform(_mix(slot_key), "deliveries") < share).astype(np.int64))
+    made = ((uniform(slot_key, "deliveries") < share).astype(np.int64)
+            + (uniform(mix(slot_key), "deliveries") < share).astype(np.int64))
     # stop k and the stop before it (slot -1: where the shift begins, on the route at its start); the rows
     # of a shift are consecutive slots, so only each shift's first row needs its previous stop computed
     depot = depots(fleet.company_uuid, fleet.geography, *boxes)
@@ -297,15 +275,11 @@ def _arriving_slots(late: Lateness, window: Window, shift_start: np.ndarray, slo
     at most ``max_delay`` after it departs, chosen evenly. Returns the slot rows that can hold events of
     ``window`` (those overlapping it, and late ones landing in it) and each row's landing window start
     in ms (0 when on time)."""
-    interval_ms = late.interval_s * 1000
-    slot_key = _key(day_key, slot.astype(np.uint64))
+    slot_key = key(day_key, slot.astype(np.uint64))
     begin = shift_start + slot * slot_s
     depart_ms = np.floor((begin + DEPART_SHARE * slot_s) * 1000).astype(np.int64)
-    delayed = _uniform(slot_key, "late") < late.probability
-    own_end = (depart_ms // interval_ms + 1) * interval_ms
-    choices = (depart_ms + late.max_delay_s * 1000 - own_end) // interval_ms + 1
-    hop = np.floor(_uniform(slot_key, "late_window") * choices).astype(np.int64)
-    arrival = np.where(delayed, own_end + hop * interval_ms, 0)
+    delayed = uniform(slot_key, "late") < late.probability
+    arrival = np.where(delayed, late.landing_ms(depart_ms, uniform(slot_key, "late_window")), 0)
     overlaps = (begin < window.end_s) & (begin + slot_s > window.start_s)
     kept = np.flatnonzero(overlaps | (arrival == window.start_s * 1000))
     return kept, arrival
@@ -315,17 +289,17 @@ def _stop(depot: tuple[np.ndarray, np.ndarray], company: np.ndarray, day_key: np
           slot_s: float) -> tuple[np.ndarray, np.ndarray]:
     """Where stop ``slot`` of a shift is: on the route loop at the slot's arrival-ish time, scattered."""
     depot_lat, depot_lon = depot
-    radius = ROUTE_RADIUS_KM[0] + (ROUTE_RADIUS_KM[1] - ROUTE_RADIUS_KM[0]) * _uniform(day_key, "route_radius")
-    phase = 2 * np.pi * _uniform(day_key, "route_phase")
-    turn = np.where(_uniform(day_key, "route_turn") < 0.5, -1.0, 1.0)
+    radius = ROUTE_RADIUS_KM[0] + (ROUTE_RADIUS_KM[1] - ROUTE_RADIUS_KM[0]) * uniform(day_key, "route_radius")
+    phase = 2 * np.pi * uniform(day_key, "route_phase")
+    turn = np.where(uniform(day_key, "route_turn") < 0.5, -1.0, 1.0)
     hours = np.maximum(slot + 0.5, 0.0) * slot_s / 3600  # the route time of the stop (slot -1: the start)
     angle = phase + turn * ROUTE_SPEED_KMH * hours / radius
     north = radius * (np.sin(angle) - np.sin(phase))
     east = radius * (np.cos(angle) - np.cos(phase))
     scatter = min(MAX_SCATTER_KM, SCATTER_KMH * slot_s / 3600)
-    key = _key(day_key, (slot + 1).astype(np.uint64))
-    distance = scatter * np.sqrt(_uniform(key, "scatter_radius"))
-    direction = 2 * np.pi * _uniform(key, "scatter_angle")
+    stop_key = key(day_key, (slot + 1).astype(np.uint64))
+    distance = scatter * np.sqrt(uniform(stop_key, "scatter_radius"))
+    direction = 2 * np.pi * uniform(stop_key, "scatter_angle")
     north = north + distance * np.sin(direction)
     east = east + distance * np.cos(direction)
     lat = depot_lat[company] + north / KM_PER_DEG
@@ -341,7 +315,7 @@ def _trucks(fleet: Fleet, company: np.ndarray, driver: np.ndarray, day: np.ndarr
         drivers = fleet.lives.most_drivers(company)
     fleet_size = np.minimum(np.ceil(drivers * trucks_per_driver).astype(np.int64), np.maximum(drivers, 9999))
     week = np.floor_divide(day, WEEK_DAYS)
-    rotation = (_mix(ckeys[company] ^ _mix(week.astype(np.uint64))) % fleet_size.astype(np.uint64)).astype(np.int64)
+    rotation = (mix(ckeys[company] ^ mix(week.astype(np.uint64))) % fleet_size.astype(np.uint64)).astype(np.int64)
     trucks: np.ndarray = (driver - 1 + rotation) % fleet_size + 1
     return trucks
 

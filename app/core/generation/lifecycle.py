@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.core.generation.itinerary import _key, _uniform, company_keys
+from app.core.generation.hashing import company_keys, key, uniform
 
 MONTH_S = 30 * 86_400
 FACTOR_MIN, FACTOR_SPAN = 0.7, 0.6
@@ -53,7 +53,7 @@ class Lives:
 
     def drivers(self, rows: np.ndarray, period: np.ndarray) -> np.ndarray:
         """Drivers of companies ``rows`` in period ``period``."""
-        factor = FACTOR_MIN + FACTOR_SPAN * _uniform(_key(self.keys[rows], period.astype(np.uint64)), "change_factor")
+        factor = FACTOR_MIN + FACTOR_SPAN * uniform(key(self.keys[rows], period.astype(np.uint64)), "change_factor")
         drawn = np.clip(np.rint(self.base[rows] * factor), 1, MAX_DRIVERS).astype(np.int64)
         counts: np.ndarray = np.where(period == 0, self.base[rows].astype(np.int64), drawn)
         return counts
@@ -75,12 +75,12 @@ def lives(seed: int, churn: Churn, company_uuid: np.ndarray, since_s: np.ndarray
     count = len(since_s)
     if churn.monthly_rate > 0:
         hazard = -np.log1p(-churn.monthly_rate) / MONTH_S
-        tenure = -np.log1p(-_uniform(keys, "tenure")) / hazard
+        tenure = -np.log1p(-uniform(keys, "tenure")) / hazard
         leave = since_s + tenure
     else:
         leave = np.full(count, np.inf)
     if churn.driver_changes_per_month > 0:
-        period = MONTH_S / churn.driver_changes_per_month * (PERIOD_MIN + PERIOD_SPAN * _uniform(keys, "change_period"))
+        period = MONTH_S / churn.driver_changes_per_month * (PERIOD_MIN + PERIOD_SPAN * uniform(keys, "change_period"))
     else:
         period = np.full(count, np.inf)
     return Lives(since_s.astype(np.int64), leave, period, base.astype(np.int32), keys)
