@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.cli import pipeline as pipeline_cli
 from app.cli.presets import DEFAULT_PRESET, preset_names, write_starter_config
 from app.core.config import Config, effective_settings, load_config, resolve_mode, shared_directory_problem
 from app.core.dirlock import DataDirLock
@@ -64,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     with_config("status", "ledger summary of a data directory")
     clean = with_config("clean", "remove what fleetgen wrote in the data directory (no service may be using it)")
     clean.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    pipeline = with_config("pipeline", "the reference bronze → silver → gold pipeline (DuckDB or Spark), each "
+                                       "committed batch exactly once")
+    pipeline_cli.add_arguments(pipeline)
 
     schema = sub.add_parser("schema", help="print a stream's record schema for a reader (DuckDB, Polars, Spark…)")
     schema.add_argument("--stream", choices=("events", "companies"), required=True)
@@ -355,5 +360,5 @@ def cmd_bench(args: argparse.Namespace) -> int:
 COMMANDS = {
     "init": cmd_init, "validate": cmd_validate, "generate": cmd_generate, "backfill": cmd_backfill,
     "status": cmd_status, "clean": cmd_clean, "run": cmd_run, "bench": cmd_bench, "schema": cmd_schema,
-    "expect": cmd_expect, "verify": cmd_verify,
+    "expect": cmd_expect, "verify": cmd_verify, "pipeline": lambda args: pipeline_cli.cmd_pipeline(args, load),
 }

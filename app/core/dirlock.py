@@ -25,9 +25,9 @@ LOCK_NAME = ".fleetgen.lock"
 class DataDirLock:
     """Exclusive, non-blocking; ``acquire`` raises ``DataDirBusy`` naming the holder."""
 
-    def __init__(self, data_dir: Path, command: str):
+    def __init__(self, data_dir: Path, command: str, name: str = LOCK_NAME):
         self.data_dir = data_dir
-        self.path = data_dir / LOCK_NAME
+        self.path = data_dir / name
         self.command = command
         self._fd: int | None = None
 

@@ -107,8 +107,10 @@ class Expectations:
 
 
 def derive(config: Config, store: Store, start: datetime | None = None, end: datetime | None = None,
-           progress: Callable[[str, int], None] | None = None) -> Expectations:
-    """Every table of ``TABLES`` for the committed windows inside [start, end) (all when None)."""
+           progress: Callable[[str, int], None] | None = None,
+           batches: dict[str, set[str]] | None = None) -> Expectations:
+    """Every table of ``TABLES`` for the committed windows inside [start, end) (all when None), and
+    only those of ``batches`` (per stream, batch ids) when given."""
     began = time.perf_counter()
     pipeline = Pipeline(config, store)
     silver: dict[str, list[pa.Table]] = {COMPANIES: [], EVENTS: []}
@@ -120,10 +122,13 @@ def derive(config: Config, store: Store, start: datetime | None = None, end: dat
     for stream in (COMPANIES, EVENTS):
         committed = [r for r in store.all_batches(stream) if r.status == "committed"
                      and (end is None or r.window.end <= end)]
-        windows[stream] = sum(start is None or r.window.start >= start for r in committed)
+        wanted = None if batches is None else batches.get(stream, set())
+        inside_of = {r.batch_id: (start is None or r.window.start >= start) and (wanted is None or r.batch_id in wanted)
+                     for r in committed}
+        windows[stream] = sum(inside_of.values())
         fleet, done = None, 0
         for row in committed:
-            inside = start is None or row.window.start >= start
+            inside = inside_of[row.batch_id]
             if not inside and not (stream == EVENTS and chained):
                 continue
             table, size, fleet = _true_records(config, pipeline, stream, row.window, fleet)

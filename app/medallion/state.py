@@ -1,0 +1,273 @@
+"""The pipeline's own state: a DuckDB database holding silver, quarantine, gold and the progress ledger.
+
+A micro-batch (one or more committed bronze batches) is applied in one DuckDB transaction: its valid
+records into silver (deduplicated by key, against what silver already holds too), its rejected records
+into quarantine, the gold rows it changes, and one progress row per bronze batch. A crash before the
+commit leaves nothing of it (DuckDB's write-ahead log), after the commit everything: each batch is
+counted exactly once, whatever instant the process dies at. The Parquet tables users read are
+published from here afterwards (``publish``); what is still to publish is itself recorded in the
+same transaction, so a restart finishes it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from app.medallion import rules
+
+STATE_VERSION = 1
+SILVER_KEY = {"events": ("event_id",), "companies": ("company_id", "updated_at")}
+GOLD_TABLES = ("events_per_company_window_type", "deliveries_per_company_day", "driver_day")
+GOLD_KEY = {"events_per_company_window_type": ("company_id", "window_start", "event_type"),
+            "deliveries_per_company_day": ("company_id", "day"), "driver_day": ("company_id", "driver_id", "day")}
+GOLD_DAY = {"events_per_company_window_type": "(window_start AT TIME ZONE 'UTC')::DATE",
+            "deliveries_per_company_day": "day", "driver_day": "day"}  # each gold table's partition day
+
+# Another engine's classification of a stream's batches: (valid rows typed like silver, rejected rows
+# as batch_id, line, record_id, reason, record).
+SilverSource = Callable[[str, list[rules.BronzeBatch]], tuple[pa.Table, pa.Table]]
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS state_info (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS progress (
+    stream VARCHAR, batch_id VARCHAR, sha256 VARCHAR, records BIGINT, silver BIGINT, quarantined BIGINT,
+    duplicates BIGINT, window_start_ms BIGINT, window_end_ms BIGINT, bronze_ms BIGINT, committed_ms BIGINT,
+    silver_ms BIGINT, gold_ms BIGINT, micro_batch BIGINT, PRIMARY KEY (stream, batch_id));
+CREATE TABLE IF NOT EXISTS silver_events (
+    event_id VARCHAR, company_id VARCHAR, driver_id VARCHAR, truck_id VARCHAR, event_type VARCHAR,
+    event_timestamp TIMESTAMPTZ, location STRUCT(lat DOUBLE, lon DOUBLE), batch_id VARCHAR, window_start TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS silver_companies (
+    company_id VARCHAR, company_name VARCHAR, geography VARCHAR, active BOOLEAN, drivers_count INTEGER,
+    onboarded_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, batch_id VARCHAR);
+CREATE TABLE IF NOT EXISTS quarantine (
+    stream VARCHAR, batch_id VARCHAR, line BIGINT, record_id VARCHAR, reason VARCHAR, record VARCHAR);
+CREATE TABLE IF NOT EXISTS gold_events_per_company_window_type (
+    company_id VARCHAR, window_start TIMESTAMPTZ, event_type VARCHAR, events BIGINT);
+CREATE TABLE IF NOT EXISTS gold_deliveries_per_company_day (company_id VARCHAR, day DATE, deliveries BIGINT);
+CREATE TABLE IF NOT EXISTS gold_driver_day (
+    company_id VARCHAR, driver_id VARCHAR, day DATE, trips BIGINT, driving_ms BIGINT, driving_minutes DOUBLE,
+    stops BIGINT, deliveries BIGINT);
+CREATE TABLE IF NOT EXISTS unpublished_gold (gold_table VARCHAR, day DATE);
+"""
+
+
+@dataclass
+class Applied:
+    """What one micro-batch did: per stream the batches, and the gold days it changed."""
+    micro_batch: int
+    batches: list[rules.BronzeBatch]
+    silver: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, int] = field(default_factory=dict)
+    gold_days: dict[str, list[Any]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class RewrittenBronze(Exception):
+    """A bronze batch already processed was written again with other bytes (cleaned and regenerated)."""
+
+
+class State:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.con = duckdb.connect(str(path))
+        self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute(_DDL)
+        self.con.execute("INSERT OR IGNORE INTO state_info VALUES ('version', ?)", [str(STATE_VERSION)])
+
+    def close(self) -> None:
+        self.con.close()
+
+    def processed(self) -> dict[tuple[str, str], str]:
+        """(stream, batch_id) → sha256 of every bronze batch already applied."""
+        return {(s, b): h for s, b, h in self.con.execute("SELECT stream, batch_id, sha256 FROM progress").fetchall()}
+
+    def next_micro_batch(self) -> int:
+        return int(self.con.execute("SELECT coalesce(max(micro_batch), 0) + 1 FROM progress").fetchone()[0])  # type: ignore[index]
+
+    def apply(self, batches: list[rules.BronzeBatch], silver_of: SilverSource | None = None) -> Applied:
+        """One transaction: silver, quarantine, gold and progress for ``batches`` (none processed before).
+        ``silver_of`` supplies already classified rows (another engine); by default DuckDB classifies."""
+        began = time.perf_counter()
+        con = self.con
+        applied = Applied(self.next_micro_batch(), batches)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for stream in ("companies", "events"):
+                mine = [b for b in batches if b.stream == stream]
+                if not mine:
+                    continue
+                if silver_of is None:  # one pass over the files; a valid row's raw text is not kept
+                    con.execute(f"""CREATE OR REPLACE TEMP TABLE lines AS
+                        SELECT line, record_id, reason, CASE WHEN reason IS NOT NULL THEN record::VARCHAR END AS record,
+                               {rules.typed_columns(stream)}
+                        FROM ({rules.classified_sql(stream, mine)})""")
+                    con.execute("CREATE OR REPLACE TEMP TABLE rejected AS SELECT batch_id, line, record_id, reason, "
+                                "record FROM lines WHERE reason IS NOT NULL")
+                    con.execute("CREATE OR REPLACE TEMP TABLE valid AS SELECT * EXCLUDE (line, record_id, reason, "
+                                "record) FROM lines WHERE reason IS NULL")
+                else:
+                    valid, rejected = silver_of(stream, mine)
+                    con.register("valid_in", valid)
+                    con.register("rejected_in", rejected)
+                    con.execute("CREATE OR REPLACE TEMP TABLE valid AS SELECT * FROM valid_in")
+                    con.execute("CREATE OR REPLACE TEMP TABLE rejected AS SELECT * FROM rejected_in")
+                    con.unregister("valid_in")
+                    con.unregister("rejected_in")
+                self._insert_silver(stream)
+                con.execute(f"INSERT INTO quarantine SELECT '{stream}', batch_id, line, record_id, reason, record "
+                            "FROM rejected")
+                applied.silver[stream] = _count(con, "fresh")
+                applied.quarantined[stream] = _count(con, "rejected")
+                if stream == "events":
+                    applied.gold_days = self._update_gold()
+                self._record_progress(stream, mine, applied.micro_batch)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        applied.seconds = time.perf_counter() - began
+        return applied
+
+    def _insert_silver(self, stream: str) -> None:
+        """The valid records not already in silver (one copy per key) into ``fresh`` and silver."""
+        key = SILVER_KEY[stream]
+        on = " AND ".join(f"s.{k} = v.{k}" for k in key)
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE fresh AS
+            SELECT * FROM (SELECT * FROM valid QUALIFY row_number() OVER (PARTITION BY {', '.join(key)}) = 1) v
+            WHERE NOT EXISTS (SELECT 1 FROM silver_{stream} s WHERE {on})""")
+        self.con.execute(f"INSERT INTO silver_{stream} SELECT * FROM fresh")
+
+    def _record_progress(self, stream: str, batches: list[rules.BronzeBatch], micro_batch: int) -> None:
+        now_ms = int(time.time() * 1000)
+        rows = [(stream, b.batch_id, b.sha256, b.record_count, b.window_start_ms, b.window_end_ms, b.published_ms,
+                 now_ms, micro_batch) for b in batches]
+        self.con.executemany(
+            "INSERT INTO progress (stream, batch_id, sha256, records, window_start_ms, window_end_ms, bronze_ms, "
+            "committed_ms, micro_batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self.con.execute("""
+            UPDATE progress p SET silver = coalesce(f.n, 0), quarantined = coalesce(r.n, 0),
+                duplicates = p.records - coalesce(f.n, 0) - coalesce(r.n, 0)
+            FROM (SELECT batch_id FROM progress WHERE micro_batch = ? AND stream = ?) b
+            LEFT JOIN (SELECT batch_id, count(*) AS n FROM fresh GROUP BY ALL) f USING (batch_id)
+            LEFT JOIN (SELECT batch_id, count(*) AS n FROM rejected GROUP BY ALL) r USING (batch_id)
+            WHERE p.batch_id = b.batch_id AND p.stream = ?""", [micro_batch, stream, stream])
+
+    def _update_gold(self) -> dict[str, list[Any]]:
+        """Gold rows changed by the ``fresh`` silver events: counts are added to, a driver's days are
+        recomputed from the driver's silver events (a late event can change which legs are trips)."""
+        con = self.con
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE delta_windows AS
+            SELECT company_id, window_start, event_type, count(*)::BIGINT AS events FROM fresh GROUP BY ALL;
+            CREATE OR REPLACE TEMP TABLE merged AS
+            SELECT d.company_id, d.window_start, d.event_type, coalesce(g.events, 0) + d.events AS events
+            FROM delta_windows d LEFT JOIN gold_events_per_company_window_type g
+              ON g.company_id = d.company_id AND g.window_start = d.window_start AND g.event_type = d.event_type;
+            DELETE FROM gold_events_per_company_window_type g USING delta_windows d
+            WHERE g.company_id = d.company_id AND g.window_start = d.window_start AND g.event_type = d.event_type;
+            INSERT INTO gold_events_per_company_window_type SELECT * FROM merged;
+
+            CREATE OR REPLACE TEMP TABLE delta_days AS
+            SELECT company_id, (event_timestamp AT TIME ZONE 'UTC')::DATE AS day, count(*)::BIGINT AS deliveries
+            FROM fresh WHERE event_type = 'delivered' GROUP BY ALL;
+            CREATE OR REPLACE TEMP TABLE merged AS
+            SELECT d.company_id, d.day, coalesce(g.deliveries, 0) + d.deliveries AS deliveries
+            FROM delta_days d LEFT JOIN gold_deliveries_per_company_day g
+              ON g.company_id = d.company_id AND g.day = d.day;
+            DELETE FROM gold_deliveries_per_company_day g USING delta_days d
+            WHERE g.company_id = d.company_id AND g.day = d.day;
+            INSERT INTO gold_deliveries_per_company_day SELECT * FROM merged;
+
+            CREATE OR REPLACE TEMP TABLE drivers AS
+            SELECT driver_id, min((event_timestamp AT TIME ZONE 'UTC')::DATE) AS from_day FROM fresh GROUP BY ALL;
+            CREATE OR REPLACE TEMP TABLE anchors AS
+            SELECT d.driver_id, d.from_day,
+                   coalesce(max(s.event_timestamp) FILTER (WHERE (s.event_timestamp AT TIME ZONE 'UTC')::DATE
+                                                          < d.from_day), d.from_day::TIMESTAMPTZ) AS anchor
+            FROM drivers d JOIN silver_events s USING (driver_id) GROUP BY d.driver_id, d.from_day;
+            CREATE OR REPLACE TEMP TABLE recomputed AS
+            WITH ordered AS (
+                SELECT s.company_id, s.driver_id, s.event_type, s.event_timestamp, a.from_day,
+                       lag(s.event_type) OVER w AS previous_type, lag(s.event_timestamp) OVER w AS previous_at
+                FROM silver_events s JOIN anchors a ON s.driver_id = a.driver_id AND s.event_timestamp >= a.anchor
+                WINDOW w AS (PARTITION BY s.driver_id ORDER BY s.event_timestamp, s.event_id)
+            ), legs AS (
+                SELECT *, (event_type = 'stopped_driving' AND previous_type = 'start_driving') AS trip,
+                       (event_timestamp AT TIME ZONE 'UTC')::DATE AS day FROM ordered
+            )
+            SELECT company_id, driver_id, day,
+                   count(*) FILTER (WHERE trip)::BIGINT AS trips,
+                   coalesce(sum(epoch_ms(event_timestamp) - epoch_ms(previous_at)) FILTER (WHERE trip), 0)::BIGINT
+                       AS driving_ms,
+                   coalesce(sum(epoch_ms(event_timestamp) - epoch_ms(previous_at)) FILTER (WHERE trip), 0)::DOUBLE
+                       / 60000 AS driving_minutes,
+                   count(*) FILTER (WHERE event_type = 'stopped_driving')::BIGINT AS stops,
+                   count(*) FILTER (WHERE event_type = 'delivered')::BIGINT AS deliveries
+            FROM legs WHERE day >= from_day GROUP BY ALL;
+            CREATE OR REPLACE TEMP TABLE driver_days_touched AS
+            SELECT g.driver_id, g.day FROM gold_driver_day g JOIN drivers d
+              ON g.driver_id = d.driver_id AND g.day >= d.from_day;
+            DELETE FROM gold_driver_day g USING drivers d WHERE g.driver_id = d.driver_id AND g.day >= d.from_day;
+            INSERT INTO gold_driver_day SELECT * FROM recomputed;
+        """)
+        days = {
+            "events_per_company_window_type":
+                "SELECT DISTINCT (window_start AT TIME ZONE 'UTC')::DATE FROM delta_windows",
+            "deliveries_per_company_day": "SELECT DISTINCT day FROM delta_days",
+            "driver_day": "SELECT day FROM recomputed UNION SELECT day FROM driver_days_touched",
+        }
+        touched: dict[str, list[Any]] = {}
+        for table, query in days.items():
+            con.execute(f"INSERT INTO unpublished_gold SELECT DISTINCT '{table}', * FROM ({query})")
+            touched[table] = sorted(r[0] for r in con.execute(query).fetchall())
+        return touched
+
+    # -- publishing bookkeeping -------------------------------------------------------------------------
+
+    def unpublished_silver(self) -> list[tuple[str, str]]:
+        return [(s, b) for s, b in self.con.execute(
+            "SELECT stream, batch_id FROM progress WHERE silver_ms IS NULL ORDER BY stream, batch_id").fetchall()]
+
+    def unpublished_gold(self) -> list[tuple[str, Any]]:
+        return [(t, d) for t, d in self.con.execute(
+            "SELECT DISTINCT gold_table, day FROM unpublished_gold ORDER BY ALL").fetchall()]
+
+    def mark_published(self, silver: list[tuple[str, str]], gold: list[tuple[str, Any]], silver_ms: int,
+                       gold_ms: int) -> None:
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if silver:
+                con.executemany("UPDATE progress SET silver_ms = ?, gold_ms = ? WHERE stream = ? AND batch_id = ?",
+                                [(silver_ms, gold_ms, s, b) for s, b in silver])
+            if gold:
+                con.executemany("DELETE FROM unpublished_gold WHERE gold_table = ? AND day = ?", gold)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def silver_of_batch(self, stream: str, batch_id: str) -> pa.Table:
+        return self.con.sql(f"SELECT * FROM silver_{stream} WHERE batch_id = $1", params=[batch_id]).to_arrow_table()
+
+    def quarantine_of_batch(self, stream: str, batch_id: str) -> pa.Table:
+        return self.con.sql("SELECT * FROM quarantine WHERE stream = $1 AND batch_id = $2 ORDER BY line",
+                            params=[stream, batch_id]).to_arrow_table()
+
+    def gold_of_day(self, table: str, day: Any) -> pa.Table:
+        key = ", ".join(GOLD_KEY[table])
+        return self.con.sql(f"SELECT * FROM gold_{table} WHERE {GOLD_DAY[table]} = $1 ORDER BY {key}",
+                            params=[day]).to_arrow_table()
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
