@@ -81,6 +81,7 @@ class Sink:
         self._lock = DataDirLock(self.out, "pipeline", name=LOCK_NAME)
         self.state: State | None = None
         self.processed: dict[tuple[str, str], str] = {}
+        self._busy = threading.Lock()  # a micro-batch and a check never overlap (Spark calls from its own thread)
 
     def open(self) -> Sink:
         self._lock.acquire()
@@ -120,13 +121,14 @@ class Sink:
                still_pending: int = 0) -> Applied:
         """Apply ``batches`` (none processed before) in one transaction, publish, update the status."""
         assert self.state is not None
-        applied = self.state.apply(batches, silver_of)
-        for b in batches:
-            self.processed[(b.stream, b.batch_id)] = b.sha256
-        publish_pending(self.state, self.tables)
-        self.totals.add(applied)
-        self._version += 1
-        self.write_status(still_pending)
+        with self._busy:
+            applied = self.state.apply(batches, silver_of)
+            for b in batches:
+                self.processed[(b.stream, b.batch_id)] = b.sha256
+            publish_pending(self.state, self.tables)
+            self.totals.add(applied)
+            self._version += 1
+            self.write_status(still_pending)
         log.info("micro-batch %d: %d batch(es), %d records -> silver %s, quarantine %s in %.0f ms",
                  applied.micro_batch, len(batches), sum(b.record_count for b in batches), applied.silver,
                  applied.quarantined, applied.seconds * 1000,
@@ -140,13 +142,14 @@ class Sink:
         return force or time.monotonic() - self._checked_at >= self.options.check_every_s
 
     def run_check(self) -> dict[str, Any]:
-        by_stream: dict[str, set[str]] = {s: set() for s in bronze.STREAMS}
-        for stream, batch_id in self.processed:
-            by_stream[stream].add(batch_id)
-        self.last_check = check(self.config, self.tables, by_stream)
-        self.last_check["at"] = status._iso(int(time.time() * 1000))
-        self._checked_at, self._checked_version = time.monotonic(), self._version
-        self.write_status(pending=0)
+        with self._busy:
+            by_stream: dict[str, set[str]] = {s: set() for s in bronze.STREAMS}
+            for stream, batch_id in self.processed:
+                by_stream[stream].add(batch_id)
+            self.last_check = check(self.config, self.tables, by_stream)
+            self.last_check["at"] = status._iso(int(time.time() * 1000))
+            self._checked_at, self._checked_version = time.monotonic(), self._version
+            self.write_status(pending=0)
         if self.last_check["state"] != "equal":
             log.warning("silver / gold differ from the expectation: %s", self.last_check.get("error") or {
                 name: {k: t[k] for k in ("missing", "extra", "changed")}
