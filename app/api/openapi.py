@@ -180,6 +180,13 @@ SCHEMAS: dict[str, Any] = {
                                      "additionalProperties": {"type": "string"}},
                     "snippets": {"type": "object", "required": ["duckdb", "polars", "spark"],
                                  "additionalProperties": {"type": "string"}}}},
+    "Pipeline": {"type": "object", "required": ["running", "status"],
+                 "properties": {"running": {"type": "boolean"}, "note": {"type": "string"},
+                                "status": {"type": ["object", "null"], "properties": {
+                                    "engine": {"type": "string"}, "pending_batches": {"type": "integer"},
+                                    "layers": {"type": "object"}, "latency_ms": {"type": "object"},
+                                    "quarantine_by_reason": {"type": "object"}, "processed": {"type": "object"},
+                                    "check": {"type": ["object", "null"]}}}}},
     "Chart": {"type": "object", "additionalProperties": {"type": "array", "items": {
         "type": "object", "properties": {"finished_at": NULLABLE_TIMESTAMP}}}},
 }
@@ -228,6 +235,9 @@ def openapi_document() -> dict[str, Any]:
             "/api/dataset": {"get": {"summary": "The data directory, its layout, record globs and copy-paste "
                                                 "read snippets (DuckDB, Polars, Spark) for this config",
                                      "responses": {"200": _json("Dataset"), "401": unauthorized}}},
+            "/api/pipeline": {"get": {"summary": "The reference pipeline's status on this data directory: rows per "
+                                                 "layer, last batches, latency, quarantine, silver = expected check",
+                                      "responses": {"200": _json("Pipeline"), "401": unauthorized}}},
             "/api/chart": {"get": {"summary": "Records and firing delay of recent batches, per stream",
                                    "responses": {"200": _json("Chart")}}},
             "/api/events": {"get": {"summary": "Server-Sent Events stream of batch and lifecycle events",

@@ -162,6 +162,15 @@ def dataset():
         "schemas_dir": f"{data_dir}/manifests/schemas", "snippets": read_snippets(data_dir, output.layout)})
 
 
+@bp.get("/pipeline")
+@reads_protected
+def pipeline():
+    """The reference pipeline's status (`fleetgen pipeline` or `run --with-pipeline` on this data directory)."""
+    from app.medallion.status import pipeline_view
+
+    return json_response(pipeline_view(Path(service().config.output.data_dir)))
+
+
 @bp.get("/chart")
 @reads_protected
 def chart():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Sequence
 
 from waitress.server import create_server
 
@@ -12,14 +13,16 @@ from app.api import create_app
 from app.core.config import Config, format_duration
 from app.core.dirlock import DataDirLock
 from app.core.errors import ListenError
+from app.medallion.child import PipelineChild
 from app.service.logs import StoreHandler, configure_logging
 from app.service.service import Service
 
 log = logging.getLogger(__name__)
 
 
-def run_service(config: Config, mode_source: str) -> int:
-    """`fleetgen run`: service + API + dashboard until SIGINT/SIGTERM; exit 0 on a clean stop."""
+def run_service(config: Config, mode_source: str, pipeline_arguments: Sequence[str] | None = None) -> int:
+    """`fleetgen run`: service + API + dashboard until SIGINT/SIGTERM; exit 0 on a clean stop. With
+    ``pipeline_arguments``, `fleetgen pipeline` runs beside it as a child process (``--with-pipeline``)."""
     lock = DataDirLock(config.output.data_dir, "run").acquire()  # held until this process ends
     configure_logging()
     service = Service(config, mode_source, freeze_heap=True)
@@ -40,6 +43,9 @@ def run_service(config: Config, mode_source: str) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     service.start()
+    child = PipelineChild(pipeline_arguments) if pipeline_arguments is not None else None
+    if child is not None:
+        child.start()
     http = threading.Thread(target=server.run, name="fleetgen-http", daemon=True)
     http.start()
     log.info("dashboard ready", extra={"fields": {
@@ -47,6 +53,8 @@ def run_service(config: Config, mode_source: str) -> int:
         "company_interval": format_duration(config.active_company_interval),
         "driver_interval": format_duration(config.active_driver_interval)}})
     stop.wait()
+    if child is not None:
+        child.stop()
     service.stop(timeout=1.5)
     server.close()
     store_handler.close()

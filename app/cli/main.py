@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = with_config("run", "the service: scheduler, API and dashboard in one process")
     run.add_argument("--port", type=int, help="API port (overrides api.port)")
     run.add_argument("--host", help="API bind address (overrides api.host)")
+    run.add_argument("--with-pipeline", action="store_true",
+                     help="also run `fleetgen pipeline` (DuckDB) on the data directory, as a child process")
 
     generate = with_config("generate", "produce the window(s) due at a moment now, through the ledger")
     generate.add_argument("--stream", required=True, choices=["companies", "events"])
@@ -348,7 +350,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         updates["host"] = args.host
     if updates:
         config = config.model_copy(update={"api": config.api.model_copy(update=updates)})
-    return run_service(config, mode_source)
+    pipeline = None
+    if args.with_pipeline:  # the same config, data directory and mode as the service
+        pipeline = ["--config", str(Path(args.config).resolve()), "--data-dir", str(config.output.data_dir),
+                    "--mode", config.generation_mode]
+    return run_service(config, mode_source, pipeline)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ sink from ``foreachBatch``.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,6 @@ from typing import Any
 from app.core import bronze
 from app.core.config import Config
 from app.core.dirlock import DataDirLock
-from app.core.errors import UsageError
 from app.medallion import source, status
 from app.medallion.arrivals import Arrivals
 from app.medallion.check import check
@@ -61,10 +61,6 @@ class Totals:
             self.quarantined[stream] = self.quarantined.get(stream, 0) + n
 
 
-class RewrittenBronze(UsageError):
-    """A processed bronze batch now holds other bytes: the data directory was cleaned and written again."""
-
-
 class Sink:
     def __init__(self, config: Config, options: Options):
         self.config = config
@@ -88,7 +84,8 @@ class Sink:
         try:
             self.state = State(self.out / "pipeline" / STATE_FILE)
             self.processed = self.state.processed()
-            self._refuse_rewritten_bronze()
+            if self._bronze_replaced(everything=True):
+                self.reset()
             publish_pending(self.state, self.tables)  # what a crash left committed but unpublished
             self.write_status(pending=0)
         except BaseException:
@@ -102,19 +99,49 @@ class Sink:
             self.state = None
         self._lock.release()
 
-    def _refuse_rewritten_bronze(self) -> None:
-        for stream in bronze.STREAMS:
-            for batch_id, folder in self.layout.batch_dirs(stream):
-                known = self.processed.get((stream, batch_id))
-                if known is None:
-                    continue
+    def _bronze_replaced(self, everything: bool = False) -> bool:
+        """Whether bronze was cleaned (and perhaps written again) under what the pipeline processed: a
+        processed batch gone, or holding other bytes. Every batch is looked at on opening; afterwards
+        only each stream's latest, which a clean removes like the others."""
+        if not self.processed:
+            return False
+        wanted: list[tuple[str, str] | None]
+        if everything:
+            wanted = list(self.processed)
+        else:
+            wanted = [max((k for k in self.processed if k[0] == s), default=None) for s in bronze.STREAMS]
+        for key in wanted:
+            if key is None:
+                continue
+            stream, batch_id = key
+            folder = self.layout.batch_dir(stream, batch_id)
+            if not folder.is_dir():
+                return True
+            if everything:
                 batch = source.read_batch(self.layout, stream, batch_id, folder)
-                if batch is not None and batch.sha256 != known:
-                    raise RewrittenBronze(
-                        f"{stream} batch {batch_id} was processed before but bronze now holds other bytes (the data "
-                        f"directory was cleaned and written again): start over with `fleetgen pipeline --reset`")
+                if batch is not None and batch.sha256 != self.processed[key]:
+                    return True
+        return False
+
+    def reset(self) -> None:
+        """Start over: bronze was cleaned, so silver, gold and the state describe data that is gone."""
+        log.warning("bronze was cleaned under the pipeline: its silver, gold and state start over",
+                    extra={"fields": {"out": str(self.out), "batches_forgotten": len(self.processed)}})
+        if self.state is not None:
+            self.state.close()
+        for name in ("silver", "gold", "pipeline"):
+            folder = self.out / name
+            if folder.is_dir() and not folder.is_symlink():
+                shutil.rmtree(folder)
+        self.state = State(self.out / "pipeline" / STATE_FILE)
+        self.processed = {}
+        self.last_check = None
+        self._version += 1
 
     def pending(self) -> list[BronzeBatch]:
+        if self._bronze_replaced():
+            with self._busy:
+                self.reset()
         return source.pending(self.layout, self.processed)
 
     def absorb(self, batches: list[BronzeBatch], silver_of: SilverSource | None = None,

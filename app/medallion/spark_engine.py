@@ -98,7 +98,7 @@ def classify(lines: DataFrame, stream: str) -> DataFrame:
             value = F.col(f"s_{f.name}__{part}").try_cast("double")
             checks.append((~value.between(low, high), "LATITUDE_OUT_OF_RANGE" if part == "lat"
                            else "LONGITUDE_OUT_OF_RANGE"))
-        if f.kind == "integer" and f.minimum is not None:
+        if f.kind == "integer" and f.minimum is not None and f.maximum is not None:
             count = F.col(f"s_{f.name}").try_cast("decimal(38,0)")
             checks.append((~count.between(f.minimum, f.maximum), "NEGATIVE_COUNT"))
     reason: Any = None

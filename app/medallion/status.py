@@ -104,5 +104,31 @@ def _runs(state: State) -> dict[str, list[tuple[str, str]]]:
     return runs
 
 
+def pipeline_view(out: Path) -> dict[str, Any]:
+    """What ``GET /api/pipeline`` answers: the status document, and whether its process is alive."""
+    doc = read_status(out)
+    if doc is None:
+        return {"running": False, "status": None,
+                "note": "no pipeline has run on this data directory: start `fleetgen pipeline --config C` "
+                        "(or `fleetgen run --with-pipeline`)"}
+    running = _alive(doc.get("pid"))
+    view: dict[str, Any] = {"running": running, "status": doc}
+    if not running:
+        view["note"] = "the pipeline is not running: this is what it had done when it stopped"
+    return view
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def write(out: Path, doc: dict[str, Any]) -> None:
     bronze.write_json_atomically(status_path(out), doc)

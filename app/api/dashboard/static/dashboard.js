@@ -249,6 +249,54 @@ async function control(action) {
   refreshHealth(); refreshBatches(); refreshLogs(); refreshChart();
 }
 
+// The reference pipeline (`fleetgen pipeline` / `run --with-pipeline`), from its status document.
+function sum(values) { return values.reduce((a, b) => a + (b || 0), 0); }
+function latency(l) { return l && l.p50 !== null ? `${Math.round(l.p50)} / ${Math.round(l.p99)}` : "–"; }
+
+async function refreshPipeline() {
+  let view;
+  try { view = await api("/api/pipeline"); } catch (error) { return; }
+  const s = view.status;
+  $("pipeline-state").textContent = view.running ? `running · ${s.engine}` : "not running";
+  $("pipeline-state").className = `badge ${view.running ? "running" : ""}`;
+  $("pipeline-note").textContent = view.note || (s ? `silver ${s.silver_dir} · gold ${s.gold_dir} · `
+    + `${s.pending_batches} batch(es) waiting` : "");
+  if (!s) return;
+  const layers = s.layers;
+  const bronze = Object.values(layers.bronze), silver = Object.values(layers.silver);
+  $("pipeline-bronze-rows").textContent = sum(bronze.map((b) => b.records)).toLocaleString();
+  $("pipeline-silver-rows").textContent = sum(silver.map((b) => b.rows)).toLocaleString();
+  $("pipeline-quarantine-rows").textContent = sum(silver.map((b) => b.quarantined)).toLocaleString();
+  const gold = Object.entries(layers.gold).filter(([name]) => name !== "last_batch");
+  $("pipeline-gold-rows").textContent = sum(gold.map(([, t]) => t.rows)).toLocaleString();
+  $("pipeline-bronze-last").textContent = layers.bronze.events ? layers.bronze.events.last_batch : "–";
+  $("pipeline-silver-last").textContent = layers.silver.events ? layers.silver.events.last_batch : "–";
+  $("pipeline-gold-last").textContent = layers.gold.last_batch || "–";
+  for (const layer of ["bronze", "silver", "gold"]) {
+    $(`pipeline-${layer}-latency`).textContent = latency(s.latency_ms[layer]);
+  }
+  const reasons = $("pipeline-reasons");
+  reasons.replaceChildren();
+  for (const [stream, counts] of Object.entries(s.quarantine_by_reason)) {
+    for (const [reason, count] of Object.entries(counts)) {
+      const row = reasons.insertRow();
+      row.insertCell().textContent = `${stream} ${reason}`;
+      row.insertCell().textContent = count.toLocaleString();
+    }
+  }
+  const check = s.check;
+  const badge = $("pipeline-check");
+  if (!check) {
+    badge.textContent = "not checked yet"; badge.className = "badge";
+  } else {
+    const words = { equal: "silver = expected", different: "silver ≠ expected", error: "check failed" };
+    badge.textContent = words[check.state] || check.state;
+    badge.className = `badge ${check.state}`;
+    badge.title = check.error || Object.entries(check.tables || {}).map(([name, t]) =>
+      `${name}: ${t.missing} missing, ${t.extra} extra, ${t.changed} changed`).join("\n");
+  }
+}
+
 $("pause").addEventListener("click", () => control("pause"));
 $("resume").addEventListener("click", () => control("resume"));
 $("clean").addEventListener("click", () => control("clean"));
@@ -256,7 +304,8 @@ $("level").addEventListener("change", refreshLogs);
 $("engine").addEventListener("change", renderSnippet);
 $("copy-snippet").addEventListener("click", copySnippet);
 $("auth").addEventListener("submit", saveToken);
-refreshHealth(); refreshBatches(); refreshLogs(); refreshChart(); refreshDataset(); listen();
+refreshHealth(); refreshBatches(); refreshLogs(); refreshChart(); refreshDataset(); refreshPipeline(); listen();
+setInterval(refreshPipeline, 1000);
 setInterval(refreshHealth, 1000);
 setInterval(renderHealth, 250);
 setInterval(refreshBatches, 3000);
