@@ -49,11 +49,13 @@ CREATE TABLE IF NOT EXISTS silver_companies (
 CREATE TABLE IF NOT EXISTS quarantine (
     stream VARCHAR, batch_id VARCHAR, line BIGINT, record_id VARCHAR, reason VARCHAR, record VARCHAR);
 CREATE TABLE IF NOT EXISTS gold_events_per_company_window_type (
-    company_id VARCHAR, window_start TIMESTAMPTZ, event_type VARCHAR, events BIGINT);
-CREATE TABLE IF NOT EXISTS gold_deliveries_per_company_day (company_id VARCHAR, day DATE, deliveries BIGINT);
+    company_id VARCHAR, window_start TIMESTAMPTZ, event_type VARCHAR, events BIGINT,
+    PRIMARY KEY (company_id, window_start, event_type));
+CREATE TABLE IF NOT EXISTS gold_deliveries_per_company_day (
+    company_id VARCHAR, day DATE, deliveries BIGINT, PRIMARY KEY (company_id, day));
 CREATE TABLE IF NOT EXISTS gold_driver_day (
     company_id VARCHAR, driver_id VARCHAR, day DATE, trips BIGINT, driving_ms BIGINT, driving_minutes DOUBLE,
-    stops BIGINT, deliveries BIGINT);
+    stops BIGINT, deliveries BIGINT, PRIMARY KEY (company_id, driver_id, day));
 CREATE TABLE IF NOT EXISTS unpublished_gold (gold_table VARCHAR, day DATE);
 """
 
@@ -89,7 +91,7 @@ class State:
         """(stream, batch_id) → sha256 of every bronze batch already applied."""
         return {(s, b): h for s, b, h in self.con.execute("SELECT stream, batch_id, sha256 FROM progress").fetchall()}
 
-    def next_micro_batch(self) -> int:
+    def _next_micro_batch(self) -> int:
         return int(self.con.execute("SELECT coalesce(max(micro_batch), 0) + 1 FROM progress").fetchone()[0])  # type: ignore[index]
 
     def apply(self, batches: list[rules.BronzeBatch], silver_of: SilverSource | None = None) -> Applied:
@@ -97,7 +99,7 @@ class State:
         ``silver_of`` supplies already classified rows (another engine); by default DuckDB classifies."""
         began = time.perf_counter()
         con = self.con
-        applied = Applied(self.next_micro_batch(), batches)
+        applied = Applied(self._next_micro_batch(), batches)
         con.execute("BEGIN TRANSACTION")
         try:
             for stream in ("companies", "events"):
@@ -137,65 +139,62 @@ class State:
         return applied
 
     def _insert_silver(self, stream: str) -> None:
-        """The valid records not already in silver (one copy per key) into ``fresh`` and silver."""
+        """The valid records not already in silver (one copy per key) into ``fresh`` and silver. Copies
+        of a key are identical, time included, so silver is searched only over the batch's time range
+        (its zone maps skip the rest: the cost does not grow with silver)."""
         key = SILVER_KEY[stream]
         on = " AND ".join(f"s.{k} = v.{k}" for k in key)
+        time_column = rules.WINDOW_FIELD[stream]
         self.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE fresh AS
-            SELECT * FROM (SELECT * FROM valid QUALIFY row_number() OVER (PARTITION BY {', '.join(key)}) = 1) v
-            WHERE NOT EXISTS (SELECT 1 FROM silver_{stream} s WHERE {on})""")
+            WITH once AS (SELECT * FROM valid QUALIFY row_number() OVER (PARTITION BY {', '.join(key)}) = 1),
+                 span AS (SELECT min({time_column}) AS low, max({time_column}) AS high FROM once)
+            SELECT v.* FROM once v WHERE NOT EXISTS (
+                SELECT 1 FROM silver_{stream} s, span
+                WHERE s.{time_column} BETWEEN span.low AND span.high AND {on})""")
         self.con.execute(f"INSERT INTO silver_{stream} SELECT * FROM fresh")
 
     def _record_progress(self, stream: str, batches: list[rules.BronzeBatch], micro_batch: int) -> None:
         now_ms = int(time.time() * 1000)
-        rows = [(stream, b.batch_id, b.sha256, b.record_count, b.window_start_ms, b.window_end_ms, b.published_ms,
-                 now_ms, micro_batch) for b in batches]
-        self.con.executemany(
-            "INSERT INTO progress (stream, batch_id, sha256, records, window_start_ms, window_end_ms, bronze_ms, "
-            "committed_ms, micro_batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        self.con.execute("""
-            UPDATE progress p SET silver = coalesce(f.n, 0), quarantined = coalesce(r.n, 0),
-                duplicates = p.records - coalesce(f.n, 0) - coalesce(r.n, 0)
-            FROM (SELECT batch_id FROM progress WHERE micro_batch = ? AND stream = ?) b
+        values = ", ".join(
+            f"('{stream}', '{b.batch_id}', '{b.sha256}', {b.record_count}, {b.window_start_ms}, {b.window_end_ms}, "
+            f"{b.published_ms}, {now_ms}, {micro_batch})" for b in batches)  # ids and digests: [0-9A-Za-z]
+        self.con.execute(f"""
+            INSERT INTO progress (stream, batch_id, sha256, records, window_start_ms, window_end_ms, bronze_ms,
+                                  committed_ms, micro_batch, silver, quarantined, duplicates)
+            SELECT b.*, coalesce(f.n, 0), coalesce(r.n, 0), b.records - coalesce(f.n, 0) - coalesce(r.n, 0)
+            FROM (VALUES {values}) b(stream, batch_id, sha256, records, window_start_ms, window_end_ms, bronze_ms,
+                                     committed_ms, micro_batch)
             LEFT JOIN (SELECT batch_id, count(*) AS n FROM fresh GROUP BY ALL) f USING (batch_id)
-            LEFT JOIN (SELECT batch_id, count(*) AS n FROM rejected GROUP BY ALL) r USING (batch_id)
-            WHERE p.batch_id = b.batch_id AND p.stream = ?""", [micro_batch, stream, stream])
+            LEFT JOIN (SELECT batch_id, count(*) AS n FROM rejected GROUP BY ALL) r USING (batch_id)""")
 
     def _update_gold(self) -> dict[str, list[Any]]:
-        """Gold rows changed by the ``fresh`` silver events: counts are added to, a driver's days are
-        recomputed from the driver's silver events (a late event can change which legs are trips)."""
+        """Gold rows changed by the ``fresh`` silver events: counts are added to; a driver's days from
+        the earliest new event on are recomputed from the driver's silver events (a late event can change
+        which legs are trips), starting at the driver's last event before that day (so a leg begun the
+        day before is seen). Returns the UTC days each table changed."""
         con = self.con
-        con.execute("""
-            CREATE OR REPLACE TEMP TABLE delta_windows AS
-            SELECT company_id, window_start, event_type, count(*)::BIGINT AS events FROM fresh GROUP BY ALL;
-            CREATE OR REPLACE TEMP TABLE merged AS
-            SELECT d.company_id, d.window_start, d.event_type, coalesce(g.events, 0) + d.events AS events
-            FROM delta_windows d LEFT JOIN gold_events_per_company_window_type g
-              ON g.company_id = d.company_id AND g.window_start = d.window_start AND g.event_type = d.event_type;
-            DELETE FROM gold_events_per_company_window_type g USING delta_windows d
-            WHERE g.company_id = d.company_id AND g.window_start = d.window_start AND g.event_type = d.event_type;
-            INSERT INTO gold_events_per_company_window_type SELECT * FROM merged;
-
-            CREATE OR REPLACE TEMP TABLE delta_days AS
-            SELECT company_id, (event_timestamp AT TIME ZONE 'UTC')::DATE AS day, count(*)::BIGINT AS deliveries
-            FROM fresh WHERE event_type = 'delivered' GROUP BY ALL;
-            CREATE OR REPLACE TEMP TABLE merged AS
-            SELECT d.company_id, d.day, coalesce(g.deliveries, 0) + d.deliveries AS deliveries
-            FROM delta_days d LEFT JOIN gold_deliveries_per_company_day g
-              ON g.company_id = d.company_id AND g.day = d.day;
-            DELETE FROM gold_deliveries_per_company_day g USING delta_days d
-            WHERE g.company_id = d.company_id AND g.day = d.day;
-            INSERT INTO gold_deliveries_per_company_day SELECT * FROM merged;
-
-            CREATE OR REPLACE TEMP TABLE drivers AS
-            SELECT driver_id, min((event_timestamp AT TIME ZONE 'UTC')::DATE) AS from_day FROM fresh GROUP BY ALL;
-            CREATE OR REPLACE TEMP TABLE anchors AS
-            SELECT d.driver_id, d.from_day,
-                   coalesce(max(s.event_timestamp) FILTER (WHERE (s.event_timestamp AT TIME ZONE 'UTC')::DATE
-                                                          < d.from_day), d.from_day::TIMESTAMPTZ) AS anchor
-            FROM drivers d JOIN silver_events s USING (driver_id) GROUP BY d.driver_id, d.from_day;
-            CREATE OR REPLACE TEMP TABLE recomputed AS
-            WITH ordered AS (
+        touched: dict[str, list[Any]] = {}
+        touched["events_per_company_window_type"] = _days(con.execute("""
+            INSERT INTO gold_events_per_company_window_type
+            SELECT company_id, window_start, event_type, count(*) FROM fresh GROUP BY ALL
+            ON CONFLICT DO UPDATE SET events = events + excluded.events
+            RETURNING (window_start AT TIME ZONE 'UTC')::DATE""").fetchall())
+        touched["deliveries_per_company_day"] = _days(con.execute("""
+            INSERT INTO gold_deliveries_per_company_day
+            SELECT company_id, (event_timestamp AT TIME ZONE 'UTC')::DATE, count(*) FROM fresh
+            WHERE event_type = 'delivered' GROUP BY ALL
+            ON CONFLICT DO UPDATE SET deliveries = deliveries + excluded.deliveries
+            RETURNING day""").fetchall())
+        touched["driver_day"] = _days(con.execute("""
+            WITH drivers AS (
+                SELECT driver_id, min((event_timestamp AT TIME ZONE 'UTC')::DATE) AS from_day FROM fresh GROUP BY ALL
+            ), anchors AS (
+                SELECT d.driver_id, d.from_day,
+                       coalesce(max(s.event_timestamp) FILTER (WHERE s.event_timestamp < d.from_day::TIMESTAMPTZ),
+                                d.from_day::TIMESTAMPTZ) AS anchor
+                FROM drivers d JOIN silver_events s USING (driver_id) GROUP BY d.driver_id, d.from_day
+            ), ordered AS (
                 SELECT s.company_id, s.driver_id, s.event_type, s.event_timestamp, a.from_day,
                        lag(s.event_type) OVER w AS previous_type, lag(s.event_timestamp) OVER w AS previous_at
                 FROM silver_events s JOIN anchors a ON s.driver_id = a.driver_id AND s.event_timestamp >= a.anchor
@@ -204,31 +203,22 @@ class State:
                 SELECT *, (event_type = 'stopped_driving' AND previous_type = 'start_driving') AS trip,
                        (event_timestamp AT TIME ZONE 'UTC')::DATE AS day FROM ordered
             )
+            INSERT INTO gold_driver_day
             SELECT company_id, driver_id, day,
-                   count(*) FILTER (WHERE trip)::BIGINT AS trips,
-                   coalesce(sum(epoch_ms(event_timestamp) - epoch_ms(previous_at)) FILTER (WHERE trip), 0)::BIGINT
-                       AS driving_ms,
+                   count(*) FILTER (WHERE trip),
+                   coalesce(sum(epoch_ms(event_timestamp) - epoch_ms(previous_at)) FILTER (WHERE trip), 0),
                    coalesce(sum(epoch_ms(event_timestamp) - epoch_ms(previous_at)) FILTER (WHERE trip), 0)::DOUBLE
-                       / 60000 AS driving_minutes,
-                   count(*) FILTER (WHERE event_type = 'stopped_driving')::BIGINT AS stops,
-                   count(*) FILTER (WHERE event_type = 'delivered')::BIGINT AS deliveries
-            FROM legs WHERE day >= from_day GROUP BY ALL;
-            CREATE OR REPLACE TEMP TABLE driver_days_touched AS
-            SELECT g.driver_id, g.day FROM gold_driver_day g JOIN drivers d
-              ON g.driver_id = d.driver_id AND g.day >= d.from_day;
-            DELETE FROM gold_driver_day g USING drivers d WHERE g.driver_id = d.driver_id AND g.day >= d.from_day;
-            INSERT INTO gold_driver_day SELECT * FROM recomputed;
-        """)
-        days = {
-            "events_per_company_window_type":
-                "SELECT DISTINCT (window_start AT TIME ZONE 'UTC')::DATE FROM delta_windows",
-            "deliveries_per_company_day": "SELECT DISTINCT day FROM delta_days",
-            "driver_day": "SELECT day FROM recomputed UNION SELECT day FROM driver_days_touched",
-        }
-        touched: dict[str, list[Any]] = {}
-        for table, query in days.items():
-            con.execute(f"INSERT INTO unpublished_gold SELECT DISTINCT '{table}', * FROM ({query})")
-            touched[table] = sorted(r[0] for r in con.execute(query).fetchall())
+                       / 60000,
+                   count(*) FILTER (WHERE event_type = 'stopped_driving'),
+                   count(*) FILTER (WHERE event_type = 'delivered')
+            FROM legs WHERE day >= from_day GROUP BY ALL
+            ON CONFLICT DO UPDATE SET trips = excluded.trips, driving_ms = excluded.driving_ms,
+                driving_minutes = excluded.driving_minutes, stops = excluded.stops, deliveries = excluded.deliveries
+            RETURNING day""").fetchall())
+        rows = [(table, day) for table, days in touched.items() for day in days]
+        if rows:
+            con.execute("INSERT INTO unpublished_gold VALUES " + ", ".join(
+                f"('{table}', DATE '{day.isoformat()}')" for table, day in rows))
         return touched
 
     # -- publishing bookkeeping -------------------------------------------------------------------------
@@ -267,6 +257,10 @@ class State:
         key = ", ".join(GOLD_KEY[table])
         return self.con.sql(f"SELECT * FROM gold_{table} WHERE {GOLD_DAY[table]} = $1 ORDER BY {key}",
                             params=[day]).to_arrow_table()
+
+
+def _days(rows: list[Any]) -> list[Any]:
+    return sorted({row[0] for row in rows})
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
