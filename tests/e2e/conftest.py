@@ -31,10 +31,11 @@ class ServiceProcess:
         self.config_path, self.port, self.log_path = config_path, port, log_path
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> ServiceProcess:
+    def start(self, *extra_args: str) -> ServiceProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "run", "--config", str(self.config_path), "--port", str(self.port)],
+            [sys.executable, "-m", "app", "run", "--config", str(self.config_path), "--port", str(self.port),
+             *extra_args],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         return self
 

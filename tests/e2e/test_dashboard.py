@@ -96,3 +96,49 @@ def test_dashboard_live_controls_and_filters(service_process, browser):
     assert page.text_content("[data-testid=status]") == "unreachable"
     page.screenshot(path=str(ARTIFACTS / "dashboard-offline.png"))
     assert [e for e in console_errors if not e.startswith("Failed to load resource: net::")] == []
+
+
+@pytest.fixture
+def corrupt_silver():
+    """Drop one row from the oldest silver events file: a table that no longer equals the expectation."""
+    import pyarrow.parquet as pq
+
+    def corrupt(data_dir) -> str:
+        part = sorted((data_dir / "silver" / "events").glob("part-*.parquet"))[0]
+        table = pq.read_table(part)
+        pq.write_table(table.slice(1), part)
+        return table.slice(0, 1).column("event_id")[0].as_py()
+
+    return corrupt
+
+
+def test_dashboard_pipeline_panel(service_process, browser, tmp_path, corrupt_silver):
+    process = service_process({"quality_injection": {"enabled": True, "error_rate": 0.1}}).start("--with-pipeline")
+    process.wait_http()
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    console_errors: list[str] = []
+    page.on("pageerror", lambda error: console_errors.append(str(error)))
+    page.goto(process.url("/"))
+    number = "Number(document.querySelector('[data-testid={}]').textContent.replace(/,/g, ''))"
+    page.wait_for_function(f"{number.format('pipeline-silver-rows')} > 0", timeout=20_000)
+    silver = int(page.text_content("[data-testid=pipeline-silver-rows]").replace(",", ""))
+    page.wait_for_function(f"{number.format('pipeline-silver-rows')} > {silver}", timeout=10_000)  # it rises
+    assert int(page.text_content("[data-testid=pipeline-gold-rows]").replace(",", "")) > 0
+    assert page.text_content("[data-testid=pipeline-state]").startswith("running")
+    page.wait_for_function("/^\\d+ \\/ \\d+$/.test(document.querySelector('[data-testid=pipeline-gold-latency]')"
+                           ".textContent)")  # p50 / p99 in ms
+    page.wait_for_function("document.querySelector('[data-testid=pipeline-check]').textContent === "
+                           "'silver = expected'", timeout=30_000)
+    assert "equal" in page.get_attribute("[data-testid=pipeline-check]", "class")
+    assert page.text_content("[data-testid=pipeline-reasons]")  # quarantine counts by reason
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-pipeline.png"), full_page=True)
+
+    lost = corrupt_silver(tmp_path / "data")
+    page.wait_for_function("document.querySelector('[data-testid=pipeline-check]').textContent === "
+                           "'silver ≠ expected'", timeout=40_000)
+    assert "different" in page.get_attribute("[data-testid=pipeline-check]", "class")
+    assert "silver/events: 1 missing" in page.get_attribute("[data-testid=pipeline-check]", "title")
+    assert lost
+    assert not console_errors
+    assert process.terminate(timeout=30) == 0

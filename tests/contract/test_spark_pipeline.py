@@ -1,0 +1,102 @@
+"""`fleetgen pipeline --engine spark`: Structured Streaming into silver and gold equal to `fleetgen expect`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from app.medallion import runner
+from app.medallion.spark_engine import run_spark
+from app.service.expectations import config_of_dataset, derive, write
+from app.service.verification import verify
+from app.store import Store
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def equal_to_expect(data: Path, out: Path, expected: Path) -> dict:
+    config = config_of_dataset(data)
+    store = Store.for_config(config)
+    try:
+        write(derive(config, store), expected, {})
+    finally:
+        store.close()
+    report = verify(expected, out / "silver", out / "gold")
+    assert report["equal"], {n: {k: t[k] for k in ("missing", "extra", "changed", "examples")}
+                             for n, t in report["tables"].items() if not t["equal"]}
+    return report
+
+
+def test_spark_engine_on_a_production_backfill_with_defects(spark, bronze, tmp_path):
+    data, out = bronze["production"], tmp_path / "out"
+    sink = runner.Sink(config_of_dataset(data), runner.Options(engine="spark", out=out)).open()
+    try:
+        totals = run_spark(sink, once=True, stop=threading.Event())
+    finally:
+        sink.close()
+    assert totals.batches == 3 + 8 and sink.last_check["state"] == "equal"
+    report = equal_to_expect(data, out, tmp_path / "expected")
+    assert report["tables"]["silver/events"]["expected_rows"] > 10_000
+    # the same quarantine as the DuckDB engine: the defective lines, with line numbers and reasons
+    duck = tmp_path / "duck"
+    duck_sink = runner.Sink(config_of_dataset(data), runner.Options(out=duck, check_every_s=None)).open()
+    try:
+        runner.run_duckdb(duck_sink, once=True, stop=threading.Event())
+    finally:
+        duck_sink.close()
+    query = "SELECT stream, batch_id, line, record_id, reason, record FROM read_parquet('{}/silver/quarantine/*') " \
+            "ORDER BY ALL"
+    spark_rows = duckdb.sql(query.format(out)).fetchall()
+    assert spark_rows == duckdb.sql(query.format(duck)).fetchall() and len(spark_rows) > 1000
+
+
+def test_spark_engine_streams_from_a_live_service(spark, tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.conftest import ROOT
+    from tests.e2e.conftest import free_port
+
+    config_path = tmp_path / "service.yaml"
+    data = tmp_path / "data"
+    config_path.write_text(yaml.safe_dump({
+        "seed": 3, "output": {"data_dir": str(data)}, "quality_injection": {"enabled": True, "error_rate": 0.1},
+        "late_arrival": {"probability": 0.05, "max_delay": "PT3S"},
+        "emulated_mode": {"enabled": True, "company_batch_interval": "PT2S", "driver_batch_interval": "PT1S"}}))
+    service = subprocess.Popen([sys.executable, "-m", "app", "run", "--config", str(config_path), "--port",
+                                str(free_port())], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stop = threading.Event()
+    try:
+        wait_until(lambda: (data / "manifests" / "dataset.md").exists(), 20, "the service's first batch")
+        sink = runner.Sink(config_of_dataset(data), runner.Options(engine="spark", trigger_s=1.0)).open()
+        worker = threading.Thread(target=run_spark, args=(sink, False, stop))
+        worker.start()
+        time.sleep(20)
+        service.terminate()
+        assert service.wait(timeout=30) == 0
+
+        def caught_up() -> bool:
+            on_disk = {(s, b.name) for s in ("companies", "events") for b in (data / "raw" / s).iterdir()
+                       if (b / "_SUCCESS").exists()}
+            return on_disk <= set(sink.processed)
+        wait_until(caught_up, 60, "the stream to take every committed batch", poll=0.5)
+        stop.set()
+        worker.join(timeout=60)
+        assert not worker.is_alive()
+        assert sink.totals.micro_batches >= 5  # it streamed: many small micro-batches, not one at the end
+        assert sink.totals.batches >= 25
+        sink.run_check()
+        assert sink.last_check["state"] == "equal"
+        sink.close()
+    finally:
+        stop.set()
+        if service.poll() is None:
+            service.kill()
+    equal_to_expect(data, data, tmp_path / "expected")

@@ -1,0 +1,135 @@
+"""The reference pipeline against a live service, and `kill -9` of the pipeline at random moments."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from app.core.config import load_config
+from app.service.expectations import derive, write
+from app.service.verification import verify
+from app.store import Store
+from tests.conftest import ROOT, backfill, utc, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def committed(data: Path) -> dict[str, set[str]]:
+    return {stream: {b.name for b in (data / "raw" / stream).iterdir() if (b / "_SUCCESS").exists()}
+            for stream in ("companies", "events")}
+
+
+def processed(data: Path) -> dict[str, set[str]]:
+    """The batches the pipeline's status says it processed (runs of consecutive windows, expanded
+    through the bronze folders between each run's ends)."""
+    status = json.loads((data / "pipeline" / "status.json").read_text())
+    done: dict[str, set[str]] = {}
+    for stream, runs in status["processed"].items():
+        names = sorted(committed(data)[stream])
+        done[stream] = {n for first, last in runs for n in names if first <= n <= last}
+    return done
+
+
+def assert_equal_to_expect(config_path: Path, data: Path, out: Path) -> dict:
+    config = load_config(config_path).with_data_dir(data)
+    store = Store.for_config(config)
+    try:
+        write(derive(config, store), out, {})
+    finally:
+        store.close()
+    report = verify(out, data / "silver", data / "gold")
+    assert report["equal"], {n: {k: t[k] for k in ("missing", "extra", "changed", "examples")}
+                             for n, t in report["tables"].items() if not t["equal"]}
+    return report
+
+
+def pipeline_once(config_path: Path) -> dict:
+    done = subprocess.run([sys.executable, "-m", "app", "pipeline", "--config", str(config_path), "--once"],
+                          cwd=ROOT, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    return json.loads(done.stdout)
+
+
+def test_run_with_pipeline_30_seconds_live(service_process, tmp_path):
+    process = service_process({"quality_injection": {"enabled": True, "error_rate": 0.1},
+                               "late_arrival": {"probability": 0.05, "max_delay": "PT5S"}})
+    process.start("--with-pipeline")
+    process.wait_http()
+    data = tmp_path / "data"
+    time.sleep(30)
+    status = json.loads((data / "pipeline" / "status.json").read_text())
+    assert process.terminate(timeout=30) == 0
+    log = process.log_path.read_text()
+    assert "pipeline started" in log and "micro-batch" in log and "Traceback" not in log
+    # live, the pipeline kept up: one micro-batch per batch or so, latency measured from each window's close
+    latency = status["latency_ms"]
+    assert latency["samples"] >= 25
+    assert latency["bronze"]["p50"] <= latency["silver"]["p50"] <= latency["gold"]["p50"]
+    assert status["check"] is not None and status["check"]["state"] == "equal"
+    summary = pipeline_once(process.config_path)  # whatever landed after the child's last look
+    assert summary["check"]["state"] == "equal"
+    assert processed(data) == committed(data)
+    report = assert_equal_to_expect(process.config_path, data, tmp_path / "expected")
+    assert report["tables"]["silver/events"]["expected_rows"] >= 150
+
+
+def start_pipeline(config_path: Path, log: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "app", "pipeline", "--config", str(config_path), *extra],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(log, "ab"))
+
+
+def test_kill_9_of_the_pipeline_beside_a_live_service(service_process, tmp_path):
+    """The generator keeps running; the pipeline is killed -9 at random moments and restarted."""
+    process = service_process({"quality_injection": {"enabled": True, "error_rate": 0.1}})
+    process.start()
+    process.wait_http()
+    data, rng, kills = tmp_path / "data", random.Random(14), 0
+    wait_until(lambda: (data / "raw" / "events").is_dir() and any((data / "raw" / "events").iterdir()), 15)
+    deadline = time.monotonic() + 25
+    while time.monotonic() < deadline:
+        child = start_pipeline(process.config_path, tmp_path / "pipeline.log", "--no-check")
+        time.sleep(rng.uniform(0.5, 3.0))
+        if child.poll() is None:
+            child.kill()
+            kills += 1
+        child.wait(timeout=10)
+    assert kills >= 5
+    assert process.terminate(timeout=30) == 0
+    summary = pipeline_once(process.config_path)
+    assert summary["check"]["state"] == "equal"
+    assert processed(data) == committed(data)
+    assert_equal_to_expect(process.config_path, data, tmp_path / "expected")
+
+
+def test_kill_9_mid_batch_on_a_production_backfill(write_config, make_config, tmp_path):
+    """A 2-hour production backfill with 15 % defects; the pipeline killed -9 while it works, until one
+    run finishes: silver and gold equal expect, nothing counted twice, nothing lost."""
+    overrides = {"number_of_companies": 100, "quality_injection": {"enabled": True, "error_rate": 0.15},
+                 "late_arrival": {"probability": 0.05, "max_delay": "PT30M"}}
+    config, path = make_config(**overrides), write_config(overrides)
+    data = backfill(config, utc(2026, 11, 25, 6), utc(2026, 11, 25, 8))
+    rng, kills, kills_at_work, runs = random.Random(7), 0, 0, 0
+    while True:
+        runs += 1
+        child = start_pipeline(path, tmp_path / "pipeline.log", "--once", "--no-check")
+        try:
+            child.wait(timeout=rng.uniform(0.8, 2.5) if kills < 6 else 300)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(timeout=10)
+            kills += 1
+            kills_at_work += (data / "pipeline" / "state.duckdb").exists()  # past start-up, at work
+            continue
+        assert child.returncode == 0, (tmp_path / "pipeline.log").read_text()[-3000:]
+        break
+    assert kills >= 3 and kills_at_work >= 2, f"{kills} kills ({kills_at_work} at work) in {runs} runs"
+    summary = pipeline_once(path)
+    assert summary["batches"] == 0 and summary["check"]["state"] == "equal"
+    assert processed(data) == committed(data)
+    assert_equal_to_expect(path, data, tmp_path / "expected")
