@@ -54,7 +54,7 @@ def publish_pending(state: State, tables: Tables) -> tuple[list[tuple[str, str]]
     """Every silver batch and gold day the state holds but has not published yet; returns them."""
     silver, gold = state.unpublished_silver(), state.unpublished_gold()
     for stream, batch_id in silver:
-        _replace(tables.silver_file(stream, batch_id), state.silver_of_batch(stream, batch_id))
+        _copy(state, tables.silver_file(stream, batch_id), stream, batch_id)
         _replace(tables.quarantine_file(stream, batch_id), state.quarantine_of_batch(stream, batch_id))
     silver_ms = int(time.time() * 1000)
     for table, day in gold:
@@ -65,6 +65,27 @@ def publish_pending(state: State, tables: Tables) -> tuple[list[tuple[str, str]]
     return silver, gold
 
 
+def _copy(state: State, path: Path, stream: str, batch_id: str) -> None:
+    """A batch's silver rows as ``path`` (atomically), written by DuckDB's own Parquet writer (in
+    parallel, without passing the rows through Python), or no file when it added none."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not state.copy_silver(stream, batch_id, tmp):
+        tmp.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+        return
+    _fsync(tmp)
+    os.replace(tmp, path)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _replace(path: Path, table: pa.Table) -> None:
     """``table`` as ``path`` (atomically), or no file at all when it has no rows."""
     if table.num_rows == 0:
@@ -73,9 +94,5 @@ def _replace(path: Path, table: pa.Table) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     pq.write_table(table, tmp)
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync(tmp)
     os.replace(tmp, path)

@@ -92,7 +92,7 @@ class State:
         return {(s, b): h for s, b, h in self.con.execute("SELECT stream, batch_id, sha256 FROM progress").fetchall()}
 
     def _next_micro_batch(self) -> int:
-        return int(self.con.execute("SELECT coalesce(max(micro_batch), 0) + 1 FROM progress").fetchone()[0])  # type: ignore[index]
+        return int(self.con.execute("SELECT coalesce(max(micro_batch), 0) + 1 FROM progress").fetchall()[0][0])
 
     def apply(self, batches: list[rules.BronzeBatch], silver_of: SilverSource | None = None) -> Applied:
         """One transaction: silver, quarantine, gold and progress for ``batches`` (none processed before).
@@ -106,15 +106,8 @@ class State:
                 mine = [b for b in batches if b.stream == stream]
                 if not mine:
                     continue
-                if silver_of is None:  # one pass over the files; a valid row's raw text is not kept
-                    con.execute(f"""CREATE OR REPLACE TEMP TABLE lines AS
-                        SELECT line, record_id, reason, CASE WHEN reason IS NOT NULL THEN record::VARCHAR END AS record,
-                               {rules.typed_columns(stream)}
-                        FROM ({rules.classified_sql(stream, mine)})""")
-                    con.execute("CREATE OR REPLACE TEMP TABLE rejected AS SELECT batch_id, line, record_id, reason, "
-                                "record FROM lines WHERE reason IS NOT NULL")
-                    con.execute("CREATE OR REPLACE TEMP TABLE valid AS SELECT * EXCLUDE (line, record_id, reason, "
-                                "record) FROM lines WHERE reason IS NULL")
+                if silver_of is None:
+                    self._classify(stream, mine)
                 else:
                     valid, rejected = silver_of(stream, mine)
                     con.register("valid_in", valid)
@@ -138,6 +131,47 @@ class State:
         applied.seconds = time.perf_counter() - began
         return applied
 
+    def _classify(self, stream: str, batches: list[rules.BronzeBatch]) -> None:
+        """``valid`` (typed like silver) and ``rejected`` (with reason, line and raw text) for the batches'
+        lines: every line through the fast typed read, the lines it flags classified again exactly from
+        their raw text. If the fast read refuses a file, every line is classified exactly."""
+        con = self.con
+        try:  # stored in file order (insertion order is preserved), so a row's place gives its line
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE lines AS
+                SELECT reason, {rules.typed_columns(stream)} FROM ({rules.typed_read_sql(stream, batches)})""")
+        except duckdb.Error:
+            self._classify_exactly(stream, batches)
+            return
+        con.execute("""CREATE OR REPLACE TEMP TABLE suspects AS
+            WITH firsts AS (SELECT batch_id, min(rowid) AS first FROM lines GROUP BY batch_id)
+            SELECT batch_id, rowid - first + 1 AS line FROM lines JOIN firsts USING (batch_id)
+            WHERE reason IS NOT NULL""")
+        con.execute("CREATE OR REPLACE TEMP TABLE valid AS SELECT * EXCLUDE (reason) FROM lines WHERE reason IS NULL")
+        flagged = {row[0] for row in con.execute("SELECT DISTINCT batch_id FROM suspects").fetchall()}
+        exact = [b for b in batches if b.batch_id in flagged]
+        if not exact:
+            con.execute("CREATE OR REPLACE TEMP TABLE rejected AS SELECT batch_id, line, NULL::VARCHAR AS record_id, "
+                        "NULL::VARCHAR AS reason, NULL::VARCHAR AS record FROM suspects")
+            return
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE rejected AS
+            SELECT batch_id, line, record_id, reason, record::VARCHAR AS record
+            FROM ({rules.classified_sql(stream, exact, only="suspects")}) WHERE reason IS NOT NULL""")
+        suspects, rejected = _count(con, "suspects"), _count(con, "rejected")
+        if suspects != rejected:  # the two readings disagree: refuse rather than lose a line
+            raise RuntimeError(f"{stream}: {suspects} lines flagged by the typed read, {rejected} rejected by the "
+                               "exact classification")
+
+    def _classify_exactly(self, stream: str, batches: list[rules.BronzeBatch]) -> None:
+        con = self.con
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE lines AS
+            SELECT line, record_id, reason, CASE WHEN reason IS NOT NULL THEN record::VARCHAR END AS record,
+                   {rules.typed_columns(stream)}
+            FROM ({rules.classified_sql(stream, batches)})""")
+        con.execute("CREATE OR REPLACE TEMP TABLE rejected AS SELECT batch_id, line, record_id, reason, record "
+                    "FROM lines WHERE reason IS NOT NULL")
+        con.execute("CREATE OR REPLACE TEMP TABLE valid AS SELECT * EXCLUDE (line, record_id, reason, record) "
+                    "FROM lines WHERE reason IS NULL")
+
     def _insert_silver(self, stream: str) -> None:
         """The valid records not already in silver (one copy per key) into ``fresh`` and silver. Copies
         of a key are identical, time included, so silver is searched only over the batch's time range
@@ -145,9 +179,12 @@ class State:
         key = SILVER_KEY[stream]
         on = " AND ".join(f"s.{k} = v.{k}" for k in key)
         time_column = rules.WINDOW_FIELD[stream]
+        rows, keys = self.con.execute(f"SELECT count(*), count(DISTINCT ({', '.join(key)})) FROM valid").fetchall()[0]
+        once = (f"SELECT * FROM valid QUALIFY row_number() OVER (PARTITION BY {', '.join(key)}) = 1"
+                if keys < rows else "SELECT * FROM valid")  # counting keys is far cheaper than deduplicating
         self.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE fresh AS
-            WITH once AS (SELECT * FROM valid QUALIFY row_number() OVER (PARTITION BY {', '.join(key)}) = 1),
+            WITH once AS ({once}),
                  span AS (SELECT min({time_column}) AS low, max({time_column}) AS high FROM once)
             SELECT v.* FROM once v WHERE NOT EXISTS (
                 SELECT 1 FROM silver_{stream} s, span
@@ -246,8 +283,12 @@ class State:
             con.execute("ROLLBACK")
             raise
 
-    def silver_of_batch(self, stream: str, batch_id: str) -> pa.Table:
-        return self.con.sql(f"SELECT * FROM silver_{stream} WHERE batch_id = $1", params=[batch_id]).to_arrow_table()
+    def copy_silver(self, stream: str, batch_id: str, path: Path) -> bool:
+        """A batch's silver rows as a Parquet file at ``path``; False (and no rows) when it has none."""
+        written = self.con.execute(f"COPY (SELECT * FROM silver_{stream} WHERE batch_id = $1) TO "
+                                   f"'{str(path).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)",
+                                   [batch_id]).fetchall()
+        return bool(written and written[0][0])
 
     def quarantine_of_batch(self, stream: str, batch_id: str) -> pa.Table:
         return self.con.sql("SELECT * FROM quarantine WHERE stream = $1 AND batch_id = $2 ORDER BY line",
@@ -264,4 +305,4 @@ def _days(rows: list[Any]) -> list[Any]:
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])

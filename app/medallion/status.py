@@ -61,9 +61,9 @@ def document(state: State, about: dict[str, Any], started_ms: int, pending: int,
         layers["silver"][stream] = {"rows": int(silver or 0), "quarantined": int(quarantined or 0),
                                     "duplicates_dropped": int(duplicates or 0), "last_batch": last}
     last_gold = con.execute("SELECT max(batch_id) FROM progress WHERE stream = 'events' AND gold_ms IS NOT NULL"
-                            ).fetchone()[0]  # type: ignore[index]
+                            ).fetchall()[0][0]
     for table in GOLD_TABLES:
-        rows = con.execute(f"SELECT count(*) FROM gold_{table}").fetchone()[0]  # type: ignore[index]
+        rows = con.execute(f"SELECT count(*) FROM gold_{table}").fetchall()[0][0]
         layers["gold"][table] = {"rows": int(rows)}
     layers["gold"]["last_batch"] = last_gold
     samples = con.execute("""
