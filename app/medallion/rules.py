@@ -66,14 +66,18 @@ def reason_sql(stream: str, absent: str = "exact") -> str:
     well-formed timestamp) and the batch's window: the first broken rule."""
     paths = _paths(stream)
     checks: list[str] = []
-    for f, part in paths:  # every field present and not null (location: lat and lon too)
-        name = _column(f, part)
-        checks.append(f"WHEN t_{name} IS NULL THEN {_absent(absent, f, part)} WHEN t_{name} = 'n' THEN 'NULL_INJECTED'")
-    for f, part in paths:  # a value of the wrong JSON type can be neither cast nor trusted
-        name = _column(f, part)
-        accepted = ", ".join(_quote(t) for t in _FIRST_CHARACTERS["number" if part else _JSON_KIND[f.kind]])
-        code = "TIMESTAMP_MALFORMED" if f.kind == "timestamp" else "TYPE_MISMATCH"
-        checks.append(f"WHEN t_{name} NOT IN ({accepted}) THEN '{code}'")
+    # every field present and not null, of its JSON type (a value of the wrong type can be neither cast nor
+    # trusted); then the same for the parts of a location, which only an object has
+    for level in ([p for p in paths if p[1] is None], [p for p in paths if p[1] is not None]):
+        for f, part in level:
+            name = _column(f, part)
+            checks.append(f"WHEN t_{name} IS NULL THEN {_absent(absent, f, part)} "
+                          f"WHEN t_{name} = 'n' THEN 'NULL_INJECTED'")
+        for f, part in level:
+            name = _column(f, part)
+            accepted = ", ".join(_quote(t) for t in _FIRST_CHARACTERS["number" if part else _JSON_KIND[f.kind]])
+            code = "TIMESTAMP_MALFORMED" if f.kind == "timestamp" else "TYPE_MISMATCH"
+            checks.append(f"WHEN t_{name} NOT IN ({accepted}) THEN '{code}'")
     for f in _of_kind(STREAM_FIELDS[stream], "timestamp"):
         checks.append(f"WHEN ms_{f.name} IS NULL THEN 'TIMESTAMP_MALFORMED'")
     for f in _of_kind(STREAM_FIELDS[stream], "enum"):

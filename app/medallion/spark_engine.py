@@ -67,13 +67,11 @@ def classify(lines: DataFrame, stream: str) -> DataFrame:
         if f.kind == "timestamp":
             parsed = F.try_to_timestamp(F.col(f"s_{f.name}"), F.lit(SPARK_TIMESTAMP))
             df = df.withColumn(f"ms_{f.name}", F.when(F.col(f"s_{f.name}").rlike(pattern), F.unix_millis(parsed)))
+    # the order of the DuckDB rules: presence and JSON type of each field, then of the parts of a location
     checks: list[tuple[Column, str]] = []
     for f in fields:
-        present = F.array_contains(F.col("keys"), f.name)
+        present = F.coalesce(F.array_contains(F.col("keys"), f.name), F.lit(False))  # not an object: no keys
         checks += [(~present, "FIELD_REMOVED"), (F.col(f"s_{f.name}").isNull(), "NULL_INJECTED")]
-        for part, _, _ in f.parts:
-            inner = F.coalesce(F.array_contains(F.col(f"keys_{f.name}"), part), F.lit(False))
-            checks += [(~inner, "FIELD_REMOVED"), (F.col(f"s_{f.name}__{part}").isNull(), "NULL_INJECTED")]
     for f in fields:
         text = F.col(f"s_{f.name}")
         if f.kind == "boolean":
@@ -82,8 +80,18 @@ def classify(lines: DataFrame, stream: str) -> DataFrame:
             checks.append((~text.rlike(r"^-?\d+$"), "TYPE_MISMATCH"))
         elif f.kind == "location":
             checks.append((~text.startswith("{"), "TYPE_MISMATCH"))
-            for part, _, _ in f.parts:
-                checks.append((F.col(f"s_{f.name}__{part}").try_cast("double").isNull(), "TYPE_MISMATCH"))
+        else:  # json_tuple gives a number's text as it gives a string's: look at the token itself
+            token = r'(^|[{,])\s*"' + f.name + r'"\s*:\s*"'
+            checks.append((~F.col("text").rlike(token), "TIMESTAMP_MALFORMED" if f.kind == "timestamp"
+                           else "TYPE_MISMATCH"))
+    for f in fields:
+        for part, _, _ in f.parts:
+            inner = F.coalesce(F.array_contains(F.col(f"keys_{f.name}"), part), F.lit(False))
+            checks += [(~inner, "FIELD_REMOVED"), (F.col(f"s_{f.name}__{part}").isNull(), "NULL_INJECTED")]
+    for f in fields:
+        for part, _, _ in f.parts:
+            number = r'"' + part + r'"\s*:\s*-?[0-9]'
+            checks.append((~F.col(f"s_{f.name}").rlike(number), "TYPE_MISMATCH"))
     for f in fields:
         if f.kind == "timestamp":
             checks.append((F.col(f"ms_{f.name}").isNull(), "TIMESTAMP_MALFORMED"))

@@ -23,6 +23,7 @@ import pyarrow as pa
 from app.medallion import rules
 
 STATE_VERSION = 1
+FAST_READ_MIN_RECORDS = 20_000  # below this many lines the exact classification alone is quicker
 SILVER_KEY = {"events": ("event_id",), "companies": ("company_id", "updated_at")}
 GOLD_TABLES = ("events_per_company_window_type", "deliveries_per_company_day", "driver_day")
 GOLD_KEY = {"events_per_company_window_type": ("company_id", "window_start", "event_type"),
@@ -100,27 +101,32 @@ class State:
         began = time.perf_counter()
         con = self.con
         applied = Applied(self._next_micro_batch(), batches)
+        streams = {s: [b for b in batches if b.stream == s] for s in ("companies", "events")}
+        streams = {s: mine for s, mine in streams.items() if mine}
+        # Reading bronze touches no table of the state: it happens before the transaction, so a file the
+        # fast reader refuses can be read again exactly (an error inside a transaction aborts it).
+        for stream, mine in streams.items():
+            if silver_of is None:
+                self._classify(stream, mine)
+            else:
+                valid, rejected = silver_of(stream, mine)
+                con.register("valid_in", valid)
+                con.register("rejected_in", rejected)
+                con.execute("CREATE OR REPLACE TEMP TABLE valid AS SELECT * FROM valid_in")
+                con.execute("CREATE OR REPLACE TEMP TABLE rejected AS SELECT * FROM rejected_in")
+                con.unregister("valid_in")
+                con.unregister("rejected_in")
+            for name in ("valid", "rejected"):
+                con.execute(f"DROP TABLE IF EXISTS {name}_{stream}")
+                con.execute(f"ALTER TABLE {name} RENAME TO {name}_{stream}")
         con.execute("BEGIN TRANSACTION")
         try:
-            for stream in ("companies", "events"):
-                mine = [b for b in batches if b.stream == stream]
-                if not mine:
-                    continue
-                if silver_of is None:
-                    self._classify(stream, mine)
-                else:
-                    valid, rejected = silver_of(stream, mine)
-                    con.register("valid_in", valid)
-                    con.register("rejected_in", rejected)
-                    con.execute("CREATE OR REPLACE TEMP TABLE valid AS SELECT * FROM valid_in")
-                    con.execute("CREATE OR REPLACE TEMP TABLE rejected AS SELECT * FROM rejected_in")
-                    con.unregister("valid_in")
-                    con.unregister("rejected_in")
+            for stream, mine in streams.items():
                 self._insert_silver(stream)
                 con.execute(f"INSERT INTO quarantine SELECT '{stream}', batch_id, line, record_id, reason, record "
-                            "FROM rejected")
+                            f"FROM rejected_{stream}")
                 applied.silver[stream] = _count(con, "fresh")
-                applied.quarantined[stream] = _count(con, "rejected")
+                applied.quarantined[stream] = _count(con, f"rejected_{stream}")
                 if stream == "events":
                     applied.gold_days = self._update_gold()
                 self._record_progress(stream, mine, applied.micro_batch)
@@ -134,8 +140,11 @@ class State:
     def _classify(self, stream: str, batches: list[rules.BronzeBatch]) -> None:
         """``valid`` (typed like silver) and ``rejected`` (with reason, line and raw text) for the batches'
         lines: every line through the fast typed read, the lines it flags classified again exactly from
-        their raw text. If the fast read refuses a file, every line is classified exactly."""
+        their raw text. Small micro-batches, and files the fast read refuses, are classified exactly."""
         con = self.con
+        if sum(b.record_count for b in batches) < FAST_READ_MIN_RECORDS:
+            self._classify_exactly(stream, batches)  # one pass: fewer statements, and little to parse
+            return
         try:  # stored in file order (insertion order is preserved), so a row's place gives its line
             con.execute(f"""CREATE OR REPLACE TEMP TABLE lines AS
                 SELECT reason, {rules.typed_columns(stream)} FROM ({rules.typed_read_sql(stream, batches)})""")
@@ -179,9 +188,10 @@ class State:
         key = SILVER_KEY[stream]
         on = " AND ".join(f"s.{k} = v.{k}" for k in key)
         time_column = rules.WINDOW_FIELD[stream]
-        rows, keys = self.con.execute(f"SELECT count(*), count(DISTINCT ({', '.join(key)})) FROM valid").fetchall()[0]
-        once = (f"SELECT * FROM valid QUALIFY row_number() OVER (PARTITION BY {', '.join(key)}) = 1"
-                if keys < rows else "SELECT * FROM valid")  # counting keys is far cheaper than deduplicating
+        valid = f"valid_{stream}"
+        rows, keys = self.con.execute(f"SELECT count(*), count(DISTINCT ({', '.join(key)})) FROM {valid}").fetchall()[0]
+        once = (f"SELECT * FROM {valid} QUALIFY row_number() OVER (PARTITION BY {', '.join(key)}) = 1"
+                if keys < rows else f"SELECT * FROM {valid}")  # counting keys is far cheaper than deduplicating
         self.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE fresh AS
             WITH once AS ({once}),
@@ -203,7 +213,7 @@ class State:
             FROM (VALUES {values}) b(stream, batch_id, sha256, records, window_start_ms, window_end_ms, bronze_ms,
                                      committed_ms, micro_batch)
             LEFT JOIN (SELECT batch_id, count(*) AS n FROM fresh GROUP BY ALL) f USING (batch_id)
-            LEFT JOIN (SELECT batch_id, count(*) AS n FROM rejected GROUP BY ALL) r USING (batch_id)""")
+            LEFT JOIN (SELECT batch_id, count(*) AS n FROM rejected_{stream} GROUP BY ALL) r USING (batch_id)""")
 
     def _update_gold(self) -> dict[str, list[Any]]:
         """Gold rows changed by the ``fresh`` silver events: counts are added to; a driver's days from

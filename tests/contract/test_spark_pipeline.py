@@ -100,3 +100,35 @@ def test_spark_engine_streams_from_a_live_service(spark, tmp_path):
         if service.poll() is None:
             service.kill()
     equal_to_expect(data, data, tmp_path / "expected")
+
+
+def test_spark_engine_classifies_hand_edited_lines_like_duckdb(spark, make_config, tmp_path):
+    import json
+
+    from tests.conftest import backfill, utc
+
+    config = make_config(number_of_companies=5, quality_injection={"enabled": True, "error_rate": 0.3})
+    data = backfill(config, utc(2026, 11, 25, 6), utc(2026, 11, 25, 6, 15))
+    records = sorted((data / "raw" / "events").iterdir())[0] / "events.jsonl"
+    lines = records.read_text().splitlines()
+    clean = next(json.loads(line) for line in lines if len(json.loads(line)) == 7)
+    strange = ["[]", json.dumps({**clean, "event_id": "x-1", "location": {"lat": "45.0", "lon": 1.0}}),
+               json.dumps({**clean, "event_id": "x-2", "driver_id": 17}),
+               json.dumps({**clean, "event_id": "x-3", "location": "here"}),
+               json.dumps({**clean, "event_id": 'x-"4"'})]
+    records.write_text("\n".join(lines + strange) + "\n")
+    outs = {}
+    for engine in ("spark", "duckdb"):
+        out = outs[engine] = tmp_path / engine
+        sink = runner.Sink(config, runner.Options(engine=engine, out=out, check_every_s=None)).open()
+        try:
+            (run_spark if engine == "spark" else runner.run_duckdb)(sink, once=True, stop=threading.Event())
+        finally:
+            sink.close()
+    query = "SELECT stream, batch_id, line, record_id, reason FROM read_parquet('{}/silver/quarantine/*') ORDER BY ALL"
+    spark_rows = duckdb.sql(query.format(outs["spark"])).fetchall()
+    assert spark_rows == duckdb.sql(query.format(outs["duckdb"])).fetchall()
+    assert [r[3:] for r in spark_rows if r[2] > len(lines)] == [
+        (None, "FIELD_REMOVED"), ("x-1", "TYPE_MISMATCH"), ("x-2", "TYPE_MISMATCH"), ("x-3", "TYPE_MISMATCH")]
+    kept = "SELECT event_id FROM read_parquet('{}/silver/events/*') WHERE event_id LIKE 'x-%'"
+    assert duckdb.sql(kept.format(outs["spark"])).fetchall() == [('x-"4"',)]

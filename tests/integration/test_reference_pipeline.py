@@ -212,3 +212,41 @@ def test_micro_batches_split_a_backlog():
     groups = runner.micro_batches([batch(i, s) for i, s in enumerate(sizes)])
     assert [[b.batch_id for b in g] for g in groups] == [["b0"], ["b1"], ["b2"], ["b3"]]
     assert len(runner.micro_batches([batch(i, 1) for i in range(runner.MAX_MICRO_BATCH_FILES + 1)])) == 2
+
+
+@pytest.mark.parametrize("fast_read_from", [0, 10**9], ids=["typed-read", "exact"])
+def test_hand_edited_bronze_is_classified_line_by_line(production, monkeypatch, fast_read_from):
+    """Lines fleetgen never writes (an array, a string where a number belongs, a number where a string
+    belongs, an escaped quote) are quarantined or kept by the rules, through either reading."""
+    from app.medallion import state as state_module
+
+    monkeypatch.setattr(state_module, "FAST_READ_MIN_RECORDS", fast_read_from)
+    config, path = production
+    data = backfill(config, utc(2026, 11, 25, 6), utc(2026, 11, 25, 6, 15))
+    batch = sorted((data / "raw" / "events").iterdir())[0]
+    records = batch / "events.jsonl"
+    lines = records.read_text().splitlines()
+    clean = next(json.loads(line) for line in lines if len(json.loads(line)) == 7
+                 and "T" in str(json.loads(line).get("event_timestamp")))
+    strange = [
+        "[]",
+        json.dumps({**clean, "event_id": "x-1", "location": {"lat": "45.0", "lon": 1.0}}),
+        json.dumps({**clean, "event_id": "x-2", "driver_id": 17}),
+        json.dumps({**clean, "event_id": "x-3", "location": "here"}),
+        json.dumps({**clean, "event_id": 'x-"4"'}),  # an escaped quote in an id: valid, kept as written
+    ]
+    records.write_text("\n".join(lines + strange) + "\n")
+    sink = runner.Sink(config, runner.Options(check_every_s=None)).open()
+    try:
+        runner.run_duckdb(sink, once=True, stop=__import__("threading").Event())
+    finally:
+        sink.close()
+    first = len(lines) + 1
+    quarantined = {row[0]: row[1:] for row in duckdb.sql(
+        f"SELECT line, record_id, reason FROM read_parquet('{data}/silver/quarantine/*.parquet') "
+        f"WHERE batch_id = '{batch.name}' AND line >= {first}").fetchall()}
+    assert quarantined == {first: (None, "FIELD_REMOVED"), first + 1: ("x-1", "TYPE_MISMATCH"),
+                           first + 2: ("x-2", "TYPE_MISMATCH"), first + 3: ("x-3", "TYPE_MISMATCH")}
+    kept = duckdb.sql(f"SELECT event_id FROM read_parquet('{data}/silver/events/*.parquet') "
+                      "WHERE event_id LIKE 'x-%'").fetchall()
+    assert kept == [('x-"4"',)]
