@@ -7,7 +7,10 @@ PYTEST_ARGS ?=
 PORT ?=
 PORT_ARG := $(if $(PORT),--port $(PORT),)
 
-.PHONY: help install lint test test-fast bench run-emulated run-production clean
+PIPELINE_CONFIG ?= conf/production.yaml
+ENGINE ?= duckdb
+
+.PHONY: help install lint test test-fast bench run-emulated run-production run-pipeline clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -35,11 +38,14 @@ test-fast: $(STAMP)  ## skip the slow real-time tests
 bench: $(STAMP)  ## benchmarks; results in bench-results/bench.json
 	$(BIN)/fleetgen bench --output bench-results/bench.json
 
-run-emulated: $(STAMP)  ## the service in emulated mode (batches every 10 s), dashboard on http://127.0.0.1:8080/ (PORT=8090 to change)
-	$(BIN)/fleetgen run --config conf/emulated.yaml $(PORT_ARG)
+run-emulated: $(STAMP)  ## the service in emulated mode (batches every 10 s) with the reference pipeline, dashboard on http://127.0.0.1:8080/ (PORT=8090 to change)
+	$(BIN)/fleetgen run --config conf/emulated.yaml --with-pipeline $(PORT_ARG)
 
 run-production: $(STAMP)  ## the service in production mode (hourly companies, 15-minute events; PORT=N to change)
 	$(BIN)/fleetgen run --config conf/production.yaml $(PORT_ARG)
+
+run-pipeline: $(STAMP)  ## the reference pipeline alone, beside a service or after a backfill (PIPELINE_CONFIG=conf/production.yaml, ENGINE=duckdb|spark)
+	$(BIN)/fleetgen pipeline --config $(PIPELINE_CONFIG) --engine $(ENGINE)
 
 clean:  ## remove the virtualenv and caches (not your data)
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

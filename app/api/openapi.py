@@ -182,11 +182,11 @@ SCHEMAS: dict[str, Any] = {
                                  "additionalProperties": {"type": "string"}}}},
     "Pipeline": {"type": "object", "required": ["running", "status"],
                  "properties": {"running": {"type": "boolean"}, "note": {"type": "string"},
-                                "status": {"type": ["object", "null"], "properties": {
+                                "status": {"type": "object", "nullable": True, "properties": {
                                     "engine": {"type": "string"}, "pending_batches": {"type": "integer"},
                                     "layers": {"type": "object"}, "latency_ms": {"type": "object"},
                                     "quarantine_by_reason": {"type": "object"}, "processed": {"type": "object"},
-                                    "check": {"type": ["object", "null"]}}}}},
+                                    "check": {"type": "object", "nullable": True}}}}},
     "Chart": {"type": "object", "additionalProperties": {"type": "array", "items": {
         "type": "object", "properties": {"finished_at": NULLABLE_TIMESTAMP}}}},
 }

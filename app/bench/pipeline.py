@@ -27,6 +27,7 @@ from app.service.expectations import config_of_dataset
 
 LIVE_S, LIVE_QUICK_S = 120, 20
 SPARK_WARM_UP_S = 15  # the JVM starts and compiles its first plans: samples before this are reported apart
+START_UP_S = 5  # the service and its pipeline child start: their first windows are reported apart
 
 
 def _free_port() -> int:
@@ -79,8 +80,11 @@ def pipeline_latency_duckdb(quick: bool) -> dict[str, Any]:
         time.sleep(seconds)
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
-        figures = _latencies(folder / "data" / "pipeline" / runner.STATE_FILE, started_ms)
-    return {"seconds": seconds, "cadence": "PT1S", **figures, "target_gold_p99_ms": 500}
+        state = folder / "data" / "pipeline" / runner.STATE_FILE
+        steady = _latencies(state, started_ms + START_UP_S * 1000)
+        everything = _latencies(state, started_ms)
+    return {"seconds": seconds, "cadence": "PT1S", **steady, f"including_first_{START_UP_S}_s": everything,
+            "target_gold_p99_ms": 500}
 
 
 @benchmark("pipeline_latency_spark")

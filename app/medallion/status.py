@@ -111,7 +111,7 @@ def pipeline_view(out: Path) -> dict[str, Any]:
         return {"running": False, "status": None,
                 "note": "no pipeline has run on this data directory: start `fleetgen pipeline --config C` "
                         "(or `fleetgen run --with-pipeline`)"}
-    running = _alive(doc.get("pid"))
+    running = doc.get("stopped_at") is None and _alive(doc.get("pid"))
     view: dict[str, Any] = {"running": running, "status": doc}
     if not running:
         view["note"] = "the pipeline is not running: this is what it had done when it stopped"

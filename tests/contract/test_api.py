@@ -291,3 +291,29 @@ def test_dataset_gives_the_data_directory_and_read_snippets_that_run(served, lay
         if layout == "hive" and engine == "duckdb":
             assert {"date", "hour", "batch_id"} <= set(scope["events"].columns)
     assert "manifests/schemas/events.spark.json" in body["snippets"]["spark"]
+
+
+def test_pipeline_status_before_and_after_a_pipeline_ran(served, tmp_path):
+    import threading
+
+    from app.medallion import runner
+
+    service, client = served(emulated_mode={"enabled": True, "company_batch_interval": "PT1S",
+                                            "driver_batch_interval": "PT1S"})
+    response = client.get("/api/pipeline")
+    conforms(response)
+    assert response.get_json()["running"] is False and response.get_json()["status"] is None
+    assert "fleetgen pipeline" in response.get_json()["note"]
+    assert service.pipeline.wait_idle(5)
+    sink = runner.Sink(service.config, runner.Options(check_every_s=None)).open()
+    try:
+        runner.run_duckdb(sink, once=True, stop=threading.Event())
+        running = client.get("/api/pipeline")
+        conforms(running)
+        body = running.get_json()
+        assert body["running"] is True  # this very process holds it
+        assert body["status"]["layers"]["bronze"]["companies"]["batches"] >= 1
+    finally:
+        sink.close()
+    stopped = client.get("/api/pipeline").get_json()
+    assert stopped["status"]["stopped_at"] is not None and stopped["running"] is False
