@@ -190,8 +190,15 @@ class State:
         time_column = rules.WINDOW_FIELD[stream]
         valid = f"valid_{stream}"
         rows, keys = self.con.execute(f"SELECT count(*), count(DISTINCT ({', '.join(key)})) FROM {valid}").fetchall()[0]
-        once = (f"SELECT * FROM {valid} QUALIFY row_number() OVER (PARTITION BY {', '.join(key)}) = 1"
-                if keys < rows else f"SELECT * FROM {valid}")  # counting keys is far cheaper than deduplicating
+        columns = ", ".join(key)
+        # counting keys is far cheaper than deduplicating; when some repeat, only their rows are deduplicated
+        once = f"SELECT * FROM {valid}" if keys == rows else f"""
+            SELECT * FROM {valid} WHERE ({columns}) NOT IN (SELECT ({columns}) FROM repeated) UNION ALL
+            SELECT * FROM (SELECT * FROM {valid} WHERE ({columns}) IN (SELECT ({columns}) FROM repeated)
+                           QUALIFY row_number() OVER (PARTITION BY {columns}) = 1)"""
+        if keys < rows:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE repeated AS SELECT {columns} FROM {valid} "
+                             f"GROUP BY ALL HAVING count(*) > 1")
         self.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE fresh AS
             WITH once AS ({once}),
