@@ -1,22 +1,26 @@
 """The Spark engine: PySpark Structured Streaming over the bronze record files, the dictionary's silver
 rules in Spark SQL, and ``foreachBatch`` handing each micro-batch's classified rows to the shared sink.
 
-The file source streams each record file once (its checkpoint under ``<out>/pipeline/spark-checkpoint``);
-a file appears only inside a committed batch folder (renamed into ``raw/`` whole, ``_SUCCESS``
-included). Files are read whole (``wholetext``) so each line keeps its 1-based number for the
-quarantine. ``foreachBatch`` may run an epoch again after a crash: the sink's own progress ledger
-skips the batches it already holds, so each is counted once. Delta's Spark jars cannot be fetched
+The file source streams each record file once (checkpoint: ``<out>/pipeline/spark-checkpoint``); a
+file appears only inside a committed batch folder (renamed into ``raw/`` whole, ``_SUCCESS``
+included). Lines are read in parallel, one row each, and numbered from the pieces Spark read each
+file in, so a quarantined line keeps its 1-based number. ``foreachBatch`` may run an epoch again
+after a crash: the sink's own progress ledger skips the batches it already holds, so each is counted
+once. Delta's Spark jars cannot be fetched
 from the registries this project installs from, so the tables are the same Parquet files the DuckDB
 engine publishes (written by the sink, in one DuckDB transaction per micro-batch with the progress rows).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from app.core.errors import UsageError
 from app.core.schema import STREAM_FIELDS, TIMESTAMP_PATTERN
@@ -28,6 +32,8 @@ if TYPE_CHECKING:
 
     from app.medallion.runner import Sink, Totals
 
+log = logging.getLogger("app.pipeline")
+STOP_WAIT_S = 60.0
 SPARK_TIMESTAMP = "yyyy-MM-dd'T'HH:mm:ss.SSSX"
 
 
@@ -115,7 +121,7 @@ def classify(lines: DataFrame, stream: str) -> DataFrame:
     return df.withColumn("reason", reason).withColumn("record_id", F.col(f"s_{ID[stream]}"))
 
 
-def typed(df: DataFrame, stream: str) -> DataFrame:
+def typed_columns(stream: str) -> list[Column]:
     """A valid row's silver columns, in the order of the state's silver table."""
     from pyspark.sql import functions as F
 
@@ -124,12 +130,12 @@ def typed(df: DataFrame, stream: str) -> DataFrame:
         if f.kind == "timestamp":
             columns.append(F.timestamp_millis(F.col(f"ms_{f.name}")).alias(f.name))
         elif f.kind == "location":
-            columns.append(F.struct(*[F.col(f"s_{f.name}__{p}").cast("double").alias(p) for p, _, _ in f.parts])
+            columns.append(F.struct(*[F.col(f"s_{f.name}__{p}").try_cast("double").alias(p) for p, _, _ in f.parts])
                            .alias(f.name))
         elif f.kind == "boolean":
-            columns.append(F.col(f"s_{f.name}").cast("boolean").alias(f.name))
+            columns.append(F.col(f"s_{f.name}").try_cast("boolean").alias(f.name))
         elif f.kind == "integer":
-            columns.append(F.col(f"s_{f.name}").cast("int").alias(f.name))
+            columns.append(F.col(f"s_{f.name}").try_cast("int").alias(f.name))
         else:
             columns.append(F.col(f"s_{f.name}").alias(f.name))
     columns.append(F.col("batch_id"))
@@ -137,19 +143,40 @@ def typed(df: DataFrame, stream: str) -> DataFrame:
         width = F.col("window_end_ms") - F.col("window_start_ms")
         own = F.floor(F.col(f"ms_{WINDOW_FIELD[stream]}") / width) * width
         columns.append(F.timestamp_millis(own.cast("long")).alias("window_start"))
-    return df.select(*columns)
+    return columns
 
 
-def _lines(files: DataFrame, batches: list[BronzeBatch], spark: SparkSession) -> DataFrame:
-    """Every non-empty line of the micro-batch's files with its batch's window, 1-based line numbers."""
+def _numbered(frame: DataFrame) -> tuple[DataFrame, list[str]]:
+    """Each line of the micro-batch's files (one row per line, read in parallel) with its 1-based line
+    number, and the files' paths. A file is read in pieces, each piece by one partition in file order:
+    a row's number is the lines of the file's earlier pieces plus its place in its own piece, from one
+    small aggregation (rows and first row id per file and partition)."""
     from pyspark.sql import functions as F
 
-    windows = spark.createDataFrame(
-        [(str(b.record_file), b.batch_id, b.window_start_ms, b.window_end_ms, b.accepts_from_ms) for b in batches],
-        "path string, batch_id string, window_start_ms long, window_end_ms long, accepts_from_ms long")
-    exploded = files.select("path", F.posexplode(F.split(F.col("value"), "\n")).alias("position", "text"))
-    return (exploded.where(F.length("text") > 0).withColumn("line", F.col("position") + 1)
-            .join(F.broadcast(windows), "path"))
+    tagged = frame.select("path", "value", F.monotonically_increasing_id().alias("row_id"),
+                          F.spark_partition_id().alias("part")).persist()
+    pieces = tagged.groupBy("path", "part").agg(F.count("*").alias("rows"), F.min("row_id").alias("first")).collect()
+    offsets, paths = [], sorted({piece.path for piece in pieces})
+    for path in paths:
+        before = 0
+        for piece in sorted((p for p in pieces if p.path == path), key=lambda p: p.part):
+            offsets.append((path, piece.part, piece.first, before))
+            before += piece.rows
+    if not offsets:
+        return tagged, paths
+    # a literal map rather than a join: no broadcast to collect, no extra Spark job
+    piece_key = F.concat_ws("\0", F.col("path"), F.col("part").cast("string"))
+    start = _literal_map({f"{path}\0{part}": first - before for path, part, first, before in offsets})
+    numbered = (tagged.select("path", F.col("value").alias("text"),
+                              (F.col("row_id") - F.element_at(start, piece_key) + 1).alias("line"))
+                .where(F.length("text") > 0))
+    return numbered, paths
+
+
+def _literal_map(values: dict[str, Any]) -> Column:
+    from pyspark.sql import functions as F
+
+    return F.create_map(*[item for key, value in values.items() for item in (F.lit(key), F.lit(value))])
 
 
 def run_spark(sink: Sink, once: bool, stop: threading.Event) -> Totals:
@@ -159,29 +186,46 @@ def run_spark(sink: Sink, once: bool, stop: threading.Event) -> Totals:
     depth = "*/*/*" if sink.layout.partitioning == "hive" else "*"
     pattern = str(sink.layout.raw / "*" / depth / f"*.{sink.layout.record_format}")
     local_path = F.url_decode(F.regexp_replace(F.col("_metadata.file_path"), "^file:/+", "/"))
-    files = (spark.readStream.format("text").option("wholetext", "true").load(pattern)
-             .select(local_path.alias("path"), "value"))
+    files = spark.readStream.format("text").load(pattern).select(local_path.alias("path"), "value")
 
     def each_micro_batch(frame: DataFrame, epoch_id: int) -> None:
-        frame = frame.persist()
+        began = time.perf_counter()
+        numbered, paths = _numbered(frame)
+        numbered_at = time.perf_counter()
         try:
-            batches = _new_batches(sink, [row.path for row in frame.select("path").collect()])
+            batches = _new_batches(sink, paths)
             if not batches:
                 return
-            lines = _lines(frame, batches, spark)
-            results: dict[str, tuple[pa.Table, pa.Table]] = {}
-            for stream in {b.stream for b in batches}:
+            by_path = {str(b.record_file): b for b in batches}
+            lines = numbered.where(F.col("path").isin(list(by_path))).select(
+                "*", *[F.element_at(_literal_map({p: getattr(b, name) for p, b in by_path.items()}),
+                                    F.col("path")).alias(name)
+                       for name in ("batch_id", "window_start_ms", "window_end_ms", "accepts_from_ms")])
+            rejected_text = F.when(F.col("reason").isNotNull(), F.col("text")).alias("record")
+            parts, typed_names = [], {}
+            for stream in sorted({b.stream for b in batches}):
                 mine = [str(b.record_file) for b in batches if b.stream == stream]
-                classified = classify(lines.where(F.col("path").isin(mine)), stream).persist()
-                valid = typed(classified.where(F.col("reason").isNull()), stream).toArrow()
-                rejected = (classified.where(F.col("reason").isNotNull())
-                            .select("batch_id", F.col("line").cast("long").alias("line"), "record_id", "reason",
-                                    F.col("text").alias("record")).toArrow())
-                classified.unpersist()
-                results[stream] = (valid, rejected)
+                classified = classify(lines.where(F.col("path").isin(mine)), stream)
+                typed = classified.select(*typed_columns(stream), F.col("reason"), F.col("line").cast("long"),
+                                          F.col("record_id"), rejected_text, F.lit(stream).alias("stream"))
+                typed_names[stream] = typed.columns[:-5]
+                parts.append(typed)
+            # one Spark job for the micro-batch: every row of both streams comes back at once, split here
+            every = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1], allowMissingColumns=True)
+            collected = every.toArrow()
+            results: dict[str, tuple[pa.Table, pa.Table]] = {}
+            for stream, names in typed_names.items():
+                mine_rows = collected.filter(pc.equal(collected["stream"], stream))
+                valid_rows = pc.is_null(mine_rows["reason"])
+                results[stream] = (mine_rows.filter(valid_rows).select(names),
+                                   mine_rows.filter(pc.invert(valid_rows)).select(
+                                       ["batch_id", "line", "record_id", "reason", "record"]))
+            classified_at = time.perf_counter()
             sink.absorb(batches, silver_of=lambda stream, _mine: results[stream])
+            log.debug("spark micro-batch %d: numbering %.3f s, rules and collect %.3f s, sink %.3f s", epoch_id,
+                      numbered_at - began, classified_at - numbered_at, time.perf_counter() - classified_at)
         finally:
-            frame.unpersist()
+            numbered.unpersist()
 
     writer = (files.writeStream.foreachBatch(each_micro_batch)
               .option("checkpointLocation", str(sink.out / "pipeline" / "spark-checkpoint")))
@@ -194,6 +238,9 @@ def run_spark(sink: Sink, once: bool, stop: threading.Event) -> Totals:
             stop.wait(0.2)
             if sink.check_due():
                 sink.run_check()
+        deadline = time.monotonic() + STOP_WAIT_S  # let the micro-batch in hand finish: stopping cancels it
+        while query.isActive and query.status["isTriggerActive"] and time.monotonic() < deadline:
+            time.sleep(0.05)
         query.stop()
     if query.exception() is not None:
         raise RuntimeError(f"the Spark query failed: {query.exception()}")
