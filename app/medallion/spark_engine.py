@@ -24,7 +24,6 @@ import pyarrow.compute as pc
 
 from app.core.errors import UsageError
 from app.core.schema import STREAM_FIELDS, TIMESTAMP_PATTERN
-from app.medallion import source
 from app.medallion.rules import ID, WINDOW_FIELD, BronzeBatch
 
 if TYPE_CHECKING:
@@ -34,6 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("app.pipeline")
 STOP_WAIT_S = 60.0
+PIECE_BYTES = 128 * 2**20  # spark.sql.files.maxPartitionBytes: a file up to this size is read in one piece
+ROW_MASK = (1 << 33) - 1  # monotonically_increasing_id: partition in the upper 31 bits, row in the lower 33
 SPARK_TIMESTAMP = "yyyy-MM-dd'T'HH:mm:ss.SSSX"
 
 
@@ -47,6 +48,8 @@ def session(master: str, app_name: str = "fleetgen-pipeline") -> SparkSession:
     spark = (SparkSession.builder.master(master).appName(app_name)
              .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
              .config("spark.sql.session.timeZone", "UTC")
+             .config("spark.sql.files.maxPartitionBytes", str(PIECE_BYTES))
+             .config("spark.sql.files.openCostInBytes", str(PIECE_BYTES))  # one piece of one file per partition
              .config("spark.sql.shuffle.partitions", "4").config("spark.driver.memory", "2g")
              .config("spark.sql.ansi.enabled", "false")
              .getOrCreate())
@@ -146,31 +149,33 @@ def typed_columns(stream: str) -> list[Column]:
     return columns
 
 
-def _numbered(frame: DataFrame) -> tuple[DataFrame, list[str]]:
+def _numbered(frame: DataFrame, paths: list[str]) -> tuple[DataFrame, DataFrame | None]:
     """Each line of the micro-batch's files (one row per line, read in parallel) with its 1-based line
-    number, and the files' paths. A file is read in pieces, each piece by one partition in file order:
-    a row's number is the lines of the file's earlier pieces plus its place in its own piece, from one
-    small aggregation (rows and first row id per file and partition)."""
+    number. The session gives every partition one piece of one file (``openCostInBytes`` =
+    ``maxPartitionBytes``), and ``monotonically_increasing_id`` numbers the rows of a partition from 0
+    in its upper bits' partition: a file read in one piece (any file up to ``maxPartitionBytes``) needs
+    nothing more. A larger file's pieces are counted first (one small aggregation) and each piece starts
+    where the previous one ended."""
     from pyspark.sql import functions as F
 
-    tagged = frame.select("path", "value", F.monotonically_increasing_id().alias("row_id"),
-                          F.spark_partition_id().alias("part")).persist()
+    row_id = F.monotonically_increasing_id()
+    largest = max((os.path.getsize(p) for p in paths), default=0)
+    if largest <= PIECE_BYTES:
+        return (frame.select("path", F.col("value").alias("text"), (row_id.bitwiseAND(F.lit(ROW_MASK)) + 1)
+                             .alias("line")).where(F.length("text") > 0)), None
+    tagged = frame.select("path", "value", row_id.alias("row_id"), F.spark_partition_id().alias("part")).persist()
     pieces = tagged.groupBy("path", "part").agg(F.count("*").alias("rows"), F.min("row_id").alias("first")).collect()
-    offsets, paths = [], sorted({piece.path for piece in pieces})
-    for path in paths:
+    starts = {}
+    for path in sorted({piece.path for piece in pieces}):
         before = 0
         for piece in sorted((p for p in pieces if p.path == path), key=lambda p: p.part):
-            offsets.append((path, piece.part, piece.first, before))
+            starts[f"{path}\0{piece.part}"] = piece.first - before
             before += piece.rows
-    if not offsets:
-        return tagged, paths
     # a literal map rather than a join: no broadcast to collect, no extra Spark job
     piece_key = F.concat_ws("\0", F.col("path"), F.col("part").cast("string"))
-    start = _literal_map({f"{path}\0{part}": first - before for path, part, first, before in offsets})
-    numbered = (tagged.select("path", F.col("value").alias("text"),
-                              (F.col("row_id") - F.element_at(start, piece_key) + 1).alias("line"))
-                .where(F.length("text") > 0))
-    return numbered, paths
+    return (tagged.select("path", F.col("value").alias("text"),
+                          (F.col("row_id") - F.element_at(_literal_map(starts), piece_key) + 1).alias("line"))
+            .where(F.length("text") > 0)), tagged
 
 
 def _literal_map(values: dict[str, Any]) -> Column:
@@ -190,12 +195,15 @@ def run_spark(sink: Sink, once: bool, stop: threading.Event) -> Totals:
 
     def each_micro_batch(frame: DataFrame, epoch_id: int) -> None:
         began = time.perf_counter()
-        numbered, paths = _numbered(frame)
+        # Which files this micro-batch holds is not known without a Spark job (inputFiles() is empty for a
+        # stream): the committed batches not yet processed are a superset (Spark planned the micro-batch
+        # before this runs), and the batches found in the collected rows are the micro-batch's own.
+        batches = sink.pending()
+        if not batches:
+            return
+        numbered, cached = _numbered(frame, [str(b.record_file) for b in batches])
         numbered_at = time.perf_counter()
         try:
-            batches = _new_batches(sink, paths)
-            if not batches:
-                return
             by_path = {str(b.record_file): b for b in batches}
             lines = numbered.where(F.col("path").isin(list(by_path))).select(
                 "*", *[F.element_at(_literal_map({p: getattr(b, name) for p, b in by_path.items()}),
@@ -220,12 +228,18 @@ def run_spark(sink: Sink, once: bool, stop: threading.Event) -> Totals:
                 results[stream] = (mine_rows.filter(valid_rows).select(names),
                                    mine_rows.filter(pc.invert(valid_rows)).select(
                                        ["batch_id", "line", "record_id", "reason", "record"]))
+            found = {(stream, batch_id) for stream, (valid, rejected) in results.items()
+                     for table in (valid, rejected) for batch_id in pc.unique(table["batch_id"]).to_pylist()}
+            # an empty file has no row to show it was in the micro-batch; taking it now or later is the same
+            delivered = [b for b in batches if (b.stream, b.batch_id) in found or b.record_count == 0]
             classified_at = time.perf_counter()
-            sink.absorb(batches, silver_of=lambda stream, _mine: results[stream])
+            if delivered:
+                sink.absorb(delivered, silver_of=lambda stream, mine: _only(results[stream], mine))
             log.debug("spark micro-batch %d: numbering %.3f s, rules and collect %.3f s, sink %.3f s", epoch_id,
                       numbered_at - began, classified_at - numbered_at, time.perf_counter() - classified_at)
         finally:
-            numbered.unpersist()
+            if cached is not None:
+                cached.unpersist()
 
     writer = (files.writeStream.foreachBatch(each_micro_batch)
               .option("checkpointLocation", str(sink.out / "pipeline" / "spark-checkpoint")))
@@ -249,23 +263,7 @@ def run_spark(sink: Sink, once: bool, stop: threading.Event) -> Totals:
     return sink.totals
 
 
-def _new_batches(sink: Sink, paths: list[str]) -> list[BronzeBatch]:
-    """The bronze batches behind ``paths`` that the sink has not processed (an epoch replayed after a
-    crash finds its batches already there)."""
-    from pathlib import Path
-
-    found = []
-    for path in sorted(set(paths)):
-        folder = Path(path).parent
-        stream = next((s for s in ("companies", "events") if Path(path).name == sink.layout.record_file(s)), None)
-        if stream is None:
-            continue
-        batch_id = folder.name.removeprefix("batch_id=")
-        if (stream, batch_id) in sink.processed:
-            continue
-        batch = source.read_batch(sink.layout, stream, batch_id, folder)
-        if batch is not None:
-            found.append(batch)
-    return sorted(found, key=lambda b: (b.stream, b.batch_id))
-
-
+def _only(tables: tuple[pa.Table, pa.Table], batches: list[BronzeBatch]) -> tuple[pa.Table, pa.Table]:
+    ids = pa.array(sorted({b.batch_id for b in batches}), pa.string())
+    valid, rejected = (t.filter(pc.is_in(t["batch_id"], value_set=ids)) for t in tables)
+    return valid, rejected
