@@ -117,14 +117,16 @@ def test_kill_9_mid_batch_on_a_production_backfill(write_config, make_config, tm
     rng, kills, kills_at_work, runs = random.Random(7), 0, 0, 0
     while True:
         runs += 1
+        started = time.time()
         child = start_pipeline(path, tmp_path / "pipeline.log", "--once", "--no-check")
         try:
-            child.wait(timeout=rng.uniform(0.8, 2.5) if kills < 6 else 300)
+            child.wait(timeout=rng.uniform(1.0, 3.0) if kills < 6 else 300)
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait(timeout=10)
             kills += 1
-            kills_at_work += (data / "pipeline" / "state.duckdb").exists()  # past start-up, at work
+            status = data / "pipeline" / "status.json"  # written once the pipeline has opened its state
+            kills_at_work += status.exists() and status.stat().st_mtime >= started
             continue
         assert child.returncode == 0, (tmp_path / "pipeline.log").read_text()[-3000:]
         break
