@@ -4,32 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import duckdb
 import pytest
 
 from app.medallion import runner
 from app.medallion.spark_engine import run_spark
-from app.service.expectations import config_of_dataset, derive, write
-from app.service.verification import verify
-from app.store import Store
+from app.service.expectations import config_of_dataset
 from tests.conftest import wait_until
+from tests.pipeline_equality import assert_equal_to_expect
 
 pytestmark = pytest.mark.slow
-
-
-def equal_to_expect(data: Path, out: Path, expected: Path) -> dict:
-    config = config_of_dataset(data)
-    store = Store.for_config(config)
-    try:
-        write(derive(config, store), expected, {})
-    finally:
-        store.close()
-    report = verify(expected, out / "silver", out / "gold")
-    assert report["equal"], {n: {k: t[k] for k in ("missing", "extra", "changed", "examples")}
-                             for n, t in report["tables"].items() if not t["equal"]}
-    return report
 
 
 def test_spark_engine_on_a_production_backfill_with_defects(spark, bronze, tmp_path):
@@ -40,7 +25,7 @@ def test_spark_engine_on_a_production_backfill_with_defects(spark, bronze, tmp_p
     finally:
         sink.close()
     assert totals.batches == 3 + 8 and sink.last_check["state"] == "equal"
-    report = equal_to_expect(data, out, tmp_path / "expected")
+    report = assert_equal_to_expect(config_of_dataset(data), out, tmp_path / "expected")
     assert report["tables"]["silver/events"]["expected_rows"] > 10_000
     # the same quarantine as the DuckDB engine: the defective lines, with line numbers and reasons
     duck = tmp_path / "duck"
@@ -99,7 +84,7 @@ def test_spark_engine_streams_from_a_live_service(spark, tmp_path):
         stop.set()
         if service.poll() is None:
             service.kill()
-    equal_to_expect(data, data, tmp_path / "expected")
+    assert_equal_to_expect(config_of_dataset(data), data, tmp_path / "expected")
 
 
 def test_spark_engine_classifies_hand_edited_lines_like_duckdb(spark, make_config, tmp_path):

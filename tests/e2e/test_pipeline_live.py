@@ -12,10 +12,8 @@ from pathlib import Path
 import pytest
 
 from app.core.config import load_config
-from app.service.expectations import derive, write
-from app.service.verification import verify
-from app.store import Store
 from tests.conftest import ROOT, backfill, utc, wait_until
+from tests.pipeline_equality import assert_equal_to_expect
 
 pytestmark = pytest.mark.slow
 
@@ -34,19 +32,6 @@ def processed(data: Path) -> dict[str, set[str]]:
         names = sorted(committed(data)[stream])
         done[stream] = {n for first, last in runs for n in names if first <= n <= last}
     return done
-
-
-def assert_equal_to_expect(config_path: Path, data: Path, out: Path) -> dict:
-    config = load_config(config_path).with_data_dir(data)
-    store = Store.for_config(config)
-    try:
-        write(derive(config, store), out, {})
-    finally:
-        store.close()
-    report = verify(out, data / "silver", data / "gold")
-    assert report["equal"], {n: {k: t[k] for k in ("missing", "extra", "changed", "examples")}
-                             for n, t in report["tables"].items() if not t["equal"]}
-    return report
 
 
 def pipeline_once(config_path: Path) -> dict:
@@ -75,7 +60,7 @@ def test_run_with_pipeline_30_seconds_live(service_process, tmp_path):
     summary = pipeline_once(process.config_path)  # whatever landed after the child's last look
     assert summary["check"]["state"] == "equal"
     assert processed(data) == committed(data)
-    report = assert_equal_to_expect(process.config_path, data, tmp_path / "expected")
+    report = assert_equal_to_expect(load_config(process.config_path).with_data_dir(data), data, tmp_path / "expected")
     assert report["tables"]["silver/events"]["expected_rows"] >= 150
 
 
@@ -104,7 +89,7 @@ def test_kill_9_of_the_pipeline_beside_a_live_service(service_process, tmp_path)
     summary = pipeline_once(process.config_path)
     assert summary["check"]["state"] == "equal"
     assert processed(data) == committed(data)
-    assert_equal_to_expect(process.config_path, data, tmp_path / "expected")
+    assert_equal_to_expect(load_config(process.config_path).with_data_dir(data), data, tmp_path / "expected")
 
 
 def test_kill_9_mid_batch_on_a_production_backfill(write_config, make_config, tmp_path):
@@ -136,4 +121,4 @@ def test_kill_9_mid_batch_on_a_production_backfill(write_config, make_config, tm
     assert summary["check"]["state"] == "equal"
     assert kills >= 3, f"the pipeline finished before it was killed three times ({kills})"
     assert processed(data) == committed(data)
-    assert_equal_to_expect(path, data, tmp_path / "expected")
+    assert_equal_to_expect(config, data, tmp_path / "expected")

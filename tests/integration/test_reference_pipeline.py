@@ -10,12 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from app.cli.main import main
-from app.core.config import Config
 from app.medallion import runner
-from app.service.expectations import derive, write
-from app.service.verification import verify
-from app.store import Store
 from tests.conftest import backfill, utc
+from tests.pipeline_equality import assert_equal_to_expect
 
 
 def run_pipeline(config_path: Path, *extra: str) -> dict:
@@ -29,21 +26,6 @@ def run_pipeline(config_path: Path, *extra: str) -> dict:
     summary = json.loads(out.getvalue())
     summary["exit_code"] = code
     return summary
-
-
-def assert_equal_to_expect(config: Config, expected_dir: Path) -> dict:
-    """silver and gold under the data directory equal `fleetgen expect` of every committed window."""
-    store = Store.for_config(config)
-    try:
-        write(derive(config, store), expected_dir, {})
-    finally:
-        store.close()
-    data = config.output.data_dir
-    report = verify(expected_dir, data / "silver", data / "gold")
-    problems = {name: {k: t[k] for k in ("missing", "extra", "changed", "examples")}
-                for name, t in report["tables"].items() if not t["equal"]}
-    assert report["equal"], problems
-    return report
 
 
 def issue_log(data: Path) -> list[tuple]:
@@ -74,7 +56,7 @@ def test_production_backfill_with_defects_equals_expect(production, tmp_path):
     summary = run_pipeline(path)
     assert summary["exit_code"] == 0 and summary["check"]["state"] == "equal"
     assert summary["batches"] == 3 + 8  # the baseline company window, two more, eight driver windows
-    report = assert_equal_to_expect(config, tmp_path / "expected")
+    report = assert_equal_to_expect(config, config.output.data_dir, tmp_path / "expected")
     assert report["tables"]["silver/events"]["expected_rows"] > 1000
     # the quarantine holds exactly the defective lines, with the ground truth's line and reason
     quarantined = duckdb.sql(f"SELECT stream, batch_id, line, record_id, reason FROM "
@@ -102,7 +84,7 @@ def test_batch_by_batch_equals_one_pass(production, tmp_path, monkeypatch):
     second = run_pipeline(path)
     assert second["micro_batches"] == 2 + 8 and second["check"]["state"] == "equal"
     assert run_pipeline(path)["batches"] == 0  # nothing twice
-    assert_equal_to_expect(config, tmp_path / "expected")
+    assert_equal_to_expect(config, config.output.data_dir, tmp_path / "expected")
 
 
 def test_emulated_run_with_defects_and_late_arrivals_equals_expect(make_config, write_config, tmp_path):
@@ -115,7 +97,7 @@ def test_emulated_run_with_defects_and_late_arrivals_equals_expect(make_config, 
     summary = run_pipeline(path)
     assert summary["batches"] == 1 + 24 + 120  # the baseline company window, then two minutes
     assert summary["check"]["state"] == "equal"
-    assert_equal_to_expect(config, tmp_path / "expected")
+    assert_equal_to_expect(config, config.output.data_dir, tmp_path / "expected")
 
 
 DIES_AFTER_THE_COMMIT = """
@@ -152,7 +134,7 @@ def test_a_crash_between_commit_and_publish_is_finished_on_restart(production, t
     summary = run_pipeline(path)
     assert summary["batches"] == 0  # nothing processed twice: the files were published from the state
     assert summary["check"]["state"] == "equal"
-    assert_equal_to_expect(config, tmp_path / "expected")
+    assert_equal_to_expect(config, config.output.data_dir, tmp_path / "expected")
 
 
 def test_bronze_cleaned_under_the_pipeline_starts_it_over(production, tmp_path, make_config, write_config):
@@ -166,7 +148,7 @@ def test_bronze_cleaned_under_the_pipeline_starts_it_over(production, tmp_path, 
     backfill(other_config, utc(2026, 11, 25, 6), utc(2026, 11, 25, 7))
     summary = run_pipeline(other_path)
     assert summary["batches"] == 6 and summary["check"]["state"] == "equal"  # nothing of the old data left
-    assert_equal_to_expect(other_config, tmp_path / "expected")
+    assert_equal_to_expect(other_config, other_config.output.data_dir, tmp_path / "expected")
 
 
 def test_one_pipeline_per_output_and_clear_errors(production, capsys):
