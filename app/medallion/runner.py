@@ -179,7 +179,7 @@ class Sink:
             for stream, batch_id in self.processed:
                 by_stream[stream].add(batch_id)
             self.last_check = check(self.config, self.tables, by_stream)
-            self.last_check["at"] = status._iso(int(time.time() * 1000))
+            self.last_check["at"] = status.iso_ms(int(time.time() * 1000))
             # an emulated check replays the fleet from the first batch, so its cost grows with the run:
             # it never takes more than a tenth of the pipeline's time
             pause = max(self.options.check_every_s or 0.0, 10 * self.last_check["seconds"])
@@ -195,7 +195,7 @@ class Sink:
         assert self.state is not None
         about = {"engine": self.options.engine, "data_dir": str(self.config.output.data_dir),
                  "silver_dir": str(self.tables.silver), "gold_dir": str(self.tables.gold),
-                 "trigger_s": self.options.trigger_s, "stopped_at": status._iso(self.stopped_ms)}
+                 "trigger_s": self.options.trigger_s, "stopped_at": status.iso_ms(self.stopped_ms)}
         status.write(self.out, status.document(self.state, about, self.started_ms, pending, self.last_check))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,10 @@ def read_status(out: Path) -> dict[str, Any] | None:
         return None
 
 
-def _iso(ms: int | None) -> str | None:
+def iso_ms(ms: int | None) -> str | None:
+    """Epoch milliseconds as the ISO 8601 UTC text every fleetgen document uses."""
     if ms is None:
         return None
-    from datetime import UTC, datetime
     return format_timestamp(datetime.fromtimestamp(ms / 1000, UTC))
 
 
@@ -77,7 +78,7 @@ def document(state: State, about: dict[str, Any], started_ms: int, pending: int,
     processed = {stream: [[first, last] for first, last in runs]
                  for stream, runs in _runs(state).items()}
     return {
-        **about, "pid": os.getpid(), "started_at": _iso(started_ms), "updated_at": _iso(int(time.time() * 1000)),
+        **about, "pid": os.getpid(), "started_at": iso_ms(started_ms), "updated_at": iso_ms(int(time.time() * 1000)),
         "pending_batches": pending, "layers": layers,
         "latency_ms": {"samples": len(samples), "about": "window close → visible in each layer, over the "
                        f"latest {LATENCY_SAMPLES} batches published to bronze since the pipeline started",
