@@ -14,13 +14,13 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from statistics import quantiles
 from typing import Any
 
 import duckdb
 import yaml
 
 from app.bench.registry import benchmark, peak_rss_mb
+from app.bench.service import percentiles
 from app.core.config import Config
 from app.medallion import runner
 from app.service.expectations import config_of_dataset
@@ -46,23 +46,14 @@ def _emulated(folder: Path) -> Path:
     return path
 
 
-def _stats(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p99": None, "max": None}
-    if len(values) == 1:
-        return {"p50": values[0], "p99": values[0], "max": values[0]}
-    cuts = quantiles(values, n=100, method="inclusive")
-    return {"p50": round(cuts[49], 1), "p99": round(cuts[98], 1), "max": round(max(values), 1)}
-
-
 def _latencies(state_file: Path, since_ms: int) -> dict[str, Any]:
     """Per layer, ms from each window's close to the batch visible there, for the batches published to
     bronze after ``since_ms``, read from the pipeline's progress ledger."""
     with duckdb.connect(str(state_file), read_only=True) as con:
         rows = con.execute("SELECT bronze_ms - window_end_ms, silver_ms - window_end_ms, gold_ms - window_end_ms "
                            "FROM progress WHERE gold_ms IS NOT NULL AND bronze_ms >= ?", [since_ms]).fetchall()
-    return {"batches": len(rows), "bronze_ms": _stats([r[0] for r in rows]),
-            "silver_ms": _stats([r[1] for r in rows]), "gold_ms": _stats([r[2] for r in rows])}
+    return {"batches": len(rows), "bronze_ms": percentiles([r[0] for r in rows]),
+            "silver_ms": percentiles([r[1] for r in rows]), "gold_ms": percentiles([r[2] for r in rows])}
 
 
 @benchmark("pipeline_latency_duckdb")

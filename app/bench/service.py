@@ -35,7 +35,7 @@ def _emulated_config(data_dir: Path, interval: str = "PT1S", **extra: Any):
                           "driver_batch_interval": interval}, **extra})
 
 
-def _percentiles(values: list[float]) -> dict[str, float | None]:
+def percentiles(values: list[float]) -> dict[str, float | None]:
     if len(values) < 2:
         return {"p50": values[0] if values else None, "p99": values[0] if values else None}
     cuts = quantiles(values, n=100, method="inclusive")
@@ -65,7 +65,7 @@ def bench_firing_delay(quick: bool) -> dict[str, Any]:
     result: dict[str, Any] = {"cadence": "PT1S", "windows_per_stream": {s: len(v) for s, v in delays.items()}}
     for stream, values in delays.items():
         rows = ledger[stream]
-        result[f"{stream}_delay_ms"] = _percentiles(values)
+        result[f"{stream}_delay_ms"] = percentiles(values)
         result[f"{stream}_gaps"] = sum(a.window.end != b.window.start for a, b in zip(rows, rows[1:], strict=False))
         result[f"{stream}_not_committed"] = sum(r.status != "committed" for r in rows)
     return result
@@ -145,7 +145,7 @@ def bench_health_latency(quick: bool) -> dict[str, Any]:
     pooled = [value for result in polling_rounds for value in result.pop("latencies")]
     saturation.pop("latencies")
     polling = {"requests": len(pooled), "errors": sum(r["errors"] for r in polling_rounds),
-               "requests_per_s": round(len(pooled) / (duration * rounds)), "latency_ms": _percentiles(pooled),
+               "requests_per_s": round(len(pooled) / (duration * rounds)), "latency_ms": percentiles(pooled),
                "rounds": polling_rounds}
     return {"polling_20_clients_every_100ms": polling, "saturation_20_clients": saturation,
             "service_exit_code": exit_code}
@@ -185,7 +185,7 @@ def _load(port: int, clients: int, duration: float, pause: float) -> dict[str, A
     for thread in threads:
         thread.join()
     return {"requests": len(latencies), "errors": errors[0], "requests_per_s": round(len(latencies) / duration),
-            "latency_ms": _percentiles(latencies), "latencies": latencies}
+            "latency_ms": percentiles(latencies), "latencies": latencies}
 
 
 def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:
@@ -285,7 +285,7 @@ def bench_soak(quick: bool) -> dict[str, Any]:
         store.close()
     return {"seconds": duration, "start_after_warm_up": start, "end": end,
             "growth": {k: round(end[k] - start[k], 1) for k in start},
-            "firing_delay_ms": _percentiles(delays), "batch_events_seen_by_sse": len(delays),
+            "firing_delay_ms": percentiles(delays), "batch_events_seen_by_sse": len(delays),
             "health_poll_failures": health_failures[0], "integrity": integrity, "service_exit_code": exit_code}
 
 
@@ -319,8 +319,8 @@ def bench_publish_lateness(quick: bool) -> dict[str, Any]:
                 on_cadence = [r.lateness_ms for r in rows if not r.catch_up and r.lateness_ms is not None]
                 ends = {r.batch_id: r.window.end_s for r in rows if not r.catch_up}
                 watched = [(at - ends[batch_id]) * 1000 for batch_id, at in seen[stream].items() if batch_id in ends]
-                figures[stream] = {"windows": len(rows), "lateness_ms": _percentiles(on_cadence),
-                                   "seen_by_watcher_ms": {"windows": len(watched), **_percentiles(watched)},
+                figures[stream] = {"windows": len(rows), "lateness_ms": percentiles(on_cadence),
+                                   "seen_by_watcher_ms": {"windows": len(watched), **percentiles(watched)},
                                    "catch_up_windows": sum(bool(r.catch_up) for r in rows),
                                    "late_over_1s": sum(v > 1000 for v in on_cadence)}
         finally:

@@ -266,7 +266,7 @@ def move_into_place(staging: Path, final: Path) -> None:
     if created:
         _sync_together([final.parent] + [folder.parent for folder in created])
     else:
-        _fsync(final.parent)
+        fsync(final.parent)
 
 
 def _make_parents(folder: Path) -> list[Path]:
@@ -328,11 +328,11 @@ _SYNCER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fleetgen-fsync")
 def _sync_together(paths: list[Path]) -> None:
     """fsync files and directories at the same time: a journalling file system commits them together,
     so a small batch pays for about one flush instead of one per file."""
-    for done in [_SYNCER.submit(_fsync, path) for path in paths]:
+    for done in [_SYNCER.submit(fsync, path) for path in paths]:
         done.result()
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
     """fsync a file or a directory (any descriptor of an inode flushes it)."""
     fd = os.open(path, os.O_RDONLY)
     try:

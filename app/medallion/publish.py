@@ -17,12 +17,12 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
+from app.core import bronze
 from app.medallion.state import State
 
 QUARANTINE = "quarantine"
@@ -54,45 +54,25 @@ def publish_pending(state: State, tables: Tables) -> tuple[list[tuple[str, str]]
     """Every silver batch and gold day the state holds but has not published yet; returns them."""
     silver, gold = state.unpublished_silver(), state.unpublished_gold()
     for stream, batch_id in silver:
-        _copy(state, tables.silver_file(stream, batch_id), stream, batch_id)
-        _replace(tables.quarantine_file(stream, batch_id), state.quarantine_of_batch(stream, batch_id))
+        _publish(tables.silver_file(stream, batch_id), partial(state.copy_silver, stream, batch_id))
+        _publish(tables.quarantine_file(stream, batch_id), partial(state.copy_quarantine, stream, batch_id))
     silver_ms = int(time.time() * 1000)
     for table, day in gold:
-        _replace(tables.gold_file(table, day), state.gold_of_day(table, day))
+        _publish(tables.gold_file(table, day), partial(state.copy_gold, table, day))
     gold_ms = int(time.time() * 1000)
     if silver or gold:
         state.mark_published(silver, gold, silver_ms, gold_ms)
     return silver, gold
 
 
-def _copy(state: State, path: Path, stream: str, batch_id: str) -> None:
-    """A batch's silver rows as ``path`` (atomically), written by DuckDB's own Parquet writer (in
-    parallel, without passing the rows through Python), or no file when it added none."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+def _publish(path: Path, write: Callable[[Path], bool]) -> None:
+    """What ``write`` puts in a file beside ``path``, fsynced and renamed into place; no file at all
+    when it wrote no row."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not state.copy_silver(stream, batch_id, tmp):
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    if not write(tmp):
         tmp.unlink(missing_ok=True)
         path.unlink(missing_ok=True)
         return
-    _fsync(tmp)
-    os.replace(tmp, path)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _replace(path: Path, table: pa.Table) -> None:
-    """``table`` as ``path`` (atomically), or no file at all when it has no rows."""
-    if table.num_rows == 0:
-        path.unlink(missing_ok=True)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    pq.write_table(table, tmp)
-    _fsync(tmp)
+    bronze.fsync(tmp)
     os.replace(tmp, path)

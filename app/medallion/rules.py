@@ -43,10 +43,6 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _epoch_ms(expression: str) -> str:
-    return f"epoch_ms(strptime({expression}, '{TIMESTAMP_FORMAT}'))"
-
-
 def _paths(stream: str) -> list[tuple[Field, str | None]]:
     """Every value a record is checked on: each field, and each part of a location."""
     paths: list[tuple[Field, str | None]] = []
@@ -71,7 +67,7 @@ def reason_sql(stream: str, absent: str = "exact") -> str:
     for level in ([p for p in paths if p[1] is None], [p for p in paths if p[1] is not None]):
         for f, part in level:
             name = _column(f, part)
-            checks.append(f"WHEN t_{name} IS NULL THEN {_absent(absent, f, part)} "
+            checks.append(f"WHEN t_{name} IS NULL THEN {_absent(absent)} "
                           f"WHEN t_{name} = 'n' THEN 'NULL_INJECTED'")
         for f, part in level:
             name = _column(f, part)
@@ -95,7 +91,7 @@ def reason_sql(stream: str, absent: str = "exact") -> str:
     return "CASE " + "\n    ".join(checks) + " END"
 
 
-def _absent(absent: str, f: Field, part: str | None) -> str:
+def _absent(absent: str) -> str:
     """The reason for a value that is not there. ``exact``: the extraction tells a missing key (NULL) from
     a JSON null ('n'). ``unsure``: the typed read does not, so the line is only marked for a closer look."""
     return "'FIELD_REMOVED'" if absent == "exact" else "'ABSENT_OR_NULL'"

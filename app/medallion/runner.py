@@ -78,6 +78,7 @@ class Sink:
         self.state: State | None = None
         self.stopped_ms: int | None = None
         self.processed: dict[tuple[str, str], str] = {}
+        self._latest: dict[str, str] = {}  # per stream, the latest batch processed
         self._busy = threading.Lock()  # a micro-batch and a check never overlap (Spark calls from its own thread)
 
     def open(self) -> Sink:
@@ -85,6 +86,8 @@ class Sink:
         try:
             self.state = State(self.out / "pipeline" / STATE_FILE)
             self.processed = self.state.processed()
+            for stream, batch_id in self.processed:
+                self._latest[stream] = max(batch_id, self._latest.get(stream, batch_id))
             if self._bronze_replaced(everything=True):
                 self.reset()
             publish_pending(self.state, self.tables)  # what a crash left committed but unpublished
@@ -110,14 +113,11 @@ class Sink:
         only each stream's latest, which a clean removes like the others."""
         if not self.processed:
             return False
-        wanted: list[tuple[str, str] | None]
         if everything:
             wanted = list(self.processed)
-        else:
-            wanted = [max((k for k in self.processed if k[0] == s), default=None) for s in bronze.STREAMS]
+        else:  # on every look at bronze: two folders, not the whole ledger
+            wanted = list(self._latest.items())
         for key in wanted:
-            if key is None:
-                continue
             stream, batch_id = key
             folder = self.layout.batch_dir(stream, batch_id)
             if not folder.is_dir():
@@ -139,7 +139,7 @@ class Sink:
             if folder.is_dir() and not folder.is_symlink():
                 shutil.rmtree(folder)
         self.state = State(self.out / "pipeline" / STATE_FILE)
-        self.processed = {}
+        self.processed, self._latest = {}, {}
         self.last_check = None
         self._version += 1
 
@@ -157,6 +157,7 @@ class Sink:
             applied = self.state.apply(batches, silver_of)
             for b in batches:
                 self.processed[(b.stream, b.batch_id)] = b.sha256
+                self._latest[b.stream] = max(b.batch_id, self._latest.get(b.stream, b.batch_id))
             publish_pending(self.state, self.tables)
             self.totals.add(applied)
             self._version += 1

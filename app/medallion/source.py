@@ -6,17 +6,17 @@ checksums come from its ``_batch_meta.json``. Both layouts (``batch`` and ``hive
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 import orjson
 
 from app.core import bronze
+from app.core.timeline import parse_timestamp
 from app.medallion.rules import BronzeBatch
 
 
 def _ms(text: str) -> int:
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    return round(parse_timestamp(text).timestamp() * 1000)
 
 
 def read_batch(layout: bronze.Layout, stream: str, batch_id: str, folder: Path) -> BronzeBatch | None:

@@ -63,12 +63,11 @@ CREATE TABLE IF NOT EXISTS unpublished_gold (gold_table VARCHAR, day DATE);
 
 @dataclass
 class Applied:
-    """What one micro-batch did: per stream the batches, and the gold days it changed."""
+    """What one micro-batch did: its bronze batches, and per stream the rows it put in silver and quarantine."""
     micro_batch: int
     batches: list[rules.BronzeBatch]
     silver: dict[str, int] = field(default_factory=dict)
     quarantined: dict[str, int] = field(default_factory=dict)
-    gold_days: dict[str, list[Any]] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -128,7 +127,7 @@ class State:
                 applied.silver[stream] = _count(con, "fresh")
                 applied.quarantined[stream] = _count(con, f"rejected_{stream}")
                 if stream == "events":
-                    applied.gold_days = self._update_gold()
+                    self._update_gold()
                 self._record_progress(stream, mine, applied.micro_batch)
             con.execute("COMMIT")
         except BaseException:
@@ -222,11 +221,11 @@ class State:
             LEFT JOIN (SELECT batch_id, count(*) AS n FROM fresh GROUP BY ALL) f USING (batch_id)
             LEFT JOIN (SELECT batch_id, count(*) AS n FROM rejected_{stream} GROUP BY ALL) r USING (batch_id)""")
 
-    def _update_gold(self) -> dict[str, list[Any]]:
+    def _update_gold(self) -> None:
         """Gold rows changed by the ``fresh`` silver events: counts are added to; a driver's days from
         the earliest new event on are recomputed from the driver's silver events (a late event can change
         which legs are trips), starting at the driver's last event before that day (so a leg begun the
-        day before is seen). Returns the UTC days each table changed."""
+        day before is seen). The UTC days each table changed are recorded as still to publish."""
         con = self.con
         touched: dict[str, list[Any]] = {}
         touched["events_per_company_window_type"] = _days(con.execute("""
@@ -273,7 +272,6 @@ class State:
         if rows:
             con.execute("INSERT INTO unpublished_gold VALUES " + ", ".join(
                 f"('{table}', DATE '{day.isoformat()}')" for table, day in rows))
-        return touched
 
     # -- publishing bookkeeping -------------------------------------------------------------------------
 
@@ -301,20 +299,23 @@ class State:
             raise
 
     def copy_silver(self, stream: str, batch_id: str, path: Path) -> bool:
-        """A batch's silver rows as a Parquet file at ``path``; False (and no rows) when it has none."""
-        written = self.con.execute(f"COPY (SELECT * FROM silver_{stream} WHERE batch_id = $1) TO "
-                                   f"'{str(path).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)",
-                                   [batch_id]).fetchall()
-        return bool(written and written[0][0])
+        """A batch's silver rows as a Parquet file at ``path``; False when it has none."""
+        return self._copy(f"SELECT * FROM silver_{stream} WHERE batch_id = $1", [batch_id], path)
 
-    def quarantine_of_batch(self, stream: str, batch_id: str) -> pa.Table:
-        return self.con.sql("SELECT * FROM quarantine WHERE stream = $1 AND batch_id = $2 ORDER BY line",
-                            params=[stream, batch_id]).to_arrow_table()
+    def copy_quarantine(self, stream: str, batch_id: str, path: Path) -> bool:
+        return self._copy("SELECT * FROM quarantine WHERE stream = $1 AND batch_id = $2 ORDER BY line",
+                          [stream, batch_id], path)
 
-    def gold_of_day(self, table: str, day: Any) -> pa.Table:
+    def copy_gold(self, table: str, day: Any, path: Path) -> bool:
         key = ", ".join(GOLD_KEY[table])
-        return self.con.sql(f"SELECT * FROM gold_{table} WHERE {GOLD_DAY[table]} = $1 ORDER BY {key}",
-                            params=[day]).to_arrow_table()
+        return self._copy(f"SELECT * FROM gold_{table} WHERE {GOLD_DAY[table]} = $1 ORDER BY {key}", [day], path)
+
+    def _copy(self, query: str, parameters: list[Any], path: Path) -> bool:
+        """``query``'s rows as a Parquet file at ``path``, written by DuckDB's own Parquet writer (in
+        parallel, the rows never pass through Python); whether there were any."""
+        target = str(path).replace("'", "''")
+        written = self.con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet)", parameters).fetchall()
+        return bool(written and written[0][0])
 
 
 def _days(rows: list[Any]) -> list[Any]:

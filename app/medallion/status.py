@@ -17,6 +17,7 @@ import orjson
 from app.core import bronze
 from app.core.timeline import format_timestamp
 from app.medallion.state import GOLD_TABLES, State
+from app.service.stats import lateness_summary
 
 STATUS_FILE = "status.json"
 LATENCY_SAMPLES = 1000  # the latest live batches the percentiles are taken over
@@ -39,16 +40,6 @@ def iso_ms(ms: int | None) -> str | None:
     if ms is None:
         return None
     return format_timestamp(datetime.fromtimestamp(ms / 1000, UTC))
-
-
-def _percentiles(values: list[int]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p99": None, "max": None}
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
-    return {"p50": at(0.5), "p99": at(0.99), "max": float(ordered[-1])}
 
 
 def document(state: State, about: dict[str, Any], started_ms: int, pending: int,
@@ -82,9 +73,9 @@ def document(state: State, about: dict[str, Any], started_ms: int, pending: int,
         "pending_batches": pending, "layers": layers,
         "latency_ms": {"samples": len(samples), "about": "window close → visible in each layer, over the "
                        f"latest {LATENCY_SAMPLES} batches published to bronze since the pipeline started",
-                       "bronze": _percentiles([s[0] for s in samples]),
-                       "silver": _percentiles([s[1] for s in samples]),
-                       "gold": _percentiles([s[2] for s in samples])},
+                       "bronze": lateness_summary([s[0] for s in samples]),
+                       "silver": lateness_summary([s[1] for s in samples]),
+                       "gold": lateness_summary([s[2] for s in samples])},
         "quarantine_by_reason": reasons, "processed": processed, "check": check,
     }
 
