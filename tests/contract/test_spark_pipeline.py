@@ -38,6 +38,15 @@ def test_spark_engine_on_a_production_backfill_with_defects(spark, bronze, tmp_p
             "ORDER BY ALL"
     spark_rows = duckdb.sql(query.format(out)).fetchall()
     assert spark_rows == duckdb.sql(query.format(duck)).fetchall() and len(spark_rows) > 1000
+    # what the pipeline published reads as it is in Spark and Polars too (the README's lines)
+    import polars as pl
+
+    silver = report["tables"]["silver/events"]["expected_rows"]
+    assert spark.read.parquet(str(out / "silver" / "events")).count() == silver
+    assert dict(spark.read.parquet(str(out / "silver" / "events")).dtypes)["event_timestamp"] == "timestamp"
+    assert pl.scan_parquet(f"{out}/silver/events/*.parquet").select(pl.len()).collect().item() == silver
+    gold = report["tables"]["gold/driver_day"]["expected_rows"]
+    assert pl.scan_parquet(f"{out}/gold/driver_day/*.parquet").select(pl.len()).collect().item() == gold > 0
 
 
 def test_spark_engine_streams_from_a_live_service(spark, tmp_path):
