@@ -81,4 +81,4 @@ def backfill(config: Config, start: datetime, end: datetime) -> Path:
         Pipeline(config, store).backfill(start, end)
     finally:
         store.close()
-    return config.output.data_dir
+    return config.output.local_dir

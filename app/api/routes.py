@@ -6,7 +6,6 @@ import hmac
 import queue
 import time
 from functools import wraps
-from pathlib import Path
 
 import orjson
 from flask import Blueprint, Response, current_app, request
@@ -155,7 +154,7 @@ def dataset():
     from app.core.schema import read_snippets, record_glob
 
     output = service().config.output
-    data_dir = str(Path(output.data_dir).resolve())
+    data_dir = output.url or str(output.local_dir.resolve())
     return json_response({
         "data_dir": data_dir, "layout": output.layout, "format": output.format,
         "record_globs": {stream: record_glob(data_dir, stream, output.layout) for stream in ("companies", "events")},
@@ -168,7 +167,7 @@ def pipeline():
     """The reference pipeline's status (`fleetgen pipeline` or `run --with-pipeline` on this data directory)."""
     from app.medallion.status import pipeline_view
 
-    return json_response(pipeline_view(Path(service().config.output.data_dir)))
+    return json_response(pipeline_view(service().config.output.local_dir))
 
 
 @bp.get("/chart")

@@ -39,7 +39,7 @@ def _publish_once(config, stream: str, window, roster=None) -> tuple[int, float,
     started = time.perf_counter()
     batch, plan = generate_batch(config, stream, window, roster)
     issues = render_issues(batch, plan)
-    published = bronze.publish_batch(bronze.Layout(config.output.data_dir), stream, window.batch_id,
+    published = bronze.publish_batch(bronze.Layout(config.output.local_dir), stream, window.batch_id,
                                      render_records(batch, plan), batch.size, issues,
                                      plan.corrupted_count, {"bench": True}, time.time())
     elapsed = time.perf_counter() - started

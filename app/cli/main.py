@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.cli import pipeline as pipeline_cli
 from app.cli.presets import DEFAULT_PRESET, preset_names, write_starter_config
-from app.core.config import Config, effective_settings, load_config, resolve_mode, shared_directory_problem
+from app.core.config import Config, effective_settings, load_config, resolve_mode
 from app.core.dirlock import DataDirLock
 from app.core.errors import ConfigError, FleetgenError, RangeError, UsageError
 from app.core.timeline import format_timestamp, parse_timestamp, window_for_firing
@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text)
         command.add_argument("--config", required=True, help="YAML config file")
         _mode_option(command)
-        command.add_argument("--data-dir", type=Path, help="data directory (overrides output.data_dir)")
+        command.add_argument("--data-dir", help="data directory: a folder, or an s3:// gs:// abfs:// URL "
+                                                  "(overrides output.data_dir)")
         return command
 
     run = with_config("run", "the service: scheduler, API and dashboard in one process")
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     expect = sub.add_parser("expect", help="write, as Parquet, the silver and gold tables a correct pipeline "
                                            "makes of a data directory (from the generator's ground truth)")
-    expect.add_argument("--data-dir", type=Path, required=True, help="the data directory bronze was written to")
+    expect.add_argument("--data-dir", required=True, help="the data directory bronze was written to (a folder or URL)")
     expect.add_argument("--config", help="the config it was written with (default: the snapshot in "
                                          "<data-dir>/manifests/dataset.md)")
     expect.add_argument("--from", dest="start", help="ISO 8601 UTC: only windows starting at or after it")
@@ -127,10 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def load(args: argparse.Namespace) -> tuple[Config, str]:
     config, mode_source = resolve_mode(load_config(args.config), args.mode, override_source="--mode")
     if getattr(args, "data_dir", None) is not None:
-        problem = shared_directory_problem(args.data_dir)
-        if problem:
-            raise UsageError(f"--data-dir: {problem}")
-        config = config.with_data_dir(args.data_dir)
+        try:
+            config = config.with_data_dir(args.data_dir)
+        except ConfigError as exc:
+            raise UsageError("--data-dir: " + "; ".join(p.removeprefix("output.data_dir: ") for p in exc.problems)) \
+                from None
     return config, mode_source
 
 
@@ -161,9 +163,6 @@ def cmd_expect(args: argparse.Namespace) -> int:
     from app.service.expectations import ExpectationError, config_of_dataset, derive, write
     from app.store import Store
 
-    problem = shared_directory_problem(args.data_dir)
-    if problem:
-        raise UsageError(f"--data-dir: {problem}")
     start = moment(args.start, "--from") if args.start else None
     end = moment(args.end, "--to") if args.end else None
     if start is not None and end is not None and end <= start:
@@ -171,9 +170,12 @@ def cmd_expect(args: argparse.Namespace) -> int:
     try:
         config = (load_config(args.config).with_data_dir(args.data_dir) if args.config
                   else config_of_dataset(args.data_dir))
+    except ConfigError as exc:
+        raise UsageError("--data-dir: " + "; ".join(p.removeprefix("output.data_dir: ") for p in exc.problems)) \
+            from None
     except ExpectationError as exc:
         raise UsageError(str(exc)) from None
-    if config.database.url is None and not (args.data_dir / "manifests" / "generator.db").exists():
+    if config.database.url is None and not (config.output.local_dir / "manifests" / "generator.db").exists():
         raise UsageError(f"--data-dir {args.data_dir}: no ledger (manifests/generator.db): nothing was generated there")
     store = Store(config.database_url, auto_migrate=False, busy_timeout_ms=config.database.busy_timeout_ms)
     try:  # read-only, like status: a service may be writing beside it
@@ -216,7 +218,7 @@ def writer(config: Config, command: str) -> Iterator[tuple[Pipeline, list[Outcom
     from app.service.pipeline import Pipeline
     from app.store import Store
 
-    with DataDirLock(config.output.data_dir, command):
+    with DataDirLock(config.output.local_dir, command):
         configure_logging(quiet=True)
         outcomes: list[Outcome] = []
         store = Store.for_config(config)
@@ -302,7 +304,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from app.store import Store
 
     config, _ = load(args)
-    if config.database.url is None and not (config.output.data_dir / "manifests" / "generator.db").exists():
+    if config.database.url is None and not (config.output.local_dir / "manifests" / "generator.db").exists():
         # read-only means creating nothing either: no store yet is an answer, not a reason to make one
         print(json.dumps({"data_dir": str(config.output.data_dir), "ledger": {}, "paused": False,
                           "note": "no metadata store yet: nothing was generated in this data directory"}, indent=2))
@@ -334,7 +336,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("aborted")
             return EXIT_OK
-    with DataDirLock(config.output.data_dir, "clean"):
+    with DataDirLock(config.output.local_dir, "clean"):
         print(json.dumps(clean_offline(config), indent=2))
     return EXIT_OK
 
@@ -352,6 +354,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = config.model_copy(update={"api": config.api.model_copy(update=updates)})
     pipeline = None
     if args.with_pipeline:  # the same config, data directory and mode as the service
+        problem = pipeline_cli.pipeline_problem(config)
+        if problem:
+            raise UsageError(f"--with-pipeline: {problem}")
         pipeline = ["--config", str(Path(args.config).resolve()), "--data-dir", str(config.output.data_dir),
                     "--mode", config.generation_mode]
     return run_service(config, mode_source, pipeline)

@@ -51,11 +51,22 @@ def options_of(args: argparse.Namespace) -> Any:
                    master=args.master)
 
 
+def pipeline_problem(config: Config) -> str | None:
+    """Why the reference pipeline cannot read this configuration's bronze, or None."""
+    if config.output.url is not None:
+        return (f"the reference pipeline reads bronze from a local data directory; output.data_dir is "
+                f"{config.output.url} (DuckDB's httpfs extension cannot be installed here): point it at a local copy")
+    if config.output.format != "jsonl":
+        return (f"the reference pipeline reads JSON Lines bronze (its silver rules classify the raw text); "
+                f"output.format is {config.output.format!r}")
+    return None
+
+
 def reset(config: Config, out: Path | None) -> list[str]:
     """Remove what the pipeline wrote under ``out`` (holding its lock: never under a running pipeline)."""
     from app.medallion.runner import LOCK_NAME
 
-    root = out or config.output.data_dir
+    root = out or config.output.local_dir
     removed = []
     with DataDirLock(root, "pipeline --reset", name=LOCK_NAME):
         for name in ("silver", "gold", "pipeline"):
@@ -71,6 +82,9 @@ def cmd_pipeline(args: argparse.Namespace, load: Callable[[argparse.Namespace], 
     from app.service.logs import configure_logging
 
     config, _ = load(args)
+    problem = pipeline_problem(config)
+    if problem:
+        raise UsageError(problem)
     options = options_of(args)
     if args.reset:
         reset(config, options.out)

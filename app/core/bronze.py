@@ -18,8 +18,10 @@ from typing import Any
 
 import orjson
 
+from app.core.config import Config
 from app.core.errors import PublishError
 from app.core.filesink import FileSink
+from app.core.remote_bronze import RemoteBronze
 from app.core.timeline import format_timestamp
 
 # 2.0: sidecars _batch_meta.json and _issues.ndjson (record-only folders); 2.1: late arrival (events meta
@@ -43,6 +45,8 @@ class Layout:
     root: Path
     record_format: str = "jsonl"  # output.format: the record files' extension
     partitioning: str = "batch"  # output.layout, one of LAYOUTS
+    # object storage: batches are published there; root keeps the ledger, lock, staging and manifests
+    remote: RemoteBronze | None = None
 
     def record_file(self, stream: str) -> str:
         return f"{stream}.{self.record_format}"
@@ -63,10 +67,37 @@ class Layout:
         return self.raw / stream
 
     def batch_dir(self, stream: str, batch_id: str) -> Path:
+        return self.root / self.batch_path(stream, batch_id)
+
+    def batch_path(self, stream: str, batch_id: str) -> str:
+        """The batch folder relative to the data directory (``raw/events/<batch_id>`` or its hive form)."""
         if self.partitioning == "hive":  # the window start's UTC date and hour, for partition discovery
             day = f"{batch_id[0:4]}-{batch_id[4:6]}-{batch_id[6:8]}"
-            return self.stream_dir(stream) / f"date={day}" / f"hour={batch_id[9:11]}" / f"batch_id={batch_id}"
-        return self.stream_dir(stream) / batch_id
+            return f"raw/{stream}/date={day}/hour={batch_id[9:11]}/batch_id={batch_id}"
+        return f"raw/{stream}/{batch_id}"
+
+    def location(self, stream: str, batch_id: str) -> str:
+        """Where readers find the batch: a local folder, or its object-storage URL."""
+        if self.remote is not None:
+            return self.remote.store.uri(self.batch_path(stream, batch_id))
+        return str(self.batch_dir(stream, batch_id))
+
+    def read_meta(self, stream: str, batch_id: str) -> dict[str, Any]:
+        """A published batch's meta file (OSError or ValueError when it cannot be read)."""
+        if self.remote is not None:
+            meta = self.remote.read_meta(self.batch_path(stream, batch_id))
+            if meta is None:
+                raise FileNotFoundError(f"{self.location(stream, batch_id)}/{META_FILE} not found or unreadable")
+            return meta
+        data = orjson.loads((self.batch_dir(stream, batch_id) / META_FILE).read_bytes())
+        if not isinstance(data, dict):
+            raise ValueError(f"{META_FILE} is not a JSON object")
+        return data
+
+    def has_batches(self, stream: str) -> bool:
+        if self.remote is not None:
+            return bool(self.remote.committed(stream))
+        return bool(self.batch_dirs(stream))
 
     def batch_dirs(self, stream: str, partitioning: str | None = None) -> list[tuple[str, Path]]:
         """(batch_id, folder) of every batch folder of ``stream`` in ``partitioning`` (default: this
@@ -87,10 +118,13 @@ class Layout:
                             found.append((match.group(1), batch))
         return sorted(found)
 
-    def foreign_batches(self) -> list[Path]:
-        """Batch folders written in the other layout (a data directory keeps one)."""
+    def foreign_batches(self) -> list[str]:
+        """Batch folders written in the other layout (a data directory keeps one), relative to the root."""
+        if self.remote is not None:
+            hive = self.partitioning == "hive"
+            return [folder for _, folder in self.remote.batches() if ("/date=" in folder) != hive]
         other = next(name for name in LAYOUTS if name != self.partitioning)
-        return [path for stream in STREAMS for _, path in self.batch_dirs(stream, other)]
+        return [str(path.relative_to(self.root)) for stream in STREAMS for _, path in self.batch_dirs(stream, other)]
 
     @property
     def schemas(self) -> Path:
@@ -101,6 +135,13 @@ class Layout:
             self.stream_dir(stream).mkdir(parents=True, exist_ok=True)
         self.manifests.mkdir(parents=True, exist_ok=True)
         self.staging.mkdir(parents=True, exist_ok=True)
+
+
+def layout_of(config: Config) -> Layout:
+    """The bronze layout a configuration writes: its local folder, and its object store when it has one."""
+    store = config.output.object_store()
+    return Layout(config.output.local_dir, config.output.format, config.output.layout,
+                  RemoteBronze(store) if store is not None else None)
 
 
 def _subfolders(folder: Path, prefix: str) -> list[Path]:
@@ -119,7 +160,7 @@ class FileInfo:
 
 @dataclass(frozen=True)
 class Published:
-    path: Path
+    path: str  # the batch folder, or its URL on object storage
     files: dict[str, FileInfo]
     adopted: bool  # an identical batch was already visible (a retry after a crash past the rename)
     published_at: float  # epoch s: every file written and fsynced, just before the rename
@@ -224,12 +265,17 @@ def finish_batch(
         unsynced = [] if staged.synced else list(files)
         _sync_together([staging / name for name in (*unsynced, META_FILE)] + [staging])
         checkpoint()
+        if layout.remote is not None:
+            adopted = layout.remote.publish(staging, layout.batch_path(stream, staged.batch_id),
+                                            [*files, META_FILE], lambda meta: _same_files(meta, files), checkpoint)
+            _remove_tree(staging)
+            return Published(layout.location(stream, staged.batch_id), files, adopted, published_at, lateness_ms)
         adopted = _existing_matches(final, stream, files)
         if adopted:
             _remove_tree(staging)
         else:
             move_into_place(staging, final)
-        return Published(final, files, adopted, published_at, lateness_ms)
+        return Published(str(final), files, adopted, published_at, lateness_ms)
 
 
 @contextmanager
@@ -284,8 +330,16 @@ def _existing_matches(final: Path, stream: str, files: dict[str, FileInfo]) -> b
     if not (final / SUCCESS_FILE).exists():
         return False
     try:
-        existing = _files_of(orjson.loads((final / META_FILE).read_bytes()))
-    except (OSError, ValueError, KeyError):
+        return _same_files(orjson.loads((final / META_FILE).read_bytes()), files)
+    except (OSError, ValueError):
+        return False
+
+
+def _same_files(meta: dict[str, Any], files: dict[str, FileInfo]) -> bool:
+    """Whether a published batch's meta lists these files with the same checksums."""
+    try:
+        existing = _files_of(meta)
+    except (KeyError, TypeError, AttributeError):
         return False
     return all(existing.get(name, {}).get("sha256") == info.sha256 for name, info in files.items())
 

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from app.core.errors import ConfigError
+from app.core.storage import ObjectStore, default_work_dir, local_path, location_problem
 from app.core.workday import max_rate_per_window, mean_deliveries
 
 MODE_ENV_VAR = "FLEETGEN_MODE"
@@ -216,17 +217,61 @@ def shared_directory_problem(data_dir: Path) -> str | None:
 
 
 class OutputConfig(StrictModel):
-    data_dir: Path = Path("data")
-    format: Literal["jsonl"] = "jsonl"
+    # a local folder, or object storage: s3://bucket/prefix, gs://…, abfs://…, file:///…
+    data_dir: str = "data"
+    format: Literal["jsonl", "parquet"] = "jsonl"
     layout: Literal["batch", "hive"] = "batch"  # raw/<stream>/<batch_id>/ or …/date=…/hour=…/batch_id=…/
+    # object storage only: where the ledger, the writer's lock and staging live (a local folder)
+    work_dir: Path | None = None
+    storage_options: dict[str, Any] = Field(default_factory=dict)  # passed to the fsspec filesystem
 
-    @field_validator("data_dir")
+    @field_validator("data_dir", mode="before")
     @classmethod
-    def _own_folder(cls, value: Path) -> Path:
-        problem = shared_directory_problem(value)
-        if problem:
-            raise ValueError(problem)
+    def _supported_location(cls, value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, str):
+            if not value.strip():
+                raise ValueError("must not be empty")
+            problem = location_problem(value)
+            local = local_path(value)
+            if problem is None and local is not None:
+                problem = shared_directory_problem(local)
+            if problem:
+                raise ValueError(problem)
         return value
+
+    @model_validator(mode="after")
+    def _remote_settings(self) -> OutputConfig:
+        if self.url is None and self.work_dir is not None:
+            raise ValueError("work_dir is for an object-storage data_dir (s3://, gs://, abfs://); a local data_dir "
+                             "keeps its ledger and staging itself")
+        if self.url is None and self.storage_options:
+            raise ValueError("storage_options is for an object-storage data_dir (s3://, gs://, abfs://)")
+        if self.work_dir is not None:
+            problem = shared_directory_problem(self.work_dir)
+            if problem:
+                raise ValueError(f"work_dir: {problem}")
+        return self
+
+    @property
+    def url(self) -> str | None:
+        """The object-storage URL of the data directory, or None when it is a local folder."""
+        location = str(self.data_dir)  # str() too: a model_copy(update=...) may have put a Path there
+        return location.rstrip("/") if local_path(location) is None else None
+
+    @property
+    def local_dir(self) -> Path:
+        """The local folder fleetgen writes: the data directory itself, or an object-storage data
+        directory's work dir (ledger, lock, staging and a copy of the manifests)."""
+        local = local_path(str(self.data_dir))
+        if local is not None:
+            return local
+        return self.work_dir or default_work_dir(str(self.data_dir))
+
+    def object_store(self) -> ObjectStore | None:
+        url = self.url
+        return ObjectStore(url, dict(self.storage_options)) if url else None
 
 
 class DatabaseConfig(StrictModel):
@@ -330,7 +375,7 @@ class Config(StrictModel):
     def database_url(self) -> str:
         if self.database.url:
             return self.database.url
-        return f"sqlite:///{(self.output.data_dir / 'manifests' / 'generator.db').resolve()}"
+        return f"sqlite:///{(self.output.local_dir / 'manifests' / 'generator.db').resolve()}"
 
     def with_mode(self, mode: str) -> Config:
         """The same settings in another mode, checked again (production may not fit where emulated does)."""
@@ -356,8 +401,13 @@ class Config(StrictModel):
             return 0
         return int(self.late_arrival.max_delay.total_seconds() // self.active_driver_interval.total_seconds())
 
-    def with_data_dir(self, data_dir: Path) -> Config:
-        return self.model_copy(update={"output": self.output.model_copy(update={"data_dir": data_dir})})
+    def with_data_dir(self, data_dir: str | Path) -> Config:
+        """The same settings writing to another data directory (checked like the config file's)."""
+        try:
+            output = OutputConfig.model_validate({**self.output.model_dump(), "data_dir": str(data_dir)})
+        except ValidationError as exc:
+            raise ConfigError([f"output.{line}" for line in describe_validation_errors(exc)]) from None
+        return self.model_copy(update={"output": output})
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready view of every setting (token hidden)."""

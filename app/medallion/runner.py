@@ -65,8 +65,8 @@ class Sink:
     def __init__(self, config: Config, options: Options):
         self.config = config
         self.options = options
-        self.out = options.out or config.output.data_dir
-        self.layout = bronze.Layout(config.output.data_dir, config.output.format, config.output.layout)
+        self.out = options.out or config.output.local_dir
+        self.layout = bronze.Layout(config.output.local_dir, config.output.format, config.output.layout)
         self.tables = Tables(self.out)
         self.started_ms = int(time.time() * 1000)
         self.totals = Totals()

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -37,7 +36,9 @@ from app.core.generation.emulated_fleet import FleetState
 from app.core.generation.encoding import render_records
 from app.core.generation.events import EventBatch
 from app.core.generation.geography import COORD_SCALE
+from app.core.remote_bronze import RemoteBronze
 from app.core.schema import STREAM_FIELDS
+from app.core.storage import ObjectStore, local_path, location_problem
 from app.core.timeline import Window, format_timestamp
 from app.service.pipeline import COMPANIES, EVENTS, Pipeline
 from app.store import Store
@@ -82,14 +83,25 @@ def record_schema(stream: str) -> pa.Schema:
     return pa.schema(fields)
 
 
-def config_of_dataset(data_dir: Path) -> Config:
-    """The configuration a data directory was created with, from the snapshot in manifests/dataset.md."""
-    descriptor = data_dir / "manifests" / "dataset.md"
+def config_of_dataset(data_dir: str | Path) -> Config:
+    """The configuration a data directory was created with, from the snapshot in manifests/dataset.md
+    (on object storage: the copy uploaded beside the batches)."""
+    location = str(data_dir)
+    local = local_path(location)
+    descriptor = f"{location.rstrip('/')}/manifests/dataset.md"
     try:
-        text = descriptor.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ExpectationError(f"{descriptor} not found: is {data_dir} a fleetgen data directory? "
+        if local is not None:
+            text = (local / "manifests" / "dataset.md").read_text(encoding="utf-8")
+        else:
+            problem = location_problem(location)
+            if problem:
+                raise ExpectationError(f"--data-dir {problem}")
+            text = RemoteBronze(ObjectStore(location.rstrip("/"), {})).read_bytes("manifests/dataset.md").decode()
+    except (FileNotFoundError, UnicodeDecodeError):
+        raise ExpectationError(f"{descriptor} not found: is {location} a fleetgen data directory? "
                                "(or pass --config)") from None
+    except OSError as exc:
+        raise ExpectationError(f"{descriptor} cannot be read ({exc}); pass --config") from None
     match = re.search(r"```yaml\n(.*?)```", text, re.S)
     if match is None:
         raise ExpectationError(f"{descriptor} has no configuration snapshot; pass --config")
@@ -201,9 +213,8 @@ def _quoted_strings(matrix: np.ndarray) -> pa.Array:
 
 def _check_against_bronze(layout: bronze.Layout, stream: str, window: Window,
                           rendered: Iterable[bytes | memoryview]) -> None:
-    meta_path = layout.batch_dir(stream, window.batch_id) / bronze.META_FILE
     try:
-        meta = orjson.loads(meta_path.read_bytes())
+        meta = layout.read_meta(stream, window.batch_id)
         recorded = meta["files"][layout.record_file(stream)]["sha256"]
     except (OSError, ValueError, KeyError) as exc:
         raise ExpectationError(f"{stream} batch {window.batch_id} is committed in the ledger but its "

@@ -13,6 +13,7 @@ from typing import Any
 from app.core import bronze
 from app.core.config import Config, shared_directory_problem
 from app.core.errors import LifecycleError
+from app.core.remote_bronze import RemoteBronze
 from app.core.timeline import format_timestamp, iso_or_none
 from app.service.pipeline import Pipeline
 from app.store import Store
@@ -95,9 +96,37 @@ def remove_generated(layout: bronze.Layout) -> CleanReport:
             _remove(path, "manifest", root, report)
     if layout.schemas.is_dir() and not layout.schemas.is_symlink():
         _remove(layout.schemas, "manifest", root, report)
+    if layout.remote is not None:
+        _remove_remote(layout.remote, report)
     layout.ensure()
     report.duration_ms = round((time.monotonic() - started) * 1000)
     return report
+
+
+def _remove_remote(remote: RemoteBronze, report: CleanReport) -> None:
+    """Object storage: every batch folder (markers first, so none is ever visible in part) and the uploaded
+    manifests; other objects under raw/ are reported and left alone."""
+    sizes = {**remote.objects("raw"), **remote.objects("manifests")}
+    batches = remote.batches()
+    in_batches = {path for paths in batches.values() for path in paths}
+    report.skipped += [f"{remote.store.uri(path)} is not a fleetgen batch; left alone"
+                       for path in sizes if path.startswith("raw/") and path not in in_batches]
+    manifests = [path for path in sizes if path.startswith("manifests/") and (
+                 path.removeprefix("manifests/") in GENERATED_MANIFESTS or path.startswith("manifests/schemas/"))]
+    try:
+        remote.remove(sorted(in_batches) + manifests)
+    except OSError as exc:
+        report.errors.append({"name": remote.store.url, "path": remote.store.url,
+                              "error": f"{type(exc).__name__}: {exc}"})
+        return
+    for (_, folder), paths in sorted(batches.items()):
+        report.items.append(Removed(folder.rsplit("/", 1)[1], folder, "batch", sum(sizes.get(p, 0) for p in paths),
+                                    len(paths)))
+        report.removed_batches += 1
+        report.removed_files += len(paths)
+    for path in manifests:
+        report.items.append(Removed(path.rsplit("/", 1)[1], path, "manifest", sizes.get(path, 0), 1))
+        report.removed_files += 1
 
 
 def _remove_empty_partitions(stream_dir: Path) -> None:
@@ -211,9 +240,8 @@ class Lifecycle:
         layout = self.pipeline.layout
         missing = []
         for stream in bronze.STREAMS:
-            folder = layout.stream_dir(stream)
-            if not layout.batch_dirs(stream):
-                missing.append(str(folder.relative_to(layout.root)) + "/")
+            if not layout.has_batches(stream):
+                missing.append(f"raw/{stream}/")
         manifest = layout.manifests / GENERATED_MANIFESTS[0]
         if not manifest.exists():
             missing.append(str(manifest.relative_to(layout.root)))
@@ -268,7 +296,7 @@ class Lifecycle:
 def clean_offline(config: Config) -> dict[str, Any]:
     """`fleetgen clean`: the same removal without a running service (the caller holds the data
     directory's lock, so no service or other command is writing there)."""
-    check_data_dir(config.output.data_dir)  # before anything is opened or created there
+    check_data_dir(config.output.local_dir)  # before anything is opened or created there
     store = Store.for_config(config)
     try:
         pipeline = Pipeline(config, store)

@@ -23,6 +23,7 @@ from app.core.generation.companies import CompanyBatch
 from app.core.generation.emulated_fleet import FleetState
 from app.core.generation.encoding import render_issues, render_late, render_records
 from app.core.generation.events import DriverPool, EventBatch, max_delay_s
+from app.core.remote_bronze import RemoteBronze
 from app.core.schema import schema_files
 from app.core.timeline import Window, align_to_interval, align_up, due_windows, format_timestamp, from_epoch_seconds
 from app.service.deferred import DeferredTask
@@ -96,7 +97,7 @@ class Pipeline:
                  log_fields: Callable[[str], dict[str, Any]] | None = None):
         self.config = config
         self.store = store
-        self.layout = bronze.Layout(config.output.data_dir, config.output.format, config.output.layout)
+        self.layout = bronze.layout_of(config)
         self.on_outcome = on_outcome
         self.log_fields = log_fields
         self.abandon = threading.Event()  # set at shutdown: in-flight batches are dropped, not published
@@ -108,6 +109,7 @@ class Pipeline:
         self.manifest_writer: DeferredTask | None = None  # the service's; without one, written at once
         self._locks = {COMPANIES: threading.RLock(), EVENTS: threading.RLock()}
         self._prepared: dict[str, Generated] = {}  # a batch staged ahead of its boundary, per stream
+        self._descriptors_uploaded = False
 
     @contextmanager
     def stream_locks(self) -> Iterator[None]:
@@ -138,7 +140,7 @@ class Pipeline:
         if foreign:
             raise ConfigError([
                 f"output.layout: {self.config.output.layout!r}, but {self.layout.root} already holds batches in "
-                f"the other layout (e.g. {foreign[0].relative_to(self.layout.root)}); a data directory keeps one "
+                f"the other layout (e.g. {foreign[0]}); a data directory keeps one "
                 "layout: clean it, or write this layout to another output.data_dir"])
         self.layout.ensure()
         bronze.remove_staging(self.layout.staging)
@@ -539,6 +541,19 @@ class Pipeline:
         if not all((self.layout.schemas / name).exists() for name in SCHEMA_FILE_NAMES):
             for name, text in schema_files().items():
                 bronze.write_text_once(self.layout.schemas / name, text)
+        if self.layout.remote is not None:
+            self._upload_manifests(self.layout.remote)
+
+    def _upload_manifests(self, remote: RemoteBronze) -> None:
+        """Object storage: the manifests beside the batches too (the counters each time, the descriptor
+        and the schemas once per process: they never change for a data directory)."""
+        manifests = self.layout.manifests
+        names = ["batch_manifest.json"]
+        if not self._descriptors_uploaded:
+            names += ["dataset.md", *(f"schemas/{name}" for name in SCHEMA_FILE_NAMES)]
+        for name in names:
+            remote.upload_file(manifests / name, remote.store.path(f"manifests/{name}"))
+        self._descriptors_uploaded = True
 
     def backfill(self, start: datetime, end: datetime,
                  progress: Callable[[Outcome], None] | None = None) -> list[Outcome]:

@@ -276,7 +276,7 @@ def test_dataset_gives_the_data_directory_and_read_snippets_that_run(served, lay
     assert response.status_code == 200
     conforms(response)
     body = response.get_json()
-    data_dir = service.config.output.data_dir.resolve()
+    data_dir = service.config.output.local_dir.resolve()
     assert body["data_dir"] == str(data_dir) and body["layout"] == layout
     assert body["schemas_dir"] == f"{data_dir}/manifests/schemas"
     service.pause()  # bronze holds still while it is counted and read

@@ -21,7 +21,7 @@ LATE_FIELDS = {"late_count", "max_delay", "accepts_from"}  # events batches: wha
 def test_layout_records_and_meta(make_config):
     config = make_config(number_of_companies=12, quality_injection={"enabled": True, "error_rate": 0.3})
     Pipeline(config, Store(config.database_url)).catch_up("events", utc(2026, 11, 25, 10, 0, 1))
-    data = config.output.data_dir
+    data = config.output.local_dir
     assert sorted(str(p.relative_to(data)) for p in data.glob("raw/events/*/*")) == [
         "raw/events/20261125T094500Z/_SUCCESS", "raw/events/20261125T094500Z/_batch_meta.json",
         "raw/events/20261125T094500Z/_issues.ndjson", "raw/events/20261125T094500Z/events.jsonl"]

@@ -24,7 +24,7 @@ def hive(tmp_path_factory):
     """The shared production backfill (2 hours, 15 % defects) again, in the hive layout."""
     config = load_config(ROOT / "conf" / "production.yaml")
     config = config.model_copy(update={
-        "output": config.output.model_copy(update={"data_dir": tmp_path_factory.mktemp("hive") / "data",
+        "output": config.output.model_copy(update={"data_dir": str(tmp_path_factory.mktemp("hive") / "data"),
                                                    "layout": "hive"}),
         "quality_injection": QualityInjectionConfig(enabled=True, error_rate=0.15),
         "late_arrival": LateArrivalConfig(probability=0.05, max_delay=timedelta(minutes=30))})  # as bronze's

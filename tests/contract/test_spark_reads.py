@@ -63,7 +63,7 @@ def test_a_spark_file_stream_takes_every_batch_exactly_once(spark, make_config, 
     config = make_config(quality_injection={"enabled": True, "error_rate": 0.15},
                          emulated_mode={"enabled": True, "company_batch_interval": "PT10S",
                                         "driver_batch_interval": "PT10S"})
-    data = config.output.data_dir
+    data = config.output.local_dir
     store = Store.for_config(config)
     pipeline = Pipeline(config, store)
     pipeline.prepare()  # a writer's start creates raw/<stream>/: a stream can be defined before any batch

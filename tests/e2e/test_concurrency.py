@@ -66,7 +66,7 @@ def test_fifty_threads_for_thirty_seconds(service_process):
     config = load_config(process.config_path)
     store = Store(config.database_url)
     assert store.get_state("paused") is True  # what the last operation said survives
-    layout = bronze.Layout(config.output.data_dir)
+    layout = bronze.Layout(config.output.local_dir)
     for stream in bronze.STREAMS:
         rows = store.all_batches(stream)
         committed = {r.batch_id for r in rows if r.status == "committed"}

@@ -32,7 +32,7 @@ def test_kill_9_repeatedly_loses_and_duplicates_nothing(service_process, tmp_pat
 
     config = load_config(process.config_path)
     store = Store(config.database_url)
-    layout = bronze.Layout(config.output.data_dir)
+    layout = bronze.Layout(config.output.local_dir)
     for stream in bronze.STREAMS:
         rows = store.all_batches(stream)
         if rows and rows[-1].status == "failed" and (rows[-1].error or "").startswith("Abandoned"):

@@ -31,7 +31,7 @@ def test_sigterm_during_generation_exits_0_without_partial_batch(service_process
 
     config = load_config(process.config_path)
     store = Store(config.database_url)
-    layout = bronze.Layout(config.output.data_dir)
+    layout = bronze.Layout(config.output.local_dir)
     for stream in bronze.STREAMS:
         committed = {r.batch_id for r in store.all_batches(stream) if r.status == "committed"}
         visible = {p.name for p in layout.stream_dir(stream).iterdir()}

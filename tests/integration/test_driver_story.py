@@ -77,7 +77,7 @@ def two_days(tmp_path_factory):
             "quality_injection": {"enabled": rate > 0, "error_rate": rate},
             "late_arrival": {"probability": late, "max_delay": "PT45M"}})
         backfill(config, DAY_BEFORE, DAY_AFTER)
-        made[name] = config.output.data_dir
+        made[name] = config.output.local_dir
     return made
 
 
@@ -361,23 +361,23 @@ def test_ten_emulated_minutes_follow_the_rules_and_keep_the_batch_sizes(make_con
     backfill(config, EMULATED_START, end)
     defective = emulated(make_config, tmp_path / "defects", quality_injection={"enabled": True, "error_rate": 0.1})
     backfill(defective, EMULATED_START, EMULATED_START + timedelta(minutes=1))
-    assert_clean_lines_are_true(config.output.data_dir, defective.output.data_dir)
-    violations, drivers, fastest = rule_violations(config.output.data_dir, None, 0,
+    assert_clean_lines_are_true(config.output.local_dir, defective.output.local_dir)
+    violations, drivers, fastest = rule_violations(config.output.local_dir, None, 0,
                                                    complete_before_s=end.timestamp() - 30)
     assert not violations, "\n".join(violations[:20])
     assert len(drivers) > 40 and sum(drivers.values()) > 5000
     assert 20 < fastest <= 130
     sizes = []
-    for batch in sorted((config.output.data_dir / "raw/events").iterdir()):
+    for batch in sorted((config.output.local_dir / "raw/events").iterdir()):
         meta = json.loads((batch / "_batch_meta.json").read_text())
         if batch.name >= "20261125T120010Z":  # the first company window closed: drivers exist
             sizes.append(meta["record_count"])
     assert len(sizes) == 590 and min(sizes) >= 5 and max(sizes) <= 20
-    records, late, problems = late_arrival_facts(config.output.data_dir)
+    records, late, problems = late_arrival_facts(config.output.local_dir)
     assert not problems, "\n".join(problems[:10])
     assert 0.04 <= late / records <= 0.06, late / records
     assert len(set(sizes)) == 16  # every size of the range occurs
-    spare = [e for _, e in clean_records(config.output.data_dir, "events") if e["truck_id"][-4:] != e["driver_id"][-4:]]
+    spare = [e for _, e in clean_records(config.output.local_dir, "events") if e["truck_id"][-4:] != e["driver_id"][-4:]]
     assert spare  # some shifts take a spare truck
 
 

@@ -24,7 +24,7 @@ def test_symlinks_and_foreign_files_are_left_alone(make_config, tmp_path):
     config = make_config(number_of_companies=3)
     pipeline = Pipeline(config, Store(config.database_url))
     pipeline.catch_up("events", utc(2026, 11, 25, 10, 0, 1))
-    data = config.output.data_dir
+    data = config.output.local_dir
     outside = tmp_path / "precious"
     outside.mkdir()
     (outside / "keep.txt").write_text("not fleetgen's")
@@ -47,7 +47,7 @@ def test_symlinks_and_foreign_files_are_left_alone(make_config, tmp_path):
 
 def test_stream_folder_symlinked_elsewhere_is_not_followed(make_config, tmp_path):
     config = make_config()
-    layout = bronze.Layout(config.output.data_dir)
+    layout = bronze.Layout(config.output.local_dir)
     layout.ensure()
     elsewhere = tmp_path / "elsewhere"
     (elsewhere / "20261125T000000Z").mkdir(parents=True)

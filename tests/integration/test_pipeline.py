@@ -69,13 +69,13 @@ def test_interval_without_events_still_gets_a_batch(make_config):
     outcomes = pipeline.catch_up("events", utc(2026, 11, 25, 10, 0, 1))
     committed = [o for o in outcomes if o.status == "committed"]
     assert [o.stream for o in committed] == ["events"]
-    batch_dir = config.output.data_dir / "raw/events/20261125T094500Z"
+    batch_dir = config.output.local_dir / "raw/events/20261125T094500Z"
     meta = json.loads((batch_dir / "_batch_meta.json").read_text())
     assert meta["record_count"] == 0 and (batch_dir / "events.jsonl").read_bytes() == b""
     assert (batch_dir / "_SUCCESS").exists()
     # the baseline company window closes where the first driver window starts
-    assert (config.output.data_dir / "raw/companies/20261125T084500Z").exists() is False
-    assert (config.output.data_dir / "raw/companies/20261125T080000Z/_SUCCESS").exists()
+    assert (config.output.local_dir / "raw/companies/20261125T084500Z").exists() is False
+    assert (config.output.local_dir / "raw/companies/20261125T080000Z/_SUCCESS").exists()
 
 
 def test_driver_batch_references_only_companies_onboarded_before_it(make_config):
@@ -85,7 +85,7 @@ def test_driver_batch_references_only_companies_onboarded_before_it(make_config)
         now = utc(2026, 11, 25, 10) + timedelta(seconds=second)
         pipeline.catch_up("companies", now)
         pipeline.catch_up("events", now)
-    data = config.output.data_dir
+    data = config.output.local_dir
     onboarded = {}
     for path in data.glob("raw/companies/*/companies.jsonl"):
         for line in path.read_text().splitlines():
@@ -114,7 +114,7 @@ def test_failure_between_staging_and_commit_leaves_nothing_and_retry_produces(ma
     outcomes = pipeline.catch_up("companies", utc(2026, 11, 25, 10, 0, 1))
     assert [o.status for o in outcomes] == ["failed"]
     assert "No space left" in outcomes[0].reason
-    data = config.output.data_dir
+    data = config.output.local_dir
     assert list(data.glob("raw/companies/*")) == []
     assert list((data / ".staging").iterdir()) == []
     assert pipeline.store.find("companies", outcomes[0].window).status == "failed"
@@ -146,11 +146,11 @@ def test_manifest_and_descriptor(make_config):
     config = make_config(number_of_companies=4)
     pipeline = pipeline_for(config)
     pipeline.catch_up("events", utc(2026, 11, 25, 10, 0, 1))
-    manifest = json.loads((config.output.data_dir / "manifests/batch_manifest.json").read_text())
+    manifest = json.loads((config.output.local_dir / "manifests/batch_manifest.json").read_text())
     assert manifest["streams"]["companies"]["committed_batches"] == 1
     assert manifest["streams"]["companies"]["records"] == 4
     assert manifest["streams"]["events"]["committed_batches"] == 1
-    descriptor = (config.output.data_dir / "manifests/dataset.md").read_text()
+    descriptor = (config.output.local_dir / "manifests/dataset.md").read_text()
     assert "seed: 42" in descriptor and "number_of_companies: 4" in descriptor
 
 
@@ -170,7 +170,7 @@ def test_duplicate_company_lines_onboard_each_company_once(make_config):
     pipeline = pipeline_for(config)
     outcomes = pipeline.catch_up("events", utc(2026, 11, 25, 10, 0, 1))
     assert [o.status for o in outcomes] == ["committed"]
-    data = config.output.data_dir
+    data = config.output.local_dir
     lines = [json.loads(line) for path in data.glob("raw/companies/*/companies.jsonl")
              for line in path.read_text().splitlines()]
     distinct = {record["company_id"] for record in lines}
@@ -210,9 +210,9 @@ def test_an_events_window_is_prepared_ahead_only_on_a_complete_roster(make_confi
     outcome = pipeline.catch_up("events", utc(2026, 11, 25, 10, 15, 1))[-1]
     assert outcome.status == "committed" and outcome.window == next_window
     assert list(pipeline.layout.staging.iterdir()) == []
-    meta = json.loads((config.output.data_dir / "raw/events/20261125T100000Z/_batch_meta.json").read_text())
+    meta = json.loads((config.output.local_dir / "raw/events/20261125T100000Z/_batch_meta.json").read_text())
     assert meta["record_count"] == outcome.record_count > 0
-    assert bronze.verify_batch(config.output.data_dir / "raw/events/20261125T100000Z") == []
+    assert bronze.verify_batch(config.output.local_dir / "raw/events/20261125T100000Z") == []
     # the company window closing at 11:00 is not part of the 10:15 window's roster: it is prepared without it
     assert pipeline.prepare_ahead("events", Window(utc(2026, 11, 25, 10, 15), utc(2026, 11, 25, 10, 30)))
     assert [r.batch_id for r in pipeline.store.all_batches("companies")][-1] == "20261125T090000Z"

@@ -56,7 +56,7 @@ def test_production_backfill_with_defects_equals_expect(production, tmp_path):
     summary = run_pipeline(path)
     assert summary["exit_code"] == 0 and summary["check"]["state"] == "equal"
     assert summary["batches"] == 3 + 8  # the baseline company window, two more, eight driver windows
-    report = assert_equal_to_expect(config, config.output.data_dir, tmp_path / "expected")
+    report = assert_equal_to_expect(config, config.output.local_dir, tmp_path / "expected")
     assert report["tables"]["silver/events"]["expected_rows"] > 1000
     # the quarantine holds exactly the defective lines, with the ground truth's line and reason
     quarantined = duckdb.sql(f"SELECT stream, batch_id, line, record_id, reason FROM "
@@ -84,7 +84,7 @@ def test_batch_by_batch_equals_one_pass(production, tmp_path, monkeypatch):
     second = run_pipeline(path)
     assert second["micro_batches"] == 2 + 8 and second["check"]["state"] == "equal"
     assert run_pipeline(path)["batches"] == 0  # nothing twice
-    assert_equal_to_expect(config, config.output.data_dir, tmp_path / "expected")
+    assert_equal_to_expect(config, config.output.local_dir, tmp_path / "expected")
 
 
 def test_emulated_run_with_defects_and_late_arrivals_equals_expect(make_config, write_config, tmp_path):
@@ -97,7 +97,7 @@ def test_emulated_run_with_defects_and_late_arrivals_equals_expect(make_config, 
     summary = run_pipeline(path)
     assert summary["batches"] == 1 + 24 + 120  # the baseline company window, then two minutes
     assert summary["check"]["state"] == "equal"
-    assert_equal_to_expect(config, config.output.data_dir, tmp_path / "expected")
+    assert_equal_to_expect(config, config.output.local_dir, tmp_path / "expected")
 
 
 DIES_AFTER_THE_COMMIT = """
@@ -134,7 +134,7 @@ def test_a_crash_between_commit_and_publish_is_finished_on_restart(production, t
     summary = run_pipeline(path)
     assert summary["batches"] == 0  # nothing processed twice: the files were published from the state
     assert summary["check"]["state"] == "equal"
-    assert_equal_to_expect(config, config.output.data_dir, tmp_path / "expected")
+    assert_equal_to_expect(config, config.output.local_dir, tmp_path / "expected")
 
 
 def test_bronze_cleaned_under_the_pipeline_starts_it_over(production, tmp_path, make_config, write_config):
@@ -148,13 +148,13 @@ def test_bronze_cleaned_under_the_pipeline_starts_it_over(production, tmp_path, 
     backfill(other_config, utc(2026, 11, 25, 6), utc(2026, 11, 25, 7))
     summary = run_pipeline(other_path)
     assert summary["batches"] == 6 and summary["check"]["state"] == "equal"  # nothing of the old data left
-    assert_equal_to_expect(other_config, other_config.output.data_dir, tmp_path / "expected")
+    assert_equal_to_expect(other_config, other_config.output.local_dir, tmp_path / "expected")
 
 
 def test_one_pipeline_per_output_and_clear_errors(production, capsys):
     config, path = production
     backfill(config, utc(2026, 11, 25, 6), utc(2026, 11, 25, 6, 15))
-    holder = runner.DataDirLock(config.output.data_dir, "pipeline", name=runner.LOCK_NAME).acquire()
+    holder = runner.DataDirLock(config.output.local_dir, "pipeline", name=runner.LOCK_NAME).acquire()
     try:
         assert main(["pipeline", "--config", str(path), "--once"]) == 2
         assert "in use by fleetgen pipeline" in capsys.readouterr().err

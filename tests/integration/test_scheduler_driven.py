@@ -129,7 +129,7 @@ def test_batches_prepared_ahead_become_visible_at_their_boundary_with_the_same_b
         service, executed = driven(config)
         try:
             _prepared_before_the_boundary(service, executed, frozen)
-            data = config.output.data_dir
+            data = config.output.local_dir
             assert not (data / "raw/events/20261125T200000Z").exists()  # nothing visible before the close
             assert len(service.store.all_batches("events")) == 1
 

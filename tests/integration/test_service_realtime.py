@@ -91,7 +91,7 @@ def test_pause_clean_resume(fast_service):
         skipped = [r for r in rows if r.status == "skipped"]
         assert len(skipped) >= 3 and {r.reason for r in skipped} == {"paused"}
 
-    data = service.config.output.data_dir
+    data = service.config.output.local_dir
     (data / "raw" / "notes.txt").write_text("mine, not fleetgen's")
     first = service.clean()
     assert first["removed_batches"] >= 2

@@ -209,7 +209,7 @@ def test_5_the_cached_roster_catches_up_with_companies_another_process_committed
         assert service.roster_before(START + 10**6).total_drivers > cached
         service.catch_up("events", at + timedelta(seconds=30))
         # byte identity: the same windows backfilled into a fresh directory
-        fresh = config.with_data_dir(config.output.data_dir.parent / "fresh")
+        fresh = config.with_data_dir(config.output.local_dir.parent / "fresh")
         backfill = Pipeline(fresh, Store(fresh.database_url))
         backfill.backfill(utc(2026, 11, 25, 19, 59, 50), utc(2026, 11, 25, 20, 0, 30))
         produced = sorted(p.name for p in service.layout.stream_dir("events").iterdir())
@@ -267,7 +267,7 @@ def test_6_pause_clean_boundary_resume_reinitialises_and_the_next_batch_is_full(
     service = Service(config, clock=clock, monotonic=clock.monotonic)
     try:
         service.startup_catch_up()
-        schemas = config.output.data_dir / "manifests" / "schemas"
+        schemas = config.output.local_dir / "manifests" / "schemas"
         assert (schemas / "events.spark.json").exists()
         service.pause()
         service.clean()
