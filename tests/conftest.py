@@ -82,3 +82,55 @@ def backfill(config: Config, start: datetime, end: datetime) -> Path:
     finally:
         store.close()
     return config.output.local_dir
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory):
+    """A real S3 HTTP API on a free loopback port (moto's server in a process of its own), for the session."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
+    assert server, "moto_server not found: pip install 'moto[server]'"
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
+    process = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    endpoint = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).read()
+            return True
+        except OSError:
+            assert process.poll() is None, f"moto_server exited {process.returncode}"
+            return False
+
+    wait_until(answers, timeout=30, what="moto_server to answer", poll=0.1)
+    yield endpoint
+    process.terminate()
+    process.wait(timeout=10)
+    log.close()
+
+
+@pytest.fixture
+def s3_bucket(moto_endpoint, monkeypatch, tmp_path):
+    """An empty bucket on the local S3 server, with the standard AWS environment pointing at it (inherited by
+    child processes); returns the bucket's name. Work dirs of s3:// data directories go under tmp_path."""
+    import uuid
+
+    import boto3
+
+    for name, value in {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                        "XDG_STATE_HOME": str(tmp_path / "state")}.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"bronze-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket=bucket)
+    return bucket

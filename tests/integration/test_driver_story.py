@@ -377,7 +377,8 @@ def test_ten_emulated_minutes_follow_the_rules_and_keep_the_batch_sizes(make_con
     assert not problems, "\n".join(problems[:10])
     assert 0.04 <= late / records <= 0.06, late / records
     assert len(set(sizes)) == 16  # every size of the range occurs
-    spare = [e for _, e in clean_records(config.output.local_dir, "events") if e["truck_id"][-4:] != e["driver_id"][-4:]]
+    local = config.output.local_dir
+    spare = [e for _, e in clean_records(local, "events") if e["truck_id"][-4:] != e["driver_id"][-4:]]
     assert spare  # some shifts take a spare truck
 
 
