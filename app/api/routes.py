@@ -157,8 +157,10 @@ def dataset():
     data_dir = output.url or str(output.local_dir.resolve())
     return json_response({
         "data_dir": data_dir, "layout": output.layout, "format": output.format,
-        "record_globs": {stream: record_glob(data_dir, stream, output.layout) for stream in ("companies", "events")},
-        "schemas_dir": f"{data_dir}/manifests/schemas", "snippets": read_snippets(data_dir, output.layout)})
+        "record_globs": {stream: record_glob(data_dir, stream, output.layout, output.format)
+                         for stream in ("companies", "events")},
+        "schemas_dir": f"{data_dir}/manifests/schemas",
+        "snippets": read_snippets(data_dir, output.layout, output.format)})
 
 
 @bp.get("/pipeline")

@@ -151,14 +151,16 @@ def _spark_json(f: Field) -> Any:
     return _SPARK_JSON[f.kind]
 
 
-def record_glob(data_dir: str, stream: str, layout: str) -> str:
+def record_glob(data_dir: str, stream: str, layout: str, record_format: str = "jsonl") -> str:
     """The glob that takes exactly the record files of ``stream``."""
     depth = "*/*/*" if layout == "hive" else "*"
-    return f"{data_dir}/raw/{stream}/{depth}/{stream}.jsonl"
+    return f"{data_dir}/raw/{stream}/{depth}/{stream}.{record_format}"
 
 
-def read_snippets(data_dir: str, layout: str) -> dict[str, str]:
+def read_snippets(data_dir: str, layout: str, record_format: str = "jsonl") -> dict[str, str]:
     """Copy-paste Python that reads both streams of a data directory, typed, per engine (the dashboard's)."""
+    if record_format == "parquet":
+        return _parquet_snippets(data_dir, layout)
     duck, polars, spark = [], ["import polars as pl", ""], [
         "import json", "from pyspark.sql.types import StructType", "",
         'spark.conf.set("spark.sql.session.timeZone", "UTC")']
@@ -177,4 +179,24 @@ def read_snippets(data_dir: str, layout: str) -> dict[str, str]:
         source = f"{data_dir}/raw/{stream}" if hive else f"{data_dir}/raw/{stream}/*"
         spark.append(f"{stream} = spark.read.schema(StructType.fromJson(json.load(open(\n"
                      f"    {data_dir + '/manifests/schemas/' + stream + '.spark.json'!r})))).json({source!r})")
+    return {"duckdb": "\n".join(duck) + "\n", "polars": "\n".join(polars) + "\n", "spark": "\n".join(spark) + "\n"}
+
+
+def _parquet_snippets(data_dir: str, layout: str) -> dict[str, str]:
+    """Parquet record files carry their schema; timestamps are text (malformed ones stay representable)."""
+    hive = layout == "hive"
+    duck, polars = ["import duckdb", ""], ["import polars as pl", ""]
+    spark = ['spark.conf.set("spark.sql.session.timeZone", "UTC")']
+    for stream in STREAM_FIELDS:
+        glob = record_glob(data_dir, stream, layout, "parquet")
+        stamps = [f.name for f in STREAM_FIELDS[stream] if f.kind == "timestamp"]
+        typed = ", ".join(f"TRY_CAST({name} AS TIMESTAMPTZ) AS {name}" for name in stamps)
+        partitions = ", hive_partitioning=true" if hive else ""
+        sql = f"SELECT * REPLACE ({typed}) FROM read_parquet('{glob.replace(chr(39), chr(39) * 2)}'{partitions})"
+        duck.append(f"{stream} = duckdb.sql({sql!r})")
+        casts = ", ".join(f'pl.col("{name}").str.strptime(pl.Datetime("ms"), "%Y-%m-%dT%H:%M:%S%.3fZ", strict=False)'
+                          '.dt.replace_time_zone("UTC")' for name in stamps)
+        polars.append(f"{stream} = pl.scan_parquet({glob!r}).with_columns({casts}).collect()")
+        source = f"{data_dir}/raw/{stream}" if hive else f"{data_dir}/raw/{stream}/*"
+        spark.append(f"{stream} = spark.read.parquet({source!r})")
     return {"duckdb": "\n".join(duck) + "\n", "polars": "\n".join(polars) + "\n", "spark": "\n".join(spark) + "\n"}

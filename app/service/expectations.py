@@ -36,6 +36,7 @@ from app.core.generation.emulated_fleet import FleetState
 from app.core.generation.encoding import render_records
 from app.core.generation.events import EventBatch
 from app.core.generation.geography import COORD_SCALE
+from app.core.generation.parquet import record_chunks
 from app.core.remote_bronze import RemoteBronze
 from app.core.schema import STREAM_FIELDS
 from app.core.storage import ObjectStore, local_path, location_problem
@@ -163,7 +164,9 @@ def _true_records(config: Config, pipeline: Pipeline, stream: str, window: Windo
                   fleet: FleetState | None) -> tuple[pa.Table, int, FleetState | None]:
     pool = pipeline.roster_for(stream, window)
     batch, plan = generate_batch(config, stream, window, pool, fleet)
-    _check_against_bronze(pipeline.layout, stream, window, render_records(batch, plan))
+    layout = pipeline.layout
+    _check_against_bronze(layout, stream, window,
+                          record_chunks(layout.record_format, stream, render_records(batch, plan)))
     keep = np.ones(batch.size, bool)
     keep[plan.rows] = False  # defective lines and duplicate lines (each repeats a kept clean line)
     rows = np.flatnonzero(keep)

@@ -23,6 +23,7 @@ from app.core.generation.companies import CompanyBatch
 from app.core.generation.emulated_fleet import FleetState
 from app.core.generation.encoding import render_issues, render_late, render_records
 from app.core.generation.events import DriverPool, EventBatch, max_delay_s
+from app.core.generation.parquet import record_chunks
 from app.core.remote_bronze import RemoteBronze
 from app.core.schema import schema_files
 from app.core.timeline import Window, align_to_interval, align_up, due_windows, format_timestamp, from_epoch_seconds
@@ -330,7 +331,8 @@ class Pipeline:
         issues = render_issues(batch, plan) if self.config.quality_injection.log_injected_issues else b""
         late, late_count = render_late(batch, window.end_s - window.start_s) if isinstance(batch, EventBatch) \
             else (b"", 0)
-        staged = bronze.stage_batch(self.layout, stream, window.batch_id, render_records(batch, plan), batch.size,
+        records = record_chunks(self.layout.record_format, stream, render_records(batch, plan))
+        staged = bronze.stage_batch(self.layout, stream, window.batch_id, records, batch.size,
                                     issues, plan.corrupted_count, self._checkpoint, sync=sync, late=late,
                                     late_count=late_count)
         companies = _roster_of(batch) if isinstance(batch, CompanyBatch) else None
@@ -600,6 +602,10 @@ def describe_dataset(config: Config) -> str:
     hive = config.output.layout == "hive"
     folder = "date=<YYYY-MM-DD>/hour=<HH>/batch_id=<batch_id>" if hive else "<batch_id>"
     glob = "*/*/*" if hive else "*"
+    ext = config.output.format
+    parquet_note = ("\n- Parquet record files: the shipped schema's columns, timestamps as text (a malformed-timestamp "
+                    "defect must stay representable); a removed field and a null are both null there"
+                    if ext == "parquet" else "")
     return f"""# fleetgen dataset
 
 Synthetic fleet-telematics data written by fleetgen. Every batch is a pure function of the
@@ -612,10 +618,10 @@ seed, the stream, the window, the roster before the window and this configuratio
 
 ## Layout ({config.output.layout})
 
-- `raw/companies/{folder}/companies.jsonl`, `raw/events/{folder}/events.jsonl`: records
+- `raw/companies/{folder}/companies.{ext}`, `raw/events/{folder}/events.{ext}`: records{parquet_note}
 - `raw/<stream>/{folder}/_batch_meta.json`: counts, window, checksums
 - `raw/<stream>/{folder}/_issues.ndjson`: injected defects, when any (JSON Lines)
-- only the record files end in `.jsonl` without a leading `_`: `raw/events/{glob}/*.jsonl` reads records only
+- only the record files end in `.{ext}` without a leading `_`: `raw/events/{glob}/*.{ext}` reads records only
 - `raw/<stream>/{folder}/_SUCCESS`: written last; a batch without it is not complete
 - `batch_id` is the window start in UTC, `YYYYMMDDTHHMMSSZ`
 - `manifests/schemas/`: the record schemas for JSON Schema, Spark, DuckDB, Polars and Arrow
