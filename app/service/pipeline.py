@@ -224,7 +224,7 @@ class Pipeline:
                     "to": format_timestamp(window.end), "reason": reason}})
             outcome = Outcome(stream, window, "skipped", reason=reason)
             outcomes.append(outcome)
-            self._report(outcome)
+            self.report(outcome)
         return outcomes
 
     def ensure_companies_through(self, moment: datetime, limit: int | None = None) -> None:
@@ -254,7 +254,7 @@ class Pipeline:
                 claim = self.store.claim_window(stream, window, woke_at.timestamp() if woke_at else None)
             except FleetgenError as exc:
                 outcome = self._failed_before_claim(stream, window, str(exc))
-                self._report(outcome)
+                self.report(outcome)
                 return outcome
             if claim.row is None:
                 self.discard_prepared(stream)  # another writer has it: a copy prepared here is dropped
@@ -272,7 +272,7 @@ class Pipeline:
                 outcome = self._attempt_failed(stream, window, row, exc, delay)
             else:
                 outcome = self._commit(stream, window, row, made)
-            self._report(outcome)
+            self.report(outcome)
             return outcome
 
     def _attempt_failed(self, stream: str, window: Window, row: LedgerRow, exc: Exception,
@@ -299,23 +299,7 @@ class Pipeline:
         started = time.time()
         prepared = self._take_prepared(stream, window)
         made = prepared or self._generate_and_stage(stream, window)
-        meta = {
-            "batch_id": window.batch_id, "stream": stream,
-            "interval_start": format_timestamp(window.start), "interval_end": format_timestamp(window.end),
-            "record_count": made.record_count, "valid_count": made.record_count - made.corrupted_count,
-            "corrupted_count": made.corrupted_count, "issue_counts": made.issue_counts,
-            "seed": self.config.seed, "generation_mode": self.config.generation_mode,
-            "interval": format_duration(window.length),
-            "generated_at": format_timestamp(datetime.fromtimestamp(made.generated_at, UTC)),
-            "scheduled_at": format_timestamp(window.end) if row.scheduled_at else None,
-            "catch_up": catch_up,
-            "schema_version": bronze.SCHEMA_VERSION,
-        }
-        if stream == EVENTS:  # a valid event_timestamp lies in [accepts_from, interval_end)
-            max_delay = timedelta(seconds=max_delay_s(self.config))
-            meta.update({"late_count": made.late_count,
-                         "max_delay": format_duration(max_delay) if max_delay else "PT0S",
-                         "accepts_from": format_timestamp(window.start - max_delay)})
+        meta = batch_meta(self.config, made, bool(row.scheduled_at), catch_up)
         published = bronze.finish_batch(self.layout, made.staged, meta, started, self._checkpoint,
                                         window_end=window.end_s, work_before_s=made.work_s if prepared else 0.0)
         stats = CommitStats(self.config.generation_mode, made.record_count, made.record_count - made.corrupted_count,
@@ -324,21 +308,9 @@ class Pipeline:
         return Made(stats, made.companies, published.adopted, made.carried)
 
     def _generate_and_stage(self, stream: str, window: Window, sync: bool = False) -> Generated:
-        generated_at = time.time()
         pool = self.roster_for(stream, window)
         fleet = self.fleet_before() if stream == EVENTS else None
-        batch, plan = generate_batch(self.config, stream, window, pool, fleet)
-        issues = render_issues(batch, plan) if self.config.quality_injection.log_injected_issues else b""
-        late, late_count = render_late(batch, window.end_s - window.start_s) if isinstance(batch, EventBatch) \
-            else (b"", 0)
-        records = record_chunks(self.layout.record_format, stream, render_records(batch, plan))
-        staged = bronze.stage_batch(self.layout, stream, window.batch_id, records, batch.size,
-                                    issues, plan.corrupted_count, self._checkpoint, sync=sync, late=late,
-                                    late_count=late_count)
-        companies = _roster_of(batch) if isinstance(batch, CompanyBatch) else None
-        carried = carried_of(batch)
-        return Generated(window, generated_at, batch.size, plan.corrupted_count, plan.counts(), companies, staged,
-                         time.time() - generated_at, carried, late_count)
+        return make_batch(self.config, self.layout, stream, window, pool, fleet, self._checkpoint, sync)
 
     def fleet_before(self) -> FleetState | None:
         """Emulated mode: the drivers on shift as the latest committed events batch left them."""
@@ -441,6 +413,12 @@ class Pipeline:
             return self.roster_before(window.start_s)
         return None
 
+    def roster_rows(self) -> RosterRows:
+        """Every company of the ledger's roster as it stands now (brought up to date first)."""
+        self.roster_before(2**62)
+        with self._roster_lock:
+            return self._roster
+
     def roster_before(self, moment_s: int) -> DriverPool:
         """The driver batch's companies, from a copy of the store's roster kept in memory and brought
         up to date whenever the store's roster mark moved (this or another process committed
@@ -475,7 +453,7 @@ class Pipeline:
         if self.abandon.is_set():
             raise Abandoned("shutdown requested before the batch became visible; it will be produced on restart")
 
-    def _report(self, outcome: Outcome) -> None:
+    def report(self, outcome: Outcome) -> None:
         if self.on_outcome is not None:
             try:
                 self.on_outcome(outcome)
@@ -557,9 +535,8 @@ class Pipeline:
             remote.upload_file(manifests / name, remote.store.path(f"manifests/{name}"))
         self._descriptors_uploaded = True
 
-    def backfill(self, start: datetime, end: datetime,
-                 progress: Callable[[Outcome], None] | None = None) -> list[Outcome]:
-        """Every window of both streams inside [start, end), exactly as live generation would write it."""
+    def check_backfill_range(self, start: datetime, end: datetime) -> None:
+        """A backfill continues the ledger: RangeError for an empty range or one that would leave a gap."""
         if end <= start:
             raise RangeError("empty", format_timestamp(start), format_timestamp(end))
         for stream in (EVENTS, COMPANIES):
@@ -567,6 +544,18 @@ class Pipeline:
             if last is not None and from_epoch_seconds(last) < align_up(start, self.interval(stream)):
                 raise RangeError("gap", format_timestamp(start), format_timestamp(end), stream,
                                  format_timestamp(from_epoch_seconds(last)))
+
+    def due_for_backfill(self, stream: str, start: datetime, end: datetime) -> list[Window]:
+        """The windows of ``stream`` a backfill of [start, end) still has to produce: open ones first
+        (claimed by a writer that is gone, or failed), then the new ones, oldest first."""
+        open_rows, last_end_s = self.store.cursor(stream, until_s=int(end.timestamp()))
+        last_end = from_epoch_seconds(last_end_s) if last_end_s is not None else align_up(start, self.interval(stream))
+        return [row.window for row in open_rows] + due_windows(last_end, end, self.interval(stream), 10**9).produce
+
+    def backfill(self, start: datetime, end: datetime,
+                 progress: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+        """Every window of both streams inside [start, end), exactly as live generation would write it."""
+        self.check_backfill_range(start, end)
         outcomes = self.catch_up(EVENTS, end, start_if_empty=start, limit=10**9)
         if not any(o.status == "failed" for o in outcomes):
             outcomes += self.catch_up(COMPANIES, end, start_if_empty=start, limit=10**9)
@@ -574,6 +563,47 @@ class Pipeline:
             for outcome in outcomes:
                 progress(outcome)
         return outcomes
+
+
+def make_batch(config: Config, layout: bronze.Layout, stream: str, window: Window, pool: DriverPool | None,
+               fleet: FleetState | None, checkpoint: Callable[[], None] = lambda: None,
+               sync: bool = False) -> Generated:
+    """Generate ``window``'s batch from the roster before it (and, emulated, the fleet the previous events
+    batch left) and stage its files; a pure function of these, wherever it runs (a Spark executor too)."""
+    generated_at = time.time()
+    batch, plan = generate_batch(config, stream, window, pool, fleet)
+    issues = render_issues(batch, plan) if config.quality_injection.log_injected_issues else b""
+    late, late_count = render_late(batch, window.end_s - window.start_s) if isinstance(batch, EventBatch) \
+        else (b"", 0)
+    records = record_chunks(layout.record_format, stream, render_records(batch, plan))
+    staged = bronze.stage_batch(layout, stream, window.batch_id, records, batch.size, issues, plan.corrupted_count,
+                                checkpoint, sync=sync, late=late, late_count=late_count)
+    companies = _roster_of(batch) if isinstance(batch, CompanyBatch) else None
+    return Generated(window, generated_at, batch.size, plan.corrupted_count, plan.counts(), companies, staged,
+                     time.time() - generated_at, carried_of(batch), late_count)
+
+
+def batch_meta(config: Config, made: Generated, scheduled: bool, catch_up: bool) -> dict[str, Any]:
+    """The meta file of a made batch (the publishing step adds files, duration and publish time)."""
+    window, stream = made.window, made.staged.stream
+    meta = {
+        "batch_id": window.batch_id, "stream": stream,
+        "interval_start": format_timestamp(window.start), "interval_end": format_timestamp(window.end),
+        "record_count": made.record_count, "valid_count": made.record_count - made.corrupted_count,
+        "corrupted_count": made.corrupted_count, "issue_counts": made.issue_counts,
+        "seed": config.seed, "generation_mode": config.generation_mode,
+        "interval": format_duration(window.length),
+        "generated_at": format_timestamp(datetime.fromtimestamp(made.generated_at, UTC)),
+        "scheduled_at": format_timestamp(window.end) if scheduled else None,
+        "catch_up": catch_up,
+        "schema_version": bronze.SCHEMA_VERSION,
+    }
+    if stream == EVENTS:  # a valid event_timestamp lies in [accepts_from, interval_end)
+        max_delay = timedelta(seconds=max_delay_s(config))
+        meta.update({"late_count": made.late_count,
+                     "max_delay": format_duration(max_delay) if max_delay else "PT0S",
+                     "accepts_from": format_timestamp(window.start - max_delay)})
+    return meta
 
 
 def carried_of(batch: ColumnBatch) -> dict[str, Any] | None:
