@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.bench import expect, generation, pipeline, roster, service  # noqa: F401 - importing them registers their benchmarks
+from app.bench import expect, generation, pipeline, roster, scaleout, service  # noqa: F401 - importing them registers their benchmarks
 from app.bench.registry import BENCHMARKS
 from app.core.errors import UsageError
 
