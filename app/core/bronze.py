@@ -229,7 +229,7 @@ def stage_batch(
             files[ISSUES_FILE] = _write_stream(staging / ISSUES_FILE, [issues], issue_count, sync=False)
         if late:
             files[LATE_FILE] = _write_stream(staging / LATE_FILE, [late], late_count, sync=False)
-        if sync:
+        if sync and layout.remote is None:
             _sync_together([staging / name for name in files])
         return Staged(stream, batch_id, staging, files, sync)
 
@@ -262,14 +262,15 @@ def finish_batch(
         _write_stream(staging / META_FILE, [orjson.dumps(full_meta, option=orjson.OPT_INDENT_2) + b"\n"], 1,
                       sync=False)
         (staging / SUCCESS_FILE).touch()  # empty: the directory fsync below makes it durable
-        unsynced = [] if staged.synced else list(files)
-        _sync_together([staging / name for name in (*unsynced, META_FILE)] + [staging])
         checkpoint()
-        if layout.remote is not None:
+        if layout.remote is not None:  # the staged files are a scratch copy: the object store keeps the batch
             adopted = layout.remote.publish(staging, layout.batch_path(stream, staged.batch_id),
                                             [*files, META_FILE], lambda meta: _same_files(meta, files), checkpoint)
             _remove_tree(staging)
             return Published(layout.location(stream, staged.batch_id), files, adopted, published_at, lateness_ms)
+        unsynced = [] if staged.synced else list(files)
+        _sync_together([staging / name for name in (*unsynced, META_FILE)] + [staging])
+        checkpoint()
         adopted = _existing_matches(final, stream, files)
         if adopted:
             _remove_tree(staging)

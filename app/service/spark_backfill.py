@@ -70,7 +70,7 @@ def backfill_on_spark(pipeline: Pipeline, start: datetime, end: datetime, master
     outcomes = pipeline.catch_up(COMPANIES, end, start_if_empty=start, limit=10**9)
     if any(o.status == "failed" for o in outcomes) or not windows:
         return outcomes
-    session = _session(master or DEFAULT_MASTER)
+    session = _session(master)
     context = session.sparkContext
     payload = context.broadcast({"config": config.model_dump(mode="json"), "roster": pipeline.roster_rows()})
     size = wave or max(8, 4 * context.defaultParallelism)
@@ -86,17 +86,22 @@ def backfill_on_spark(pipeline: Pipeline, start: datetime, end: datetime, master
     return outcomes
 
 
-def _session(master: str) -> Any:
+def _session(master: str | None) -> Any:
+    """The Spark session: under spark-submit its master and settings; else ``master`` (default local)."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
         raise SparkBackfillError("--engine spark needs PySpark (and Java 17): pip install 'fleetgen[spark]'") from None
-    if master.startswith("local"):
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the workers run this fleetgen's interpreter
-    session = (SparkSession.builder.master(master).appName("fleetgen-backfill")
-               .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
-               .config("spark.python.worker.reuse", "true").getOrCreate())
+    builder = SparkSession.builder.appName("fleetgen-backfill").config("spark.ui.showConsoleProgress", "false")
+    submitted = bool(os.environ.get("PYSPARK_GATEWAY_PORT"))  # launched by spark-submit: its JVM is up
+    if master is not None or not submitted:
+        master = master or DEFAULT_MASTER
+        builder = builder.master(master)
+        if master.startswith("local"):
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the workers run this fleetgen's interpreter
+            builder = builder.config("spark.ui.enabled", "false")
+    session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
 
