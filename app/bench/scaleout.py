@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,15 @@ def _backfill(config: Path, quick: bool, env: dict[str, str], *extra: str) -> di
     events = json.loads(done.stdout)["written"]["events"]
     return {"windows": events["batches"], "events": events["records"], "seconds": round(seconds, 2),
             "events_per_s": round(events["records"] / seconds)}
+
+
+def _task_rate(root: Path) -> int:
+    """Events per second of one Spark task (one core) while it made its window: from the ledger's
+    started/finished times of each events window, i.e. without the JVM start and the driver's work."""
+    with sqlite3.connect(root / "manifests" / "generator.db") as con:
+        events, seconds = con.execute("SELECT sum(record_count), sum(finished_at - started_at) FROM batches "
+                                      "WHERE stream = 'events' AND status = 'committed'").fetchone()
+    return round(events / seconds)
 
 
 def _folder_bytes(root: Path) -> int:
@@ -104,6 +114,8 @@ def backfill_scaleout(quick: bool) -> dict[str, Any]:
         for name, data_dir, record_format, extra in runs:
             results[name] = _backfill(_config(folder, data_dir, record_format, quick), quick, state, *extra)
             results[name]["record_bytes"] = _folder_bytes(Path(data_dir))
+            if name.startswith("spark"):
+                results[name]["per_task_events_per_s"] = _task_rate(Path(data_dir))
             if name != "local_jsonl":
                 shutil.rmtree(data_dir)
         with _Moto() as env:

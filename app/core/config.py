@@ -96,6 +96,11 @@ Duration = Annotated[
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+MASKED = "***"
+# storage_options whose values are credentials (s3fs key/secret/token, adlfs account_key/sas_token/…)
+SECRET_OPTION = re.compile(r"key|secret|token|password|credential|sas|connection_string", re.I)
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
@@ -410,10 +415,14 @@ class Config(StrictModel):
         return self.model_copy(update={"output": output})
 
     def snapshot(self) -> dict[str, Any]:
-        """JSON-ready view of every setting (token hidden)."""
+        """JSON-ready view of every setting (the API token and storage credentials hidden: the snapshot is
+        written into the dataset's descriptor, uploaded beside the batches)."""
         data = self.model_dump(mode="json")
         if data["api"]["token"]:
-            data["api"]["token"] = "***"
+            data["api"]["token"] = MASKED
+        data["output"]["storage_options"] = {
+            name: MASKED if SECRET_OPTION.search(name) else value
+            for name, value in data["output"]["storage_options"].items()}
         return data
 
 

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from app.core import bronze
-from app.core.config import EVENT_TYPES, GEOGRAPHIES, Config
+from app.core.config import EVENT_TYPES, GEOGRAPHIES, MASKED, Config
 from app.core.errors import FleetgenError
 from app.core.generation.batch import generate_batch
 from app.core.generation.columns import ColumnBatch
@@ -108,6 +108,9 @@ def config_of_dataset(data_dir: str | Path) -> Config:
         raise ExpectationError(f"{descriptor} has no configuration snapshot; pass --config")
     snapshot = yaml.safe_load(match.group(1)) or {}
     snapshot.pop("api", None)  # masked token; the API plays no part in what was generated
+    output = snapshot.setdefault("output", {})
+    # masked credentials: the standard environment supplies them to whoever reads the snapshot
+    output["storage_options"] = {k: v for k, v in (output.get("storage_options") or {}).items() if v != MASKED}
     return Config.model_validate(snapshot).with_data_dir(data_dir)
 
 

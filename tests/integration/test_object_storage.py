@@ -113,6 +113,12 @@ def test_backfill_to_s3_equals_the_local_backfill_byte_for_byte(s3_bucket, write
     assert any("README.txt" in line for line in report["skipped"])
     assert set(_objects(s3_bucket)) == {"bronze/raw/events/README.txt"}
     assert _ledger(remote) == {"companies": [], "events": []}
+    # generate, after the clean: the window due at that moment, with its baseline company window
+    assert main(["generate", "--config", str(remote), "--stream", "events", "--at", "2026-11-25T12:00:01Z"]) == 0
+    ledger = _ledger(remote)
+    assert ledger["events"] == ["20261125T114500Z"] and ledger["companies"]
+    objects = {key.removeprefix("bronze/"): data for key, data in _objects(s3_bucket).items()}
+    _assert_complete(objects, ledger)
 
 
 def test_an_object_storage_data_dir_that_cannot_be_written_is_exit_2(write_config, tmp_path, capsys):

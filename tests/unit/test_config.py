@@ -95,6 +95,15 @@ BAD_CONFIGS = {
     "error rate above 1": ("quality_injection: {error_rate: 1.5}", ["quality_injection.error_rate", "1.5"]),
     "data_dir is the root": ("output: {data_dir: /}", ["output.data_dir", "system or home directory"]),
     "data_dir is /tmp itself": ("output: {data_dir: /tmp/}", ["output.data_dir", "/tmp is a system"]),
+    "unsupported scheme": ("output: {data_dir: 'hdfs://nn/bronze'}", ["output.data_dir", "hdfs:// is not supported"]),
+    "a URL without a bucket": ("output: {data_dir: 's3:///bronze'}", ["output.data_dir", "no bucket"]),
+    "a scheme whose package is missing": ("output: {data_dir: 'gs://lake/bronze'}",
+                                          ["output.data_dir", "gcsfs", "fleetgen[gcs]"]),
+    "work_dir for a local data_dir": ("output: {data_dir: here, work_dir: there}",
+                                      ["output", "work_dir is for an object-storage data_dir"]),
+    "storage_options for a local data_dir": ("output: {storage_options: {key: abc}}",
+                                             ["output", "storage_options is for an object-storage data_dir"]),
+    "an unknown output format": ("output: {format: avro}", ["output.format", "'jsonl' or 'parquet'"]),
     "not YAML": ("seed: [1, 2\nfoo: {", ["not valid YAML", "line"]),
     "a list, not a mapping": ("- 1\n- 2\n", ["top level must be a mapping"]),
     "wrong type": ("seed: forty-two", ["seed", "'forty-two'", "integer"]),
@@ -189,3 +198,19 @@ def test_a_production_window_that_cannot_fit_in_memory_is_refused_naming_the_fie
     emulated = parse_config("number_of_companies: 1000000\ndrivers_per_company: 9999\nemulated_mode: {enabled: true}")
     with pytest.raises(ConfigError, match="in production mode: number_of_companies"):
         resolve_mode(emulated, "production", {}, "--mode")
+
+
+def test_an_object_storage_data_dir_keeps_its_ledger_in_a_local_work_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    config = parse_config("output: {data_dir: 's3://lake/bronze/fleet/', storage_options: "
+                          "{endpoint_url: 'http://minio:9000', key: AKIA, secret: s3cr3t}}")
+    assert config.output.url == "s3://lake/bronze/fleet"
+    assert config.output.local_dir == tmp_path / "state" / "fleetgen" / "s3" / "lake" / "bronze" / "fleet"
+    assert config.database_url.endswith(str(config.output.local_dir / "manifests" / "generator.db"))
+    # the snapshot (written into dataset.md, uploaded beside the batches) hides the credentials
+    assert config.snapshot()["output"]["storage_options"] == {"endpoint_url": "http://minio:9000", "key": "***",
+                                                               "secret": "***"}
+    explicit = parse_config(f"output: {{data_dir: 's3://lake/x', work_dir: '{tmp_path / 'w'}'}}")
+    assert explicit.output.local_dir == tmp_path / "w"
+    local = parse_config(f"output: {{data_dir: 'file://{tmp_path / 'd'}'}}")
+    assert local.output.url is None and local.output.local_dir == tmp_path / "d"
