@@ -95,6 +95,7 @@ class ObjectStore:
         options = dict(self.options)
         if self.scheme in ("s3", "s3a"):
             options.setdefault("use_listings_cache", False)
+            options.setdefault("max_concurrency", 8)  # a large record file's parts go up in parallel
             endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
             if endpoint and "endpoint_url" not in options and "endpoint_url" not in options.get("client_kwargs", {}):
                 options["endpoint_url"] = endpoint
