@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from app.core.config import EVENT_TYPES, GEOGRAPHIES
 
 FORMATS = ("json-schema", "spark-ddl", "spark-json", "duckdb", "polars", "arrow")
@@ -149,6 +151,14 @@ def _spark_json(f: Field) -> Any:
         return {"type": "struct", "fields": [{"name": name, "type": "double", "nullable": True, "metadata": {}}
                                              for name, _, _ in f.parts]}
     return _SPARK_JSON[f.kind]
+
+
+def arrow_schema(stream: str, timestamp: pa.DataType) -> pa.Schema:
+    """The record schema as Arrow types, timestamps as ``timestamp`` (typed, or text in Parquet bronze)."""
+    scalars = {"uuid": pa.string(), "string": pa.string(), "enum": pa.string(), "boolean": pa.bool_(),
+               "integer": pa.int32(), "timestamp": timestamp}
+    return pa.schema([pa.field(f.name, pa.struct([(name, pa.float64()) for name, _, _ in f.parts])
+                               if f.kind == "location" else scalars[f.kind]) for f in STREAM_FIELDS[stream]])
 
 
 def record_glob(data_dir: str, stream: str, layout: str, record_format: str = "jsonl") -> str:

@@ -38,7 +38,7 @@ from app.core.generation.events import EventBatch
 from app.core.generation.geography import COORD_SCALE
 from app.core.generation.parquet import record_chunks
 from app.core.remote_bronze import RemoteBronze
-from app.core.schema import STREAM_FIELDS
+from app.core.schema import arrow_schema
 from app.core.storage import ObjectStore, local_path, location_problem
 from app.core.timeline import Window, format_timestamp
 from app.service.pipeline import COMPANIES, EVENTS, Pipeline
@@ -65,23 +65,13 @@ TABLES: dict[str, dict[str, Any]] = {
                  "the driver's valid events ordered by event_timestamp, event_id), driving_ms / driving_minutes "
                  "(their durations), stops (stopped_driving) and deliveries (delivered)"},
 }
-_ARROW_TYPES = {"uuid": pa.string(), "string": pa.string(), "enum": pa.string(), "boolean": pa.bool_(),
-                "integer": pa.int32(), "timestamp": pa.timestamp("ms", tz="UTC")}
-
-
 class ExpectationError(FleetgenError):
     """The expectations cannot be derived (missing batch, a config that did not write this bronze…)."""
 
 
 def record_schema(stream: str) -> pa.Schema:
     """The shipped record schema as Arrow types (what the silver tables hold, plus ``batch_id``)."""
-    fields = []
-    for f in STREAM_FIELDS[stream]:
-        if f.kind == "location":
-            fields.append(pa.field(f.name, pa.struct([(name, pa.float64()) for name, _, _ in f.parts])))
-        else:
-            fields.append(pa.field(f.name, _ARROW_TYPES[f.kind]))
-    return pa.schema(fields)
+    return arrow_schema(stream, pa.timestamp("ms", tz="UTC"))
 
 
 def config_of_dataset(data_dir: str | Path) -> Config:

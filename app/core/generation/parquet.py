@@ -19,23 +19,15 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
-from app.core.schema import STREAM_FIELDS
+from app.core.schema import arrow_schema
 
 ROW_GROUP_ROWS = 131_072
 COMPRESSION = "zstd"
-_SCALARS = {"uuid": pa.string(), "string": pa.string(), "enum": pa.string(), "timestamp": pa.string(),
-            "boolean": pa.bool_(), "integer": pa.int32()}
 
 
 def bronze_schema(stream: str) -> pa.Schema:
     """The Parquet record file's schema: the shipped one, timestamps as text (see the module's note)."""
-    fields = []
-    for f in STREAM_FIELDS[stream]:
-        if f.kind == "location":
-            fields.append(pa.field(f.name, pa.struct([(name, pa.float64()) for name, _, _ in f.parts])))
-        else:
-            fields.append(pa.field(f.name, _SCALARS[f.kind]))
-    return pa.schema(fields)
+    return arrow_schema(stream, pa.string())
 
 
 class _Collected:
