@@ -46,7 +46,7 @@ class CompanyBatch(ColumnBatch):
 
     def render(self, field: str, rows: np.ndarray | slice) -> r.Matrix:
         if field == "company_id":
-            return r.quoted(r.uuid_text(self.company_uuid[rows]))
+            return r.uuid_text(self.company_uuid[rows], quoted=True)
         if field == "company_name":
             return r.pick(name_pool(self.seed)[1], self.name_index[rows])
         if field == "geography":

@@ -140,7 +140,7 @@ class EventBatch(ColumnBatch):
 
     def render(self, field: str, rows: np.ndarray | slice) -> r.Matrix:
         if field == "event_id":
-            return r.quoted(r.uuid_text(self.event_uuid[rows]))
+            return r.uuid_text(self.event_uuid[rows], quoted=True)
         if field == "company_id":
             return r.pick(self._company_column("company_id"), self.company[rows])
         if field in ("driver_id", "truck_id"):
@@ -186,10 +186,15 @@ class EventBatch(ColumnBatch):
 
 
 def location_text(lat: np.ndarray, lon: np.ndarray) -> r.Matrix:
-    rows = len(lat)
-    return r.hcat([r.literal(b'{"lat":', rows), r.fixed_point(lat, COORD_DECIMALS, 3),
-                   r.literal(b',"lon":', rows), r.fixed_point(lon, COORD_DECIMALS, 3),
-                   r.literal(b"}", rows)])
+    """``{"lat":…,"lon":…}`` written straight into one matrix (no concatenation of parts)."""
+    assert COORD_DECIMALS == 5, "coordinate_into renders five decimals"
+    out = np.empty((len(lat), 35), np.uint8)
+    out[:, 0:7] = np.frombuffer(b'{"lat":', np.uint8)
+    r.coordinate_into(out, 7, lat)
+    out[:, 17:24] = np.frombuffer(b',"lon":', np.uint8)
+    r.coordinate_into(out, 24, lon)
+    out[:, 34] = ord("}")
+    return out
 
 
 def _null(batch: EventBatch, rows: np.ndarray, rng: np.random.Generator) -> r.Matrix:

@@ -100,11 +100,8 @@ def fixed_point(scaled: np.ndarray, decimals: int, int_width: int) -> Matrix:
     magnitude = np.abs(scaled)
     sign = np.where(scaled < 0, ord("-"), PAD).astype(np.uint8)
     if decimals == 5 and int_width <= 3:
-        # Coordinates: 'DDD.dd' from one table (whole part and two decimals), then three digits.
         out = np.empty((len(scaled), 10), np.uint8)
-        out[:, 0] = sign
-        out[:, 1:7] = np.take(_coordinate_heads(), magnitude // 1000, axis=0)
-        out[:, 7:10] = np.take(_PADDED[3], magnitude % 1000, axis=0)
+        coordinate_into(out, 0, scaled)
         return out
     unit = 10**decimals
     if int_width <= 4:
@@ -113,6 +110,16 @@ def fixed_point(scaled: np.ndarray, decimals: int, int_width: int) -> Matrix:
         whole = integer(magnitude // unit, int_width)[:, 1:]
     frac = _fraction_digits(magnitude % unit, decimals)
     return hcat([sign[:, None], whole, literal(b".", len(scaled)), frac])
+
+
+def coordinate_into(out: Matrix, at: int, scaled: np.ndarray) -> None:
+    """A coordinate (degrees × 10**5, |value| < 1000) as its JSON decimal in ``out[:, at:at + 10]``:
+    sign, 'DDD.dd' from one table (whole part and two decimals), then three digits; NUL-padded."""
+    scaled = np.asarray(scaled, dtype=np.int64)
+    magnitude = np.abs(scaled)
+    out[:, at] = np.where(scaled < 0, ord("-"), PAD)
+    out[:, at + 1:at + 7] = np.take(_coordinate_heads(), magnitude // 1000, axis=0)
+    out[:, at + 7:at + 10] = np.take(_PADDED[3], magnitude % 1000, axis=0)
 
 
 @lru_cache(maxsize=1)
@@ -143,17 +150,27 @@ def uuid4_bytes(random_bytes: np.ndarray) -> np.ndarray:
     return random_bytes
 
 
-def uuid_text(raw: np.ndarray) -> Matrix:
-    """(rows, 16) bytes as canonical lower-case UUID text, 36 characters."""
+@lru_cache(maxsize=1)
+def _hex_quads() -> np.ndarray:
+    """Entry v (two bytes, little-endian) holds their four hex digits, as one uint32 in memory order."""
+    v = np.arange(65536)
+    quads = np.ascontiguousarray(np.concatenate([_HEX_PAIRS[v & 0xFF], _HEX_PAIRS[v >> 8]], axis=1))
+    return quads.view(np.uint32).ravel()
+
+
+def uuid_text(raw: np.ndarray, quoted: bool = False) -> Matrix:
+    """(rows, 16) bytes as canonical lower-case UUID text, 36 characters (38 with ``quoted``: the JSON
+    string, without a second copy to add the quotes). Two bytes at a time from a 256 KiB table."""
     rows = raw.shape[0]
-    hexed = np.take(_HEX_PAIRS, raw, axis=0).reshape(rows, 32)
-    out = np.empty((rows, 36), dtype=np.uint8)
-    out[:, 0:8] = hexed[:, 0:8]
-    out[:, 9:13] = hexed[:, 8:12]
-    out[:, 14:18] = hexed[:, 12:16]
-    out[:, 19:23] = hexed[:, 16:20]
-    out[:, 24:36] = hexed[:, 20:32]
-    out[:, [8, 13, 18, 23]] = ord("-")
+    hexed = np.take(_hex_quads(), np.ascontiguousarray(raw).view(np.uint16)).view(np.uint8)  # (rows, 32)
+    q = int(quoted)
+    out = np.empty((rows, 36 + 2 * q), dtype=np.uint8)
+    if quoted:
+        out[:, 0] = out[:, 37] = ord('"')
+    for start, stop, at in ((0, 8, 0), (8, 12, 9), (12, 16, 14), (16, 20, 19), (20, 32, 24)):
+        out[:, at + q:at + q + stop - start] = hexed[:, start:stop]
+    for dash in (8, 13, 18, 23):
+        out[:, dash + q] = ord("-")
     return out
 
 
