@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import tempfile
@@ -14,6 +15,7 @@ from typing import Any
 from app.bench.registry import benchmark, peak_rss_mb
 from app.core import bronze
 from app.core.config import Config
+from app.core.filesink import FileSink
 from app.core.generation.batch import generate_batch
 from app.core.generation.companies import generate_companies
 from app.core.generation.encoding import render_issues, render_records
@@ -52,41 +54,68 @@ def _generation(error_rate: float, quick: bool, late: float = 0.0) -> dict[str, 
         config = _production_config(Path(tmp), error_rate, companies, drivers, rate, late)
         company_window = Window(datetime(2026, 11, 25, 9, tzinfo=UTC), datetime(2026, 11, 25, 10, tzinfo=UTC))
         made = generate_companies(config, company_window, batch_rng(42, "companies", company_window))
-        roster = Roster(made.company_uuid, made.geography, made.drivers_count)
-        runs = []
-        for i in range(3):
-            window = Window(datetime(2026, 11, 25, 10, 15 * i, tzinfo=UTC),
-                            datetime(2026, 11, 25, 10, 15 * (i + 1), tzinfo=UTC))
-            runs.append(_publish_once(config, "events", window, roster))
+        active = made.active.astype(bool)  # what a real run's roster holds: inactive companies emit nothing
+        roster = Roster(made.company_uuid[active], made.geography[active], made.drivers_count[active])
+        windows = [Window(datetime(2026, 11, 25, 10, 15 * i, tzinfo=UTC),
+                          datetime(2026, 11, 25, 10, 15 * (i + 1), tzinfo=UTC)) for i in range(3)]
+        runs = [_publish_once(config, "events", window, roster) for window in windows]
         comp_runs = [_publish_once(config, "companies", Window(company_window.start.replace(hour=h),
                                                                company_window.end.replace(hour=h + 1)))
                      for h in range(3)]
+        peak_rss = peak_rss_mb()  # end to end, before the stage runs below hold a whole batch's text
+        disk = _disk_share(runs[0][2], median(t for _, t, _ in runs))
+        stages = [_stages(config, roster, window, Path(tmp)) for window in windows]
     events_per_s = [n / t for n, t, _ in runs]
-    in_memory = _render_in_memory(config, roster, company_window)
+    in_memory_s = [s["generate_s"] + s["render_s"] for s in stages]
+    dd_s = runs[0][2] / (disk["dd_oflag_direct_mb_per_s"] * 2**20) if "dd_oflag_direct_mb_per_s" in disk else None
+    headline = [max(m, dd_s or 0.0) / t for m, (_, t, _) in zip(in_memory_s, runs, strict=True)]
     return {
         "batch": f"{companies} companies x {drivers} drivers x {rate} events, error_rate {error_rate}"
                  + (f", late_arrival {late} up to {LATE_MAX_DELAY}" if late else ""),
+        "roster": f"{int(active.sum())} active companies of {companies} onboarded (inactive ones emit no events, "
+                  "as in a real run)",
         "events_per_batch": runs[0][0],
         "bytes_per_batch": runs[0][2],
         "seconds": [round(t, 3) for _, t, _ in runs],
         "events_per_s_median": round(median(events_per_s)),
         "events_per_s_best": round(max(events_per_s)),
         "companies_per_s_median": round(median(n / t for n, t, _ in comp_runs)),
-        "in_memory_events_per_s": round(in_memory),
+        "stages_s": {name: [round(s[name], 3) for s in stages] for name in stages[0]},
+        "in_memory_events_per_s": round(median(runs[0][0] / m for m in in_memory_s)),
         "disk_write_fsync_mb_per_s": round(_disk_speed()),
-        **_disk_share(runs[0][2], median(t for _, t, _ in runs)),
-        "peak_rss_mb": round(peak_rss_mb(), 1),
+        **disk,
+        "headline_end_to_end_over_min_in_memory_disk": [round(h, 2) for h in headline],
+        "peak_rss_mb": round(peak_rss, 1),
     }
 
 
-def _render_in_memory(config, roster, company_window) -> float:
-    """Generation and JSON rendering alone (no disk): the CPU side of the pipeline."""
-    window = Window(company_window.end, company_window.end.replace(minute=15))
+def _stages(config, roster, window, folder: Path) -> dict[str, float]:
+    """One batch, each stage alone (seconds): generate, render (records and issue log, in memory), hash
+    (sha256 of the text), write (O_DIRECT, no fsync) and fsync. In memory = generate + render."""
+    timings: dict[str, float] = {}
     started = time.perf_counter()
     batch, plan = generate_batch(config, "events", window, roster)
-    total = sum(len(chunk) for chunk in render_records(batch, plan)) + len(render_issues(batch, plan))
-    assert total > 0
-    return batch.size / (time.perf_counter() - started)
+    timings["generate_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    chunks: list[bytes | memoryview] = [*render_records(batch, plan), render_issues(batch, plan)]  # views, no copy
+    timings["render_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    timings["hash_s"] = time.perf_counter() - started
+    path = folder / "stages.bin"
+    started = time.perf_counter()
+    sink = FileSink(path, large=True)
+    for chunk in chunks:
+        sink.write(chunk)
+    sink.close(sync=False)
+    timings["write_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    bronze.fsync(path)
+    timings["fsync_s"] = time.perf_counter() - started
+    path.unlink()
+    return timings
 
 
 def _disk_share(batch_bytes: int, batch_seconds: float) -> dict[str, Any]:
