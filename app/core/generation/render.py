@@ -263,17 +263,23 @@ def encode_lines(fields: Sequence[tuple[str, Matrix]], absent: dict[str, np.ndar
     """Join per-field JSON values into JSON Lines; ``absent`` masks drop a field from rows."""
     absent = absent or {}
     rows = fields[0][1].shape[0]
-    parts: list[Matrix] = []
+    # One row holding every key (and the closing brace) is broadcast over the lines, then each field's
+    # values go into their columns: cheaper than concatenating narrow key columns with the values.
+    template = bytearray()
+    spans = []
     for position, (name, values) in enumerate(fields):
         key = (b"{" if position == 0 else b",") + orjson.dumps(name) + b":"
-        if name in absent and absent[name].any():
-            segment = hcat([literal(key, rows), values])
-            segment[absent[name]] = PAD
-            parts.append(segment)
-        else:
-            parts.extend([literal(key, rows), values])
-    parts.append(literal(b"}\n", rows))
-    return compact(hcat(parts))
+        spans.append((name, len(template), len(template) + len(key), values))
+        template += key + bytes(values.shape[1])
+    template += b"}\n"
+    out = np.empty((rows, len(template)), np.uint8)
+    out[:] = np.frombuffer(bytes(template), np.uint8)
+    for name, key_at, value_at, values in spans:
+        out[:, value_at:value_at + values.shape[1]] = values
+        missing = absent.get(name)
+        if missing is not None and missing.any():
+            out[missing, key_at:value_at + values.shape[1]] = PAD  # the key goes with the value
+    return compact(out)
 
 
 def compact(values: Matrix) -> memoryview:

@@ -1,0 +1,40 @@
+"""The bytes themselves, pinned: a production backfill (defects, late arrivals, churn) and an emulated one hash
+to what the code wrote before the rendering was reworked for speed (recorded at commit 660eb66 and checked again
+at fda745e). Any change to a record, issue log or late-arrival log of either fails here."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import pytest
+
+from app.core.config import Config
+from tests.conftest import backfill
+
+CASES = {
+    "production": ({"number_of_companies": 60, "drivers_per_company": 8, "event_rate_per_driver": 4.0,
+                    "quality_injection": {"enabled": True, "error_rate": 0.2},
+                    "late_arrival": {"probability": 0.05, "max_delay": "PT30M"},
+                    "companies": {"churn": {"monthly_rate": 0.3, "driver_changes_per_month": 2.0}}},
+                   datetime(2026, 11, 25, 9, tzinfo=UTC), 59,
+                   "6f6f0f9e189797865f0d3cbbd832f30674bfe7d9cb5d34fb7c7e924bf780306c"),
+    "emulated": ({"quality_injection": {"enabled": True, "error_rate": 0.3},
+                  "late_arrival": {"probability": 0.1, "max_delay": "PT30S"},
+                  "emulated_mode": {"enabled": True, "company_batch_interval": "PT10S",
+                                    "driver_batch_interval": "PT10S"}},
+                 datetime(2026, 11, 25, 6, 5, tzinfo=UTC), 196,
+                 "a05848da519b3fce55f5859033f4a2fc4caf7c0441f9a997b301fa0f562bbced"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_written_bytes_are_the_pinned_ones(name, tmp_path):
+    settings, end, file_count, digest = CASES[name]
+    config = Config.model_validate({"seed": 5, "output": {"data_dir": str(tmp_path / name)}, **settings})
+    root = backfill(config, datetime(2026, 11, 25, 6, tzinfo=UTC), end)
+    files = sorted(p for p in (root / "raw").rglob("*") if p.is_file() and p.name != "_batch_meta.json")
+    hashed = hashlib.sha256()
+    for path in files:  # names and bytes of every record file, issue log, late-arrival log and marker
+        hashed.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    assert (len(files), hashed.hexdigest()) == (file_count, digest)
