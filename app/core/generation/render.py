@@ -272,14 +272,17 @@ def encode_lines(fields: Sequence[tuple[str, Matrix]], absent: dict[str, np.ndar
         spans.append((name, len(template), len(template) + len(key), values))
         template += key + bytes(values.shape[1])
     template += b"}\n"
-    out = np.empty((rows, len(template)), np.uint8)
+    text = bytearray(rows * len(template))
+    out = np.frombuffer(text, np.uint8).reshape(rows, len(template))
     out[:] = np.frombuffer(bytes(template), np.uint8)
     for name, key_at, value_at, values in spans:
         out[:, value_at:value_at + values.shape[1]] = values
         missing = absent.get(name)
         if missing is not None and missing.any():
             out[missing, key_at:value_at + values.shape[1]] = PAD  # the key goes with the value
-    return compact(out)
+    del out  # the text's only view: the bytearray may now shrink
+    # Padding is ~2 % of the bytes: deleting it with bytes' memchr-driven replace is ~3x the boolean mask.
+    return memoryview(text.replace(b"\0", b""))
 
 
 def compact(values: Matrix) -> memoryview:
