@@ -1,5 +1,9 @@
 import sys
 
-from app.bench.runner import run_child
+from app.core.memory import limit_malloc_arenas
+
+limit_malloc_arenas()  # first, as `fleetgen` does, before an import starts a thread: the figures of a real run
+
+from app.bench.runner import run_child  # noqa: E402 - after the arena cap
 
 run_child(sys.argv[1:])

@@ -14,6 +14,7 @@ from app.core.generation import render as r
 from app.core.generation.columns import ColumnBatch
 from app.core.generation.defects import DefectPlan
 from app.core.generation.events import EventBatch
+from app.core.memory import limit_malloc_arenas
 
 CHUNK_ROWS = 16_384  # ~5 MB of text: stays in cache while it is assembled and compacted
 IN_FLIGHT = 4
@@ -24,6 +25,7 @@ _EXECUTOR: ThreadPoolExecutor | None = None
 def _executor() -> ThreadPoolExecutor:
     global _EXECUTOR
     if _EXECUTOR is None:
+        limit_malloc_arenas()  # before the render threads first allocate: see app/core/memory.py
         _EXECUTOR = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)),
                                        thread_name_prefix="fleetgen-render")
     return _EXECUTOR
