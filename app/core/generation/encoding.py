@@ -96,7 +96,8 @@ def render_issues(batch: ColumnBatch, plan: DefectPlan) -> bytes:
         ("reason_code", r.pick(reason_text, plan.target_codes)),
         ("duplicate_of_line", source_line),
     ]
-    chunks = _in_chunks(lambda a, b: r.encode_lines([(k, v[a:b]) for k, v in fields]), n, CHUNK_ROWS)
+    chunks = _in_chunks(lambda a, b: r.encode_lines([(k, v[a:b]) for k, v in fields], sparse_padding=False), n,
+                        CHUNK_ROWS)
     return b"".join(chunks)
 
 
