@@ -63,7 +63,7 @@ def _generation(error_rate: float, quick: bool, late: float = 0.0) -> dict[str, 
                                                                company_window.end.replace(hour=h + 1)))
                      for h in range(3)]
         peak_rss = peak_rss_mb()  # end to end, before the stage runs below hold a whole batch's text
-        disk = _disk_share(runs[0][2], median(t for _, t, _ in runs))
+        disk = disk_share(runs[0][2], median(t for _, t, _ in runs))
         stages = [_stages(config, roster, window, Path(tmp)) for window in windows]
     events_per_s = [n / t for n, t, _ in runs]
     in_memory_s = [s["generate_s"] + s["render_s"] for s in stages]
@@ -121,7 +121,7 @@ def _stages(config, roster, window, folder: Path) -> dict[str, float]:
     return timings
 
 
-def _disk_share(batch_bytes: int, batch_seconds: float) -> dict[str, Any]:
+def disk_share(batch_bytes: int, batch_seconds: float) -> dict[str, Any]:
     """The disk's own figure for a batch of the same size (`dd oflag=direct`), right after the batches,
     so end to end reads as a share of what the disk allowed at that moment."""
     block = 8 << 20

@@ -105,7 +105,7 @@ def backfill_whole_process(quick: bool) -> dict[str, Any]:
     """`fleetgen backfill` of 8 production windows of ~1 M events (10,000 companies × 25 drivers × 4.0,
     10:00-12:00 UTC) as a user runs it, start-up included: clean and with 15 % defects, with the disk's
     own `dd oflag=direct` figure for the same bytes measured right after each."""
-    from app.bench.generation import _disk_share
+    from app.bench.generation import disk_share
 
     results: dict[str, Any] = {}
     for name, rate in (("clean", 0.0), ("defects_15pct", 0.15)):
@@ -118,7 +118,7 @@ def backfill_whole_process(quick: bool) -> dict[str, Any]:
             run = _backfill(config, quick, {})
             written = sum(p.stat().st_size for p in (folder / "data" / "raw").rglob("*") if p.is_file())
             run["bytes_written"] = written
-            run.update(_disk_share(written, run["seconds"]))
+            run.update(disk_share(written, run["seconds"]))
             results[name] = run
     results["note"] = ("whole process (interpreter start, imports, ledger, companies, manifests included); "
                        "active companies only")

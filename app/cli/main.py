@@ -134,12 +134,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def load(args: argparse.Namespace) -> tuple[Config, str]:
     config, mode_source = resolve_mode(load_config(args.config), args.mode, override_source="--mode")
     if getattr(args, "data_dir", None) is not None:
-        try:
-            config = config.with_data_dir(args.data_dir)
-        except ConfigError as exc:
-            raise UsageError("--data-dir: " + "; ".join(p.removeprefix("output.data_dir: ") for p in exc.problems)) \
-                from None
+        config = with_data_dir_option(config, args.data_dir)
     return config, mode_source
+
+
+def with_data_dir_option(config: Config, data_dir: str) -> Config:
+    """``config`` writing to ``--data-dir``, checked like output.data_dir; a problem is a usage error."""
+    try:
+        return config.with_data_dir(data_dir)
+    except ConfigError as exc:
+        raise UsageError("--data-dir: " + "; ".join(p.removeprefix("output.data_dir: ") for p in exc.problems)) \
+            from None
 
 
 def moment(text: str | None, option: str) -> datetime:
@@ -174,11 +179,10 @@ def cmd_expect(args: argparse.Namespace) -> int:
     if start is not None and end is not None and end <= start:
         raise UsageError(f"--to ({format_timestamp(end)}) must be after --from ({format_timestamp(start)})")
     try:
-        config = (load_config(args.config).with_data_dir(args.data_dir) if args.config
+        config = (with_data_dir_option(load_config(args.config), args.data_dir) if args.config
                   else config_of_dataset(args.data_dir))
-    except ConfigError as exc:
-        raise UsageError("--data-dir: " + "; ".join(p.removeprefix("output.data_dir: ") for p in exc.problems)) \
-            from None
+    except ConfigError as exc:  # the dataset's own snapshot with this --data-dir
+        raise UsageError(f"--data-dir: {'; '.join(exc.problems)}") from None
     except ExpectationError as exc:
         raise UsageError(str(exc)) from None
     if config.database.url is None and not (config.output.local_dir / "manifests" / "generator.db").exists():

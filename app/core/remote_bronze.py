@@ -55,14 +55,8 @@ class RemoteBronze:
         """One object PUT (multipart for a large file; visible only once complete)."""
         self.fs.put_file(str(source), destination)
 
-    def put_bytes(self, relative: str, data: bytes) -> None:
-        self.fs.pipe_file(self.store.path(relative), data)
-
     def read_bytes(self, relative: str) -> bytes:
         return bytes(self.fs.cat_file(self.store.path(relative)))
-
-    def exists(self, relative: str) -> bool:
-        return bool(self.fs.exists(self.store.path(relative)))
 
     def read_meta(self, relative: str) -> dict[str, Any] | None:
         try:
@@ -82,11 +76,12 @@ class RemoteBronze:
         return {path[len(root):]: int(info.get("size") or 0) for path, info in sorted(found.items())
                 if path.startswith(root)}
 
-    def batches(self, stream: str | None = None) -> dict[tuple[str, str], list[str]]:
+    def batches(self, stream: str | None = None,
+                objects: Iterable[str] | None = None) -> dict[tuple[str, str], list[str]]:
         """{(stream, batch folder relative to the root): its objects} for every batch folder, committed
-        or not, in either layout."""
+        or not, in either layout; from ``objects`` when the caller listed them already."""
         found: dict[tuple[str, str], list[str]] = {}
-        for path in self.objects("raw"):
+        for path in self.objects("raw") if objects is None else objects:
             match = _BATCH.match(path)
             if match and (stream is None or match.group(1) == stream):
                 found.setdefault((match.group(1), path.rsplit("/", 1)[0]), []).append(path)
@@ -103,7 +98,7 @@ class RemoteBronze:
     def remove(self, paths: list[str]) -> None:
         """Delete objects (relative paths); markers first, so no batch is ever visible in part."""
         markers = [p for p in paths if p.endswith("/" + SUCCESS_FILE)]
-        for group in (markers, [p for p in paths if p not in set(markers)]):
+        for group in (markers, [p for p in paths if not p.endswith("/" + SUCCESS_FILE)]):
             if group:
                 self.fs.rm([self.store.path(p) for p in group])
 

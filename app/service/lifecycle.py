@@ -107,7 +107,7 @@ def _remove_remote(remote: RemoteBronze, report: CleanReport) -> None:
     """Object storage: every batch folder (markers first, so none is ever visible in part) and the uploaded
     manifests; other objects under raw/ are reported and left alone."""
     sizes = {**remote.objects("raw"), **remote.objects("manifests")}
-    batches = remote.batches()
+    batches = remote.batches(objects=sizes)
     in_batches = {path for paths in batches.values() for path in paths}
     report.skipped += [f"{remote.store.uri(path)} is not a fleetgen batch; left alone"
                        for path in sizes if path.startswith("raw/") and path not in in_batches]

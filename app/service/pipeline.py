@@ -413,26 +413,29 @@ class Pipeline:
             return self.roster_before(window.start_s)
         return None
 
-    def roster_rows(self) -> RosterRows:
-        """Every company of the ledger's roster as it stands now (brought up to date first)."""
-        self.roster_before(2**62)
-        with self._roster_lock:
-            return self._roster
-
     def roster_before(self, moment_s: int) -> DriverPool:
         """The driver batch's companies, from a copy of the store's roster kept in memory and brought
         up to date whenever the store's roster mark moved (this or another process committed
         companies, or a clean started it over): O(new companies), never a reload per batch."""
         with self._roster_lock:
-            mark = self.store.roster_mark()
-            if mark != self._roster_mark:
-                cached = self._roster_mark
-                if cached is not None and cached[0] == mark[0] and self._roster.last_end == cached[1]:
-                    self._roster.merge(self.store.load_roster(after_end=cached[1]))
-                else:
-                    self._roster = self.store.load_roster()
-                self._roster_mark = mark
-            return self._roster.before(moment_s)
+            return self._fresh_roster().before(moment_s)
+
+    def roster_rows(self) -> RosterRows:
+        """Every company of the ledger's roster as it stands now (brought up to date first)."""
+        with self._roster_lock:
+            return self._fresh_roster()
+
+    def _fresh_roster(self) -> RosterRows:
+        """The cached roster, caught up with the store's mark (the caller holds ``_roster_lock``)."""
+        mark = self.store.roster_mark()
+        if mark != self._roster_mark:
+            cached = self._roster_mark
+            if cached is not None and cached[0] == mark[0] and self._roster.last_end == cached[1]:
+                self._roster.merge(self.store.load_roster(after_end=cached[1]))
+            else:
+                self._roster = self.store.load_roster()
+            self._roster_mark = mark
+        return self._roster
 
     def _take_into_roster(self, mark_before: tuple[int, int | None], window: Window,
                           companies: NewCompanies) -> None:
