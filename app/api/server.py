@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 def run_service(config: Config, mode_source: str, pipeline_arguments: Sequence[str] | None = None) -> int:
     """`fleetgen run`: service + API + dashboard until SIGINT/SIGTERM; exit 0 on a clean stop. With
     ``pipeline_arguments``, `fleetgen pipeline` runs beside it as a child process (``--with-pipeline``)."""
-    lock = DataDirLock(config.output.local_dir, "run").acquire()  # held until this process ends
+    lock = DataDirLock(config.output.local_dir, "run", url=config.output.url).acquire()  # held until this process ends
     configure_logging()
     service = Service(config, mode_source, freeze_heap=True)
     store_handler = StoreHandler(service.store)

@@ -228,7 +228,7 @@ def writer(config: Config, command: str) -> Iterator[tuple[Pipeline, list[Outcom
     from app.service.pipeline import Pipeline
     from app.store import Store
 
-    with DataDirLock(config.output.local_dir, command):
+    with DataDirLock(config.output.local_dir, command, url=config.output.url):
         configure_logging(quiet=True)
         outcomes: list[Outcome] = []
         store = Store.for_config(config)
@@ -359,7 +359,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("aborted")
             return EXIT_OK
-    with DataDirLock(config.output.local_dir, "clean"):
+    with DataDirLock(config.output.local_dir, "clean", url=config.output.url):
         print(json.dumps(clean_offline(config), indent=2))
     return EXIT_OK
 

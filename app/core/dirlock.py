@@ -25,8 +25,10 @@ LOCK_NAME = ".fleetgen.lock"
 class DataDirLock:
     """Exclusive, non-blocking; ``acquire`` raises ``DataDirBusy`` naming the holder."""
 
-    def __init__(self, data_dir: Path, command: str, name: str = LOCK_NAME):
+    def __init__(self, data_dir: Path, command: str, name: str = LOCK_NAME, url: str | None = None):
+        """``url``: the object-storage data directory whose work dir ``data_dir`` is (named in the message)."""
         self.data_dir = data_dir
+        self.shown = f"{url} (work dir {data_dir})" if url else str(data_dir)
         self.path = data_dir / name
         self.command = command
         self._fd: int | None = None
@@ -39,7 +41,7 @@ class DataDirLock:
         except BlockingIOError:
             holder = _read_holder(fd)
             os.close(fd)
-            raise DataDirBusy(self.data_dir, holder) from None
+            raise DataDirBusy(self.shown, holder) from None
         except BaseException:
             os.close(fd)
             raise

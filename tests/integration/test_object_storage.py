@@ -176,3 +176,19 @@ def test_kill_9_mid_upload_leaves_nothing_visible_and_the_retry_completes_it(s3_
     for key, data in objects.items():
         if key.startswith("raw/") and key.endswith(".jsonl"):
             assert (tmp_path / "local" / key).read_bytes() == data, key
+
+
+def test_a_second_writer_on_the_same_bucket_prefix_is_refused_naming_it(s3_bucket, write_config, capsys):
+    from app.core.dirlock import DataDirLock
+
+    remote = _config(write_config, f"s3://{s3_bucket}/bronze")
+    config = load_config(remote)
+    holder = DataDirLock(config.output.local_dir, "run", url=config.output.url).acquire()  # a service writing there
+    try:
+        assert main(["backfill", "--config", str(remote), "--from", FROM, "--to", TO]) == 2
+        err = capsys.readouterr().err
+        named = f"data directory s3://{s3_bucket}/bronze (work dir {config.output.local_dir})"
+        assert f"{named} is in use by fleetgen run" in err
+    finally:
+        holder.release()
+    assert _objects(s3_bucket) == {}  # the refused backfill wrote nothing
