@@ -128,3 +128,28 @@ def test_the_dashboard_asks_for_the_token_once_and_then_works_end_to_end(service
                            timeout=10_000)  # the live stream (token in its query) and health move on
     assert page.is_hidden("[data-testid=auth]")  # never asked again in this tab
     assert console_errors == []
+
+
+def test_a_401_for_a_request_sent_before_the_token_was_given_does_not_ask_again(service_process, browser):
+    process = service_process({"api": {"token": TOKEN, "protect_reads": True}}).start()
+    process.wait_http()
+    page = browser.new_page()
+    held = []
+
+    def hold_the_first_tokenless_log_read(route):
+        if not held and "authorization" not in route.request.headers:
+            held.append(route)  # answered later, after the token was given
+        else:
+            route.continue_()
+
+    page.route("**/api/logs*", hold_the_first_tokenless_log_read)
+    page.goto(process.url("/"))
+    page.wait_for_selector("[data-testid=auth]:not([hidden])", timeout=10_000)
+    assert held, "the page read its logs before the token was given"
+    page.fill("[data-testid=token-input]", TOKEN)
+    page.click("[data-testid=token-save]")
+    page.wait_for_selector("[data-testid=auth]", state="hidden")
+    with page.expect_response(lambda response: "/api/logs" in response.url and response.status == 401):
+        held[0].continue_()  # the stale request: sent without the token, refused now
+    page.wait_for_function("document.querySelectorAll('#logs li').length > 0", timeout=10_000)
+    assert page.is_hidden("[data-testid=auth]")

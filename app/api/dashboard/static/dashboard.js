@@ -9,7 +9,8 @@ function token() { return sessionStorage.getItem(TOKEN_KEY); }
 
 async function api(path, options = {}) {
   const headers = { ...(options.headers || {}) };
-  if (token()) headers.Authorization = `Bearer ${token()}`;
+  const sent = token();
+  if (sent) headers.Authorization = `Bearer ${sent}`;
   const response = await fetch(path, { ...options, headers });
   let body;
   try {
@@ -17,7 +18,9 @@ async function api(path, options = {}) {
   } catch (error) {  // cut short (the service went away mid-answer) or not JSON
     throw new Error(`${response.status}: unreadable answer from ${path}`);
   }
-  if (response.status === 401) askForToken(token() ? "The token kept for this tab was refused." : "");
+  // Ask only when the token this request carried is still the tab's: an answer to a request sent before the
+  // token was given (a poll in flight while it was typed) must not ask again.
+  if (response.status === 401 && token() === sent) askForToken(sent ? "The token kept for this tab was refused." : "");
   if (!response.ok) throw new Error(body.detail || `${response.status} ${response.statusText}`);
   return body;
 }
