@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,24 +43,60 @@ class DefectPlan:
         return {name: int(tally[i]) for i, name in enumerate(DEFECT_TYPES)}
 
 
+@dataclass
+class DefectChoice:
+    """Which rows of a batch of ``size`` records get a defect, of which kind and target, and which row
+    each duplicate copies: everything about a batch's defects that needs no record values."""
+
+    size: int
+    rows: np.ndarray  # sorted, int64
+    kinds: np.ndarray
+    target_index: np.ndarray  # per defect, into its kind's targets
+    duplicate_sources: np.ndarray  # per duplicate defect (in defect order): the row it copies
+
+    def needed_rows(self) -> np.ndarray:
+        """The rows whose values applying the choice reads: the defective ones and the duplicates' sources."""
+        needed: np.ndarray = np.union1d(self.rows, self.duplicate_sources)
+        return needed
+
+
 def plan_defects(batch: ColumnBatch, quality: QualityInjectionConfig, rng: np.random.Generator) -> DefectPlan:
     """Choose and apply defects: duplicates are copied into the columns now, the rest kept as overrides."""
-    rate = quality.effective_rate(batch.stream)
-    n = batch.size
+    choice = choose_defects(batch.size, batch.defect_targets(), quality.effective_rate(batch.stream), quality, rng)
+    return apply_defects(batch, choice, rng) if choice is not None else DefectPlan()
+
+
+def choose_defects(n: int, targets: dict[str, list[DefectTarget]], rate: float, quality: QualityInjectionConfig,
+                   rng: np.random.Generator) -> DefectChoice | None:
+    """The first half of ``plan_defects``: the draws that depend on the record count alone (None: no
+    defect is drawn for this batch, and nothing is taken from ``rng``)."""
     if rate <= 0 or n == 0:
-        return DefectPlan()
+        return None
     weights = np.array([quality.type_weights()[name] for name in DEFECT_TYPES], dtype=np.float64)
     chosen = int(rng.binomial(n, rate))
     rows = np.sort(rng.choice(n, chosen, replace=False)).astype(np.int64)
     kinds = rng.choice(len(DEFECT_TYPES), chosen, p=weights / weights.sum()).astype(np.int64)
     rows, kinds = _keep_a_source_for_duplicates(rows, kinds, n)
-    targets = batch.defect_targets()
-    plan = DefectPlan(rows=rows, kinds=kinds, duplicate_of=np.full(len(rows), -1, np.int64))
     target_index = np.zeros(len(rows), np.int64)
     for kind_code, kind in enumerate(DEFECT_TYPES):
         members = np.flatnonzero(kinds == kind_code)
         target_index[members] = rng.integers(0, len(targets[kind]), len(members))
-    _apply_duplicates(batch, plan, rng)
+    return DefectChoice(n, rows, kinds, target_index, _duplicate_sources(n, rows, kinds, rng))
+
+
+def apply_defects(batch: ColumnBatch, choice: DefectChoice, rng: np.random.Generator,
+                  local: Callable[[np.ndarray], np.ndarray] | None = None) -> DefectPlan:
+    """The second half: copy the duplicates and render the injected values. ``batch`` holds the rows
+    ``choice`` names (all of them, or just ``choice.needed_rows()`` with ``local`` mapping a row of the
+    whole batch to its row in ``batch``); the plan names rows of the whole batch."""
+    at = local or (lambda rows: rows)
+    rows, kinds, target_index = choice.rows, choice.kinds, choice.target_index
+    targets = batch.defect_targets()
+    plan = DefectPlan(rows=rows, kinds=kinds, duplicate_of=np.full(len(rows), -1, np.int64))
+    duplicates = np.flatnonzero(kinds == DEFECT_TYPES.index("duplicate"))
+    if len(duplicates):
+        batch.copy_rows(at(rows[duplicates]), at(choice.duplicate_sources))
+        plan.duplicate_of[duplicates] = choice.duplicate_sources
     plan.target_codes = np.zeros(len(rows), np.int64)
     original_parts, injected_parts, positions = [], [], []
     for kind_code, kind in enumerate(DEFECT_TYPES):
@@ -77,14 +114,14 @@ def plan_defects(batch: ColumnBatch, quality: QualityInjectionConfig, rng: np.ra
             if kind == "duplicate":
                 continue
             member_rows = rows[members]
-            original_parts.append(batch.render(target.field, member_rows))
+            original_parts.append(batch.render(target.field, at(member_rows)))
             positions.append(members)
             if target.inject is None:
                 injected_parts.append(r.literal(b"null", len(members)))
                 plan.absent.setdefault(target.field, np.zeros(0, np.int64))
                 plan.absent[target.field] = np.concatenate([plan.absent[target.field], member_rows])
             else:
-                values = target.inject(batch, member_rows, rng)
+                values = target.inject(batch, at(member_rows), rng)
                 injected_parts.append(values)
                 _add_override(plan.overrides, target.field, member_rows, values)
     plan.originals = _gather(original_parts, positions, len(rows))
@@ -105,23 +142,35 @@ def _keep_a_source_for_duplicates(rows: np.ndarray, kinds: np.ndarray, n: int) -
     return rows, kinds
 
 
-def _apply_duplicates(batch: ColumnBatch, plan: DefectPlan, rng: np.random.Generator) -> None:
-    duplicate = DEFECT_TYPES.index("duplicate")
-    members = np.flatnonzero(plan.kinds == duplicate)
-    if len(members) == 0:
-        return
-    dup_rows = plan.rows[members]
-    # Copy a clean record when there is one, so the duplicate is an exact repeat of a valid line.
-    taken = np.zeros(batch.size, bool)
-    taken[plan.rows] = True
-    candidates = np.flatnonzero(~taken)
-    if len(candidates) == 0:
-        taken[:] = False
-        taken[dup_rows] = True
-        candidates = np.flatnonzero(~taken)
-    sources = candidates[rng.integers(0, len(candidates), len(members))]
-    batch.copy_rows(dup_rows, sources)
-    plan.duplicate_of[members] = sources
+def _duplicate_sources(n: int, rows: np.ndarray, kinds: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The row each duplicate copies: a clean record when there is one (so the duplicate is an exact
+    repeat of a valid line), else any record that is not a duplicate itself."""
+    dup_rows = rows[kinds == DEFECT_TYPES.index("duplicate")]
+    if len(dup_rows) == 0:
+        return np.zeros(0, np.int64)
+    excluded = rows if len(rows) < n else dup_rows  # both sorted
+    picks = rng.integers(0, n - len(excluded), len(dup_rows))
+    # the pick-th row not in ``excluded``, without listing the candidates (O(defects), not O(records))
+    shifted = excluded - np.arange(len(excluded), dtype=np.int64)
+    sources: np.ndarray = picks + np.searchsorted(shifted, picks, side="right")
+    return sources.astype(np.int64)
+
+
+def restrict(plan: DefectPlan, lo: int, hi: int) -> DefectPlan:
+    """The defects of rows [lo, hi), renumbered from 0 (``duplicate_of`` keeps naming rows of the batch)."""
+    a, b = np.searchsorted(plan.rows, [lo, hi])
+    part = DefectPlan(rows=plan.rows[a:b] - lo, kinds=plan.kinds[a:b], target_codes=plan.target_codes[a:b],
+                      targets=plan.targets, duplicate_of=plan.duplicate_of[a:b], originals=plan.originals[a:b],
+                      injected=plan.injected[a:b])
+    for name, override in plan.overrides.items():
+        c, d = np.searchsorted(override.rows, [lo, hi])
+        if d > c:
+            part.overrides[name] = FieldOverride(override.rows[c:d] - lo, override.values[c:d])
+    for name, absent in plan.absent.items():
+        c, d = np.searchsorted(absent, [lo, hi])
+        if d > c:
+            part.absent[name] = absent[c:d] - lo
+    return part
 
 
 def _add_override(overrides: dict[str, FieldOverride], name: str, rows: np.ndarray, values: r.Matrix) -> None:

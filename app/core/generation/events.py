@@ -13,7 +13,7 @@ from app.core.generation.columns import ColumnBatch, DefectTarget
 from app.core.generation.corruptions import malformed_timestamps, outside_window
 from app.core.generation.emulated_fleet import FleetState, Pending, Steps, slot_count, step_fleet
 from app.core.generation.geography import COORD_DECIMALS, COORD_SCALE
-from app.core.generation.itinerary import Fleet, Lateness, window_events
+from app.core.generation.itinerary import Fleet, Lateness, expected_events, part_events, shift_table
 from app.core.generation.lifecycle import Churn, lives
 from app.core.timeline import Window
 from app.core.workday import mean_deliveries, slot_seconds
@@ -161,12 +161,29 @@ class EventBatch(ColumnBatch):
             return location_text(self.lat[rows], self.lon[rows])
         raise KeyError(field)
 
-    def copy_rows(self, dst: np.ndarray, src: np.ndarray) -> None:
-        for column in (self.event_uuid, self.company, self.driver, self.event_type,
-                       self.timestamp_ms, self.lat, self.lon):
-            column[dst] = column[src]
-        if self.truck is not None:
-            self.truck[dst] = self.truck[src]
+    def _columns(self) -> list[np.ndarray]:
+        columns = [self.event_uuid, self.company, self.driver, self.event_type, self.timestamp_ms, self.lat, self.lon]
+        return columns + ([self.truck] if self.truck is not None else [])
+
+    def copy_rows(self, dst: np.ndarray, src: np.ndarray, source: EventBatch | None = None) -> None:
+        for mine, theirs in zip(self._columns(), (source or self)._columns(), strict=True):
+            mine[dst] = theirs[src]
+
+    def take(self, rows: np.ndarray) -> EventBatch:
+        """A batch of just ``rows`` (same window and roster)."""
+        columns = [column[rows] for column in self._columns()]
+        truck = columns.pop() if self.truck is not None else None
+        return EventBatch(self.window, self.roster, *columns, truck=truck, max_delay_s=self.max_delay_s)
+
+    @classmethod
+    def joined(cls, parts: list[EventBatch]) -> EventBatch:
+        """Batches of one window and roster (production parts), end to end."""
+        first = parts[0]
+        if len(parts) == 1:
+            return first
+        columns = [np.concatenate(cols) for cols in zip(*(p._columns() for p in parts), strict=True)]
+        truck = columns.pop() if first.truck is not None else None
+        return EventBatch(first.window, first.roster, *columns, truck=truck, max_delay_s=first.max_delay_s)
 
     @classmethod
     def defect_targets(cls) -> dict[str, list[DefectTarget]]:
@@ -234,7 +251,7 @@ def generate_events(config: Config, window: Window, roster: DriverPool | Roster,
     pool = roster if isinstance(roster, DriverPool) else DriverPool.of(roster)
     weights = np.array([config.events.event_type_weights.get(t, 0.0) for t in EVENT_TYPES])
     if not config.emulated_mode.enabled:
-        return _itinerary_events(config, window, pool.compact(), weights, rng)
+        return _itinerary_events(config, window, pool.compact(), rng)
     return _emulated_events(config, window, pool, weights, fleet, rng)
 
 
@@ -297,26 +314,68 @@ def _arrival_windows(rng: np.random.Generator, timestamp_ms: np.ndarray, window:
     return landing_ms // 1000
 
 
-def _itinerary_events(config: Config, window: Window, roster: Roster, weights: np.ndarray,
-                      rng: np.random.Generator) -> EventBatch:
+PART_EVENTS = 400_000  # a production window is generated in time parts of about this many events
+
+
+class ProductionEvents:
+    """A production window's events, made in time parts of about ``PART_EVENTS`` events each: the
+    parts, in order, concatenate to the whole batch (the itinerary is a pure function of each driver's
+    slot, and the event ids are drawn from the batch's generator in order), so a window of any size is
+    generated in bounded memory and its bytes do not depend on how it is cut."""
+
+    def __init__(self, config: Config, window: Window, roster: Roster, part_events: int = PART_EVENTS):
+        weights = np.array([config.events.event_type_weights.get(t, 0.0) for t in EVENT_TYPES])
+        self.config, self.window, self.roster = config, window, roster
+        self.deliveries = mean_deliveries([float(w) for w in weights])
+        self.slot_s = slot_seconds(config.event_rate_per_driver, window.end_s - window.start_s, self.deliveries)
+        churn = config.companies.churn
+        since = roster.onboarded_by()
+        life = (lives(config.seed, Churn(churn.monthly_rate, churn.driver_changes_per_month), roster.company_uuid,
+                      since, roster.drivers_count) if churn.enabled else None)
+        self.fleet = Fleet(roster.company_uuid, roster.geography, roster.drivers_count, since, life)
+        self.boxes = (geo.LAT_MIN, geo.LAT_MAX, geo.LON_MIN, geo.LON_MAX)
+        self.late = Lateness(config.late_arrival.probability, int(config.late_arrival.max_delay.total_seconds()),
+                             window.end_s - window.start_s)
+        self.shifts = shift_table(config.seed, self.fleet, window, self.slot_s, self.late)
+        density = expected_events(self.shifts, window, self.slot_s, 2 + self.deliveries, self.late)
+        self.expected = float(density.sum())
+        self.parts = _cut(self.shifts.t0, window.end_s, density, part_events)
+
+    def part(self, index: int, rng: np.random.Generator | None) -> EventBatch:
+        """The events of part ``index``, with ids drawn from ``rng`` (the batch's generator, handed each
+        part in order; None: ids left zero, for counting). The first and last parts are open-ended."""
+        a, b = self.parts[index]
+        bounds = (None if index == 0 else a, None if index == len(self.parts) - 1 else b)
+        day = part_events(self.config.seed, self.fleet, self.window, self.shifts, bounds, self.slot_s,
+                          self.deliveries, self.config.events.trucks_per_driver, self.boxes, self.late)
+        count = len(day.timestamp_ms)
+        event_uuid = (r.uuid4_bytes(r.random_bytes(rng, count, 16)) if rng is not None
+                      else np.zeros((count, 16), np.uint8))
+        lat = np.rint(day.lat * COORD_SCALE).astype(np.int32)
+        lon = np.rint(day.lon * COORD_SCALE).astype(np.int32)
+        return EventBatch(self.window, self.roster, event_uuid, day.company, day.driver, day.event_type,
+                          day.timestamp_ms, lat, lon, truck=day.truck, max_delay_s=max_delay_s(self.config))
+
+    def whole(self, rng: np.random.Generator) -> EventBatch:
+        """Every part, joined into one batch."""
+        return EventBatch.joined([self.part(i, rng) for i in range(len(self.parts))])
+
+
+def _cut(t0: int, t1: int, density: np.ndarray, part_events: int) -> list[tuple[int, int]]:
+    """[t0, t1) cut at whole seconds into parts of about ``part_events`` expected events each."""
+    total = float(density.sum())
+    count = max(1, min(int(np.ceil(total / part_events)), t1 - t0))
+    if count == 1:
+        return [(t0, t1)]
+    cumulative = np.cumsum(density)
+    cuts = np.searchsorted(cumulative, total * np.arange(1, count) / count, side="right") + 1 + t0
+    edges = np.unique(np.concatenate([[t0], np.clip(cuts, t0, t1), [t1]])).tolist()
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def _itinerary_events(config: Config, window: Window, roster: Roster, rng: np.random.Generator) -> EventBatch:
     """Production: each driver's shift, legs, stops and deliveries inside the window (see itinerary)."""
-    deliveries = mean_deliveries([float(w) for w in weights])
-    slot = slot_seconds(config.event_rate_per_driver, window.end_s - window.start_s, deliveries)
-    churn = config.companies.churn
-    since = roster.onboarded_by()
-    life = (lives(config.seed, Churn(churn.monthly_rate, churn.driver_changes_per_month), roster.company_uuid, since,
-                  roster.drivers_count) if churn.enabled else None)
-    fleet = Fleet(roster.company_uuid, roster.geography, roster.drivers_count, since, life)
-    boxes = (geo.LAT_MIN, geo.LAT_MAX, geo.LON_MIN, geo.LON_MAX)
-    late = Lateness(config.late_arrival.probability, int(config.late_arrival.max_delay.total_seconds()),
-                    window.end_s - window.start_s)
-    day = window_events(config.seed, fleet, window, slot, deliveries, config.events.trucks_per_driver, boxes, late)
-    count = len(day.timestamp_ms)
-    event_uuid = r.uuid4_bytes(r.random_bytes(rng, count, 16))
-    lat = np.rint(day.lat * COORD_SCALE).astype(np.int32)
-    lon = np.rint(day.lon * COORD_SCALE).astype(np.int32)
-    return EventBatch(window, roster, event_uuid, day.company, day.driver, day.event_type, day.timestamp_ms,
-                      lat, lon, truck=day.truck, max_delay_s=max_delay_s(config))
+    return ProductionEvents(config, window, roster).whole(rng)
 
 
 def max_delay_s(config: Config) -> int:

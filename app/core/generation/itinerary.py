@@ -74,8 +74,9 @@ class Lateness:
 
     @property
     def reach(self) -> int:
-        """Earlier windows whose events may arrive in a window."""
-        return self.max_delay_s // self.interval_s
+        """Earlier windows whose events may arrive in a window (rounded up: with a delay of 20 minutes on
+        15-minute windows, an event at 09:44 may arrive in the 10:00 window, two windows on)."""
+        return -(-self.max_delay_s // self.interval_s)
 
     def landing_ms(self, at_ms: np.ndarray, uniform: np.ndarray) -> np.ndarray:
         """The start of the window a late event at ``at_ms`` lands in: one of the later windows starting at
@@ -125,15 +126,47 @@ def depots(company_uuid: np.ndarray, geography: np.ndarray, lat_min: np.ndarray,
     return lat, lon
 
 
+SHIFT_BLOCK_DRIVERS = 1 << 20  # the shift table is built this many driver-days at a time (bounded memory)
+
+
+@dataclass(frozen=True)
+class Shifts:
+    """The shifts of a window's drivers that can hold its events, one row per (driver, local day), in the
+    order (day step, company, driver); ``first``/``last`` bound the slots that can hold them."""
+
+    t0: int  # the span's start (s): the window's, less the look-back of late arrivals
+    company: np.ndarray  # int32 index into the fleet
+    driver: np.ndarray  # int32 driver number, from 1
+    day: np.ndarray  # int32 local day
+    day_key: np.ndarray  # uint64
+    start: np.ndarray  # float64 (s)
+    first: np.ndarray  # int32: first slot that can hold an event of the span
+    last: np.ndarray  # int32: one past the last
+
+    @property
+    def size(self) -> int:
+        return len(self.start)
+
+
 def window_events(seed: int, fleet: Fleet, window: Window, slot_s: float, deliveries: float,
                   trucks_per_driver: float, boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
                   late: Lateness | None = None) -> Itinerary:
     """Every itinerary event of ``fleet`` that arrives in ``window``, in time order: those inside it that
     are on time and, with ``late``, the late ones of the windows before it that arrive in it."""
-    looks_back = late.reach if late is not None and late.probability > 0 else 0
-    t0, t1 = window.start_s - looks_back * (window.end_s - window.start_s), window.end_s
+    shifts = shift_table(seed, fleet, window, slot_s, late)
+    return part_events(seed, fleet, window, shifts, (None, None), slot_s, deliveries,
+                       trucks_per_driver, boxes, late)
+
+
+def _looks_back(late: Lateness | None) -> int:
+    return late.reach if late is not None and late.probability > 0 else 0
+
+
+def shift_table(seed: int, fleet: Fleet, window: Window, slot_s: float, late: Lateness | None = None) -> Shifts:
+    """The shifts that can hold events arriving in ``window`` (see ``Shifts``), built block by block."""
+    t0, t1 = window.start_s - _looks_back(late) * (window.end_s - window.start_s), window.end_s
     if fleet.drivers_count.size == 0 or not np.isfinite(slot_s):
-        return _empty()
+        return _no_shifts(t0)
     # A shift starts and ends on its local day (06:00 at the earliest, 20:00 at the latest), so only the
     # (company, local day) pairs whose working hours reach the window get a row per driver.
     offset_s = REGION_UTC_OFFSET_H[fleet.geography.astype(np.int64)] * 3600
@@ -145,16 +178,32 @@ def window_events(seed: int, fleet: Fleet, window: Window, slot_s: float, delive
     latest_start = earliest + SHIFT_START_SPAN_H * 3600
     latest_end = latest_start + (SHIFT_LENGTH_MIN_H + SHIFT_LENGTH_SPAN_H) * 3600 + slot_s
     reach = (latest_end > t0 - slot_s) & (earliest < t1) & (latest_end > fleet.since_s[pairs])
-    pairs, pair_day = pairs[reach], pair_day[reach]
+    pairs, pair_day, earliest, latest_end = pairs[reach], pair_day[reach], earliest[reach], latest_end[reach]
+    del midnight, latest_start, reach
     if fleet.lives is None:
         per_pair = fleet.drivers_count[pairs].astype(np.int64)
     else:  # the most drivers the company has during the pair's working hours (a period lasts > 1 day)
-        per_pair = np.maximum(fleet.lives.drivers(pairs, fleet.lives.period_at(pairs, earliest[reach])),
-                              fleet.lives.drivers(pairs, fleet.lives.period_at(pairs, latest_end[reach])))
+        per_pair = np.maximum(fleet.lives.drivers(pairs, fleet.lives.period_at(pairs, earliest)),
+                              fleet.lives.drivers(pairs, fleet.lives.period_at(pairs, latest_end)))
+    ckeys = company_keys(seed, fleet.company_uuid)
+    # blocks of whole pairs in order, so the table is the same whatever the block size
+    ends = np.cumsum(per_pair)
+    cuts = np.searchsorted(ends, np.arange(SHIFT_BLOCK_DRIVERS, int(ends[-1]) if len(ends) else 0,
+                                           SHIFT_BLOCK_DRIVERS), side="right")
+    bounds = [0, *np.unique(cuts).tolist(), len(pairs)]
+    blocks = [_shift_block(fleet, pairs[a:b], pair_day[a:b], per_pair[a:b], offset_s, ckeys, t0, t1, slot_s)
+              for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    if not blocks:
+        return _no_shifts(t0)
+    columns = [np.concatenate(parts) for parts in zip(*blocks, strict=True)]
+    return Shifts(t0, *columns)
+
+
+def _shift_block(fleet: Fleet, pairs: np.ndarray, pair_day: np.ndarray, per_pair: np.ndarray, offset_s: np.ndarray,
+                 ckeys: np.ndarray, t0: int, t1: int, slot_s: float) -> tuple[np.ndarray, ...]:
     company = np.repeat(pairs, per_pair)
     day = np.repeat(pair_day, per_pair)
     driver = np.arange(len(company), dtype=np.int64) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair) + 1
-    ckeys = company_keys(seed, fleet.company_uuid)
     day_key = key(ckeys[company], driver.astype(np.uint64), day.astype(np.uint64))
     local_midnight = day * DAY_S - offset_s[company]
     start = local_midnight + (SHIFT_START_MIN_H + SHIFT_START_SPAN_H * uniform(day_key, "shift_start")) * 3600
@@ -169,7 +218,7 @@ def window_events(seed: int, fleet: Fleet, window: Window, slot_s: float, delive
     until = np.full(len(rows), np.inf)
     if fleet.lives is not None:
         since, until = _working(fleet.lives, company, driver, start, start + slots * slot_s, since)
-    # the slots of each shift that can hold an event of the window (a slot's events lie inside it); a
+    # the slots of each shift that can hold an event of the span (a slot's events lie inside it); a
     # company onboarded during a shift has its drivers join it at the next slot, leaving from OFF, and a
     # driver who leaves (the company does, or its count drops below the driver) stops after the last
     # whole slot before it, STOPPED
@@ -179,22 +228,67 @@ def window_events(seed: int, fleet: Fleet, window: Window, slot_s: float, delive
     if fleet.lives is not None:
         whole = np.floor(np.minimum((until - start) / slot_s, slots)).astype(np.int64)
         last_slot = np.clip(np.minimum(last_slot, whole), first_slot, slots)
-    counts = last_slot - first_slot
+    held = np.flatnonzero(last_slot > first_slot)
+    return (company[held].astype(np.int32), driver[held].astype(np.int32), day[held].astype(np.int32),
+            day_key[held], start[held], first_slot[held].astype(np.int32), last_slot[held].astype(np.int32))
+
+
+def _no_shifts(t0: int) -> Shifts:
+    i32 = np.zeros(0, np.int32)
+    return Shifts(t0, i32, i32, i32, np.zeros(0, np.uint64), np.zeros(0, np.float64), i32, i32)
+
+
+def expected_events(shifts: Shifts, window: Window, slot_s: float, per_slot: float,
+                    late: Lateness | None = None) -> np.ndarray:
+    """About how many events of ``window`` each second of the span holds (from the shifts' slots; a slot
+    of the look-back counts with the late-arrival probability): where to cut the window into parts."""
+    seconds = window.end_s - shifts.t0
+    if shifts.size == 0 or seconds <= 0:
+        return np.zeros(max(seconds, 0))
+    begin = np.clip(np.floor(shifts.start + shifts.first * slot_s).astype(np.int64) - shifts.t0, 0, seconds)
+    end = np.clip(np.floor(shifts.start + shifts.last * slot_s).astype(np.int64) - shifts.t0, 0, seconds)
+    active = np.cumsum(np.bincount(begin, minlength=seconds + 1) - np.bincount(end, minlength=seconds + 1))
+    density = active[:seconds] * (per_slot / slot_s)
+    if late is not None and late.probability > 0:
+        density[: window.start_s - shifts.t0] *= late.probability
+    return density
+
+
+def part_events(seed: int, fleet: Fleet, window: Window, shifts: Shifts, part: tuple[int | None, int | None],
+                slot_s: float,
+                deliveries: float, trucks_per_driver: float,
+                boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                late: Lateness | None = None) -> Itinerary:
+    """The events of ``window`` (as ``window_events``) that happen in ``part`` = [a, b) seconds of its span
+    (None: unbounded): the parts of a partition of the span, in order, concatenate to the window's events."""
+    a, b = part
+    if shifts.size == 0:
+        return _empty()
+    start = shifts.start
+    first = shifts.first if a is None else np.clip(np.floor((a - start) / slot_s).astype(np.int64), shifts.first,
+                                                   shifts.last)
+    last = shifts.last if b is None else np.clip(np.floor((b - start) / slot_s).astype(np.int64) + 1, first,
+                                                 shifts.last)
+    rows = np.flatnonzero(last > first)
+    first, last = first[rows], last[rows]
+    company, driver = shifts.company[rows].astype(np.int64), shifts.driver[rows].astype(np.int64)
+    day, day_key, start = shifts.day[rows].astype(np.int64), shifts.day_key[rows], start[rows]
+    counts = last - first
     shift_of = np.repeat(np.arange(len(rows), dtype=np.int64), counts)
-    slot = first_slot[shift_of] + np.arange(len(shift_of), dtype=np.int64) - np.repeat(
-        np.cumsum(counts) - counts, counts)
+    slot = first[shift_of] + np.arange(len(shift_of), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
     first_of_shift = np.zeros(len(slot), bool)
     first_of_shift[(np.cumsum(counts) - counts)[counts > 0]] = True
     arrival_ms = None
-    if looks_back and late is not None:
+    if _looks_back(late) and late is not None:
         # the slots of the look-back: only the late ones that land in this window are kept
         kept, arrival_ms = _arriving_slots(late, window, start[shift_of], slot, slot_s, day_key[shift_of])
         shift_of, slot, arrival_ms = shift_of[kept], slot[kept], arrival_ms[kept]
         first_of_shift = np.ones(len(slot), bool)  # a row whose previous row is not its shift's slot before
         first_of_shift[1:] = (shift_of[1:] != shift_of[:-1]) | (slot[1:] != slot[:-1] + 1)
-    return _events(fleet, window, t0, arrival_ms, slot_s, deliveries, trucks_per_driver, boxes,
-                   company[shift_of], driver[shift_of], day[shift_of], day_key[shift_of], start[shift_of], slot,
-                   first_of_shift, ckeys)
+    part_ms = (-(1 << 62) if a is None else a * 1000, 1 << 62 if b is None else b * 1000)
+    return _events(fleet, window, shifts.t0, part_ms, arrival_ms, slot_s, deliveries,
+                   trucks_per_driver, boxes, company[shift_of], driver[shift_of], day[shift_of], day_key[shift_of],
+                   start[shift_of], slot, first_of_shift, company_keys(seed, fleet.company_uuid))
 
 
 def _working(lives: Lives, company: np.ndarray, driver: np.ndarray, start: np.ndarray, end: np.ndarray,
@@ -214,7 +308,8 @@ def _working(lives: Lives, company: np.ndarray, driver: np.ndarray, start: np.nd
     return np.where(idle, end, begin), np.where(idle, start, stop)  # an idle driver's shift holds no slot
 
 
-def _events(fleet: Fleet, window: Window, span_start_s: int, arrival_ms: np.ndarray | None, slot_s: float,
+def _events(fleet: Fleet, window: Window, span_start_s: int, part_ms: tuple[int, int], arrival_ms: np.ndarray | None,
+            slot_s: float,
             deliveries: float, trucks_per_driver: float, boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
             company: np.ndarray, driver: np.ndarray, day: np.ndarray, day_key: np.ndarray,
             shift_start: np.ndarray, slot: np.ndarray, first_of_shift: np.ndarray, ckeys: np.ndarray) -> Itinerary:
@@ -245,12 +340,14 @@ def _events(fleet: Fleet, window: Window, span_start_s: int, arrival_ms: np.ndar
     times = np.stack([depart, arrive, arrive + step, arrive + 2 * step], axis=1).ravel()  # per slot and seq
     millis = np.floor(times[cell] * 1000).astype(np.int64)
     del times
+    in_part = (millis >= part_ms[0]) & (millis < part_ms[1])
     if arrival_ms is None:
-        keep = np.flatnonzero((millis >= window.start_s * 1000) & (millis < window.end_s * 1000))
+        keep = np.flatnonzero(in_part & (millis >= window.start_s * 1000) & (millis < window.end_s * 1000))
     else:  # an event arrives in its own window, or in its late slot's if that is later
         interval_ms = (window.end_s - window.start_s) * 1000
         own = millis // interval_ms * interval_ms
-        keep = np.flatnonzero(np.maximum(own, arrival_ms[cell >> 2]) == window.start_s * 1000)
+        keep = np.flatnonzero(in_part & (np.maximum(own, arrival_ms[cell >> 2]) == window.start_s * 1000))
+    del in_part
     # Time order, ties in row order ((company, driver, slot, seq)): one sort of unique int64 keys
     # (time since the span's start, then the row) is several times faster than a stable argsort.
     keys = ((millis[keep] - span_start_s * 1000) << ROW_BITS) | np.arange(len(keep), dtype=np.int64)
