@@ -217,18 +217,28 @@ def stage_batch(
 ) -> Staged:
     """The first half of publishing: the record files (and the quality log) in a fresh staging folder;
     ``sync`` fsyncs them now, so that finishing only has the small meta file and the rename left."""
+    def fill(staging: Path) -> dict[str, FileInfo]:
+        record_file = layout.record_file(stream)
+        files = {record_file: _write_stream(staging / record_file, records, record_count, checkpoint, sync=False)}
+        if issues:
+            files[ISSUES_FILE] = _write_stream(staging / ISSUES_FILE, [issues], issue_count, sync=False)
+        if late:
+            files[LATE_FILE] = _write_stream(staging / LATE_FILE, [late], late_count, sync=False)
+        return files
+
+    return stage_files(layout, stream, batch_id, fill, sync)
+
+
+def stage_files(layout: Layout, stream: str, batch_id: str, fill: Callable[[Path], dict[str, FileInfo]],
+                sync: bool = False) -> Staged:
+    """``stage_batch`` for a caller that writes the files itself: ``fill`` writes them in the fresh staging
+    folder it is given (e.g. with ``StreamWriter``) and returns them; an error removes the folder."""
     layout.ensure()
     staging = layout.staging / f"{stream}-{batch_id}-{uuid.uuid4().hex[:12]}"
     with _dropped_on_error(layout, staging, stream, batch_id):
         _remove_tree(staging)
         staging.mkdir(parents=True)
-        record_file = layout.record_file(stream)
-        files = {record_file: _write_stream(staging / record_file, records, record_count,
-                                                     checkpoint, sync=False)}
-        if issues:
-            files[ISSUES_FILE] = _write_stream(staging / ISSUES_FILE, [issues], issue_count, sync=False)
-        if late:
-            files[LATE_FILE] = _write_stream(staging / LATE_FILE, [late], late_count, sync=False)
+        files = fill(staging)
         if sync and layout.remote is None:
             _sync_together([staging / name for name in files])
         return Staged(stream, batch_id, staging, files, sync)
@@ -347,29 +357,52 @@ def _same_files(meta: dict[str, Any], files: dict[str, FileInfo]) -> bool:
 
 def _write_stream(path: Path, chunks: Iterable[bytes | memoryview], rows: int,
                   checkpoint: Callable[[], None] = lambda: None, sync: bool = True) -> FileInfo:
-    """Write, checksum (on its own thread, overlapping the write) and fsync one file (``sync=False``:
-    the caller syncs it, e.g. with ``_sync_together``)."""
-    digest = hashlib.sha256()
-    hashing: Future[None] | None = None
-    sink = FileSink(path, large=rows >= DIRECT_IO_MIN_ROWS)
+    """Write, checksum and fsync one file (``sync=False``: the caller syncs it, e.g. with
+    ``_sync_together``)."""
+    writer = StreamWriter(path, large=rows >= DIRECT_IO_MIN_ROWS)
     try:
         for chunk in chunks:
             checkpoint()
-            if hashing is not None:
-                hashing.result()
-            if len(chunk) < HASH_INLINE_BYTES:
-                digest.update(chunk)  # a hand-off to the hashing thread would cost more than the hash
-                hashing = None
-            else:
-                hashing = _HASHER.submit(digest.update, chunk)
-            sink.write(chunk)
-        if hashing is not None:
-            hashing.result()
+            writer.write(chunk)
     except BaseException:
-        sink.abort()
+        writer.abort()
         raise
-    size = sink.close(sync)
-    return FileInfo(rows, size, digest.hexdigest())
+    return writer.close(rows, sync)
+
+
+class StreamWriter:
+    """One staged file written chunk by chunk and checksummed on its own thread, overlapping the write."""
+
+    def __init__(self, path: Path, large: bool):
+        self.path = path
+        self.digest = hashlib.sha256()
+        self.hashing: Future[None] | None = None
+        self.sink = FileSink(path, large=large)
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        if self.hashing is not None:
+            self.hashing.result()
+        if len(chunk) < HASH_INLINE_BYTES:
+            self.digest.update(chunk)  # a hand-off to the hashing thread would cost more than the hash
+            self.hashing = None
+        else:
+            self.hashing = _HASHER.submit(self.digest.update, chunk)
+        self.sink.write(chunk)
+
+    def close(self, rows: int, sync: bool = True) -> FileInfo:
+        try:
+            if self.hashing is not None:
+                self.hashing.result()
+        except BaseException:
+            self.sink.abort()
+            raise
+        size = self.sink.close(sync)
+        return FileInfo(rows, size, self.digest.hexdigest())
+
+    def abort(self) -> None:
+        if self.hashing is not None:
+            self.hashing.cancel()
+        self.sink.abort()
 
 
 _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetgen-sha256")

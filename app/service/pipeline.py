@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ import yaml
 from app.core import bronze
 from app.core.config import GEOGRAPHIES, Config, format_duration
 from app.core.errors import Abandoned, ConfigError, FleetgenError, RangeError, StoreError
-from app.core.generation.batch import generate_batch
+from app.core.generation.batch import generate_in_parts
 from app.core.generation.columns import ColumnBatch
 from app.core.generation.companies import CompanyBatch
 from app.core.generation.emulated_fleet import FleetState
@@ -574,16 +575,53 @@ def make_batch(config: Config, layout: bronze.Layout, stream: str, window: Windo
     """Generate ``window``'s batch from the roster before it (and, emulated, the fleet the previous events
     batch left) and stage its files; a pure function of these, wherever it runs (a Spark executor too)."""
     generated_at = time.time()
-    batch, plan = generate_batch(config, stream, window, pool, fleet)
-    issues = render_issues(batch, plan) if config.quality_injection.log_injected_issues else b""
-    late, late_count = render_late(batch, window.end_s - window.start_s) if isinstance(batch, EventBatch) \
-        else (b"", 0)
-    records = record_chunks(layout.record_format, stream, render_records(batch, plan))
-    staged = bronze.stage_batch(layout, stream, window.batch_id, records, batch.size, issues, plan.corrupted_count,
-                                checkpoint, sync=sync, late=late, late_count=late_count)
+    made = generate_in_parts(config, stream, window, pool, fleet)
+    late_count = 0
+
+    def fill(staging: Path) -> dict[str, bronze.FileInfo]:
+        """The record file and its sidecars, written together part by part (a sidecar only when not empty)."""
+        nonlocal late_count
+        sidecars: dict[str, bronze.StreamWriter] = {}
+        rows = {bronze.ISSUES_FILE: 0, bronze.LATE_FILE: 0}
+
+        def side(name: str, text: bytes, count: int) -> None:
+            if text:
+                if name not in sidecars:
+                    sidecars[name] = bronze.StreamWriter(staging / name, large=False)
+                sidecars[name].write(text)
+                rows[name] += count
+
+        def lines() -> Iterator[memoryview]:
+            for part in made.parts():
+                yield from render_records(part.batch, part.plan)
+                if config.quality_injection.log_injected_issues:
+                    side(bronze.ISSUES_FILE, render_issues(part.batch, part.plan, part.offset),
+                         part.plan.corrupted_count)
+                if isinstance(part.batch, EventBatch):
+                    side(bronze.LATE_FILE, *render_late(part.batch, window.end_s - window.start_s, part.offset))
+
+        record_file = layout.record_file(stream)
+        records = bronze.StreamWriter(staging / record_file, large=made.whole is None
+                                      or made.size >= bronze.DIRECT_IO_MIN_ROWS)
+        try:
+            for chunk in record_chunks(layout.record_format, stream, lines()):
+                checkpoint()
+                records.write(chunk)
+        except BaseException:
+            for writer in (records, *sidecars.values()):
+                writer.abort()
+            raise
+        files = {record_file: records.close(made.size, sync=False)}
+        for name, writer in sidecars.items():
+            files[name] = writer.close(rows[name], sync=False)
+        late_count = rows[bronze.LATE_FILE]
+        return files
+
+    staged = bronze.stage_files(layout, stream, window.batch_id, fill, sync=sync)
+    batch, plan = made.whole, made.plan
     companies = _roster_of(batch) if isinstance(batch, CompanyBatch) else None
-    return Generated(window, generated_at, batch.size, plan.corrupted_count, plan.counts(), companies, staged,
-                     time.time() - generated_at, carried_of(batch), late_count)
+    return Generated(window, generated_at, made.size, plan.corrupted_count, plan.counts(), companies, staged,
+                     time.time() - generated_at, carried_of(batch) if batch is not None else None, late_count)
 
 
 def batch_meta(config: Config, made: Generated, scheduled: bool, catch_up: bool) -> dict[str, Any]:

@@ -50,16 +50,16 @@ def test_disk_full_while_publishing_then_recovery(make_config, monkeypatch):
     clock = Clock(utc(2026, 11, 25, 20, 0, 5))
     service = Service(emulated(make_config), clock=clock, monotonic=clock.monotonic)
     service.startup_catch_up()
-    real_write = bronze._write_stream
+    real_write = bronze.StreamWriter.write
     failures = {"left": 3}
 
-    def full_disk(path, chunks, rows, checkpoint=lambda: None, sync=True):
-        if failures["left"] > 0 and path.name == "events.jsonl":
+    def full_disk(writer, chunk):
+        if failures["left"] > 0 and writer.path.name == "events.jsonl":
             failures["left"] -= 1
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_write(path, chunks, rows, checkpoint)
+        return real_write(writer, chunk)
 
-    monkeypatch.setattr(bronze, "_write_stream", full_disk)
+    monkeypatch.setattr(bronze.StreamWriter, "write", full_disk)
     for _ in range(3):  # three wake-ups while the disk is full
         clock.advance(10)
         service.wake("companies")

@@ -434,7 +434,7 @@ def test_10_failing_windows_turn_health_degraded_with_a_reason(clocked, monkeypa
     def broken(*args, **kwargs):
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(bronze, "_write_stream", broken)
+    monkeypatch.setattr(bronze.StreamWriter, "write", broken)
     clock.advance(10)
     service.wake("companies")
     health = health_document(service.snapshot())

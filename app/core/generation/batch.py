@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
 from app.core.config import Config
 from app.core.generation.columns import ColumnBatch
 from app.core.generation.companies import generate_companies
-from app.core.generation.defects import DefectPlan, plan_defects
+from app.core.generation.defects import DefectChoice, DefectPlan, apply_defects, choose_defects, plan_defects, restrict
 from app.core.generation.emulated_fleet import FleetState
-from app.core.generation.events import DriverPool, Roster, generate_events
+from app.core.generation.events import DriverPool, EventBatch, ProductionEvents, Roster, generate_events
 from app.core.generation.seeding import batch_rng
 from app.core.timeline import Window
+
+HELD_EVENTS = 1_500_000  # a production batch up to this size is held whole once made (~41 bytes an event)
 
 
 def generate_batch(config: Config, stream: str, window: Window, roster: DriverPool | Roster | None = None,
@@ -24,3 +31,117 @@ def generate_batch(config: Config, stream: str, window: Window, roster: DriverPo
     else:
         batch = generate_events(config, window, roster if roster is not None else Roster.empty(), rng, fleet)
     return batch, plan_defects(batch, config.quality_injection, rng)
+
+
+@dataclass
+class BatchPart:
+    """Consecutive records of a batch, from record ``offset`` on, with their defects (rows from 0)."""
+
+    offset: int
+    batch: ColumnBatch
+    plan: DefectPlan
+
+
+@dataclass
+class BatchInParts:
+    """A batch handed out part by part in bounded memory. ``whole`` is the batch when it is held in one
+    piece (companies, emulated events, a production window of at most ``HELD_EVENTS`` events); the
+    record count and defect counts are known once ``parts()`` has been gone through."""
+
+    whole: ColumnBatch | None
+    size: int = 0
+    plan: DefectPlan = field(default_factory=DefectPlan)
+    _parts: Iterator[BatchPart] | None = None
+
+    @property
+    def corrupted_count(self) -> int:
+        return self.plan.corrupted_count
+
+    def parts(self) -> Iterator[BatchPart]:
+        if self.whole is not None:
+            yield BatchPart(0, self.whole, self.plan)
+            return
+        assert self._parts is not None, "a batch's parts are gone through once"
+        parts, self._parts = self._parts, None
+        for part in parts:
+            self.size = part.offset + part.batch.size
+            yield part
+
+
+def generate_in_parts(config: Config, stream: str, window: Window, roster: DriverPool | Roster | None = None,
+                      fleet: FleetState | None = None) -> BatchInParts:
+    """The batch ``generate_batch`` makes, with the same bytes, made part by part when it is a production
+    events window larger than ``HELD_EVENTS`` (see ``_parts``)."""
+    if stream != "events" or config.emulated_mode.enabled:
+        batch, plan = generate_batch(config, stream, window, roster, fleet)
+        return BatchInParts(batch, batch.size, plan)
+    pool = roster if roster is not None else Roster.empty()
+    events = ProductionEvents(config, window, pool.compact() if isinstance(pool, DriverPool) else pool)
+    rng = batch_rng(config.seed, stream, window)
+    rate = config.quality_injection.effective_rate(stream)
+    if len(events.parts) == 1 or (rate > 0 and events.expected <= HELD_EVENTS):
+        held = _held(events, rng)
+        if held is not None:
+            return BatchInParts(held, held.size, plan_defects(held, config.quality_injection, rng))
+    made = BatchInParts(None)
+    made._parts = _parts(config, events, made, rate)
+    return made
+
+
+def _held(events: ProductionEvents, rng: np.random.Generator) -> EventBatch | None:
+    """The window's parts joined, if it holds at most ``HELD_EVENTS`` events (None: it holds more)."""
+    parts, count = [], 0
+    for index in range(len(events.parts)):
+        parts.append(events.part(index, rng))
+        count += parts[-1].size
+        if count > HELD_EVENTS:
+            return None
+    return EventBatch.joined(parts)
+
+
+def _parts(config: Config, events: ProductionEvents, made: BatchInParts, rate: float) -> Iterator[BatchPart]:
+    """A large window's parts. Its defects are drawn exactly as for the whole batch: a first pass counts
+    the records (the defect draws follow the ids' in the batch's generator), a second gathers the rows
+    the defects read, and the parts are then made again with the defects laid on."""
+    stream, window = "events", events.window
+    plan, copies, copied_rows = DefectPlan(), None, np.zeros(0, np.int64)
+    if rate > 0:
+        n = sum(events.part(index, None).size for index in range(len(events.parts)))
+        rng = batch_rng(config.seed, stream, window)
+        rng.bit_generator.advance(2 * n)  # the ids take two 64-bit words each
+        choice = choose_defects(n, EventBatch.defect_targets(), rate, config.quality_injection, rng)
+        if choice is not None:
+            plan, copies, copied_rows = _apply_to_gathered(events, choice, rng, config)
+    made.plan = plan
+    rng = batch_rng(config.seed, stream, window)
+    offset = 0
+    for index in range(len(events.parts)):
+        batch = events.part(index, rng)
+        lo, hi = offset, offset + batch.size
+        if copies is not None:
+            a, b = np.searchsorted(copied_rows, [lo, hi])
+            if b > a:
+                batch.copy_rows(copied_rows[a:b] - lo, np.arange(a, b), copies)
+        yield BatchPart(offset, batch, restrict(plan, lo, hi))
+        offset = hi
+
+
+def _apply_to_gathered(events: ProductionEvents, choice: DefectChoice, rng: np.random.Generator,
+                       config: Config) -> tuple[DefectPlan, EventBatch, np.ndarray]:
+    """The defect plan, applied to just the records it reads (gathered part by part); returns it with the
+    duplicates' records (as copied) and their rows."""
+    needed = choice.needed_rows()
+    ids = batch_rng(config.seed, "events", events.window)
+    gathered, offset = [], 0
+    for index in range(len(events.parts)):
+        part = events.part(index, ids)
+        a, b = np.searchsorted(needed, [offset, offset + part.size])
+        gathered.append(part.take(needed[a:b] - offset))
+        offset += part.size
+        del part
+    sparse = EventBatch.joined(gathered)
+    del gathered
+    plan = apply_defects(sparse, choice, rng, local=lambda rows: np.searchsorted(needed, rows))
+    duplicates = np.flatnonzero(plan.duplicate_of >= 0)
+    copied_rows = plan.rows[duplicates]
+    return plan, sparse.take(np.searchsorted(needed, copied_rows)), copied_rows

@@ -75,8 +75,9 @@ def _in_chunks(render: Callable[[int, int], memoryview], total: int, chunk_rows:
         yield pending.popleft().result()
 
 
-def render_issues(batch: ColumnBatch, plan: DefectPlan) -> bytes:
-    """One line per injected defect: where, what, and the value before and after."""
+def render_issues(batch: ColumnBatch, plan: DefectPlan, offset: int = 0) -> bytes:
+    """One line per injected defect: where, what, and the value before and after (``offset``: the
+    batch's first record, when it is a part of a larger one)."""
     n = plan.corrupted_count
     if n == 0:
         return b""
@@ -86,7 +87,7 @@ def render_issues(batch: ColumnBatch, plan: DefectPlan) -> bytes:
     source_line = r.integer(np.where(has_source, plan.duplicate_of + 1, 0), 10)
     source_line = r.replace_rows(source_line, np.flatnonzero(~has_source), r.literal(b"null", int((~has_source).sum())))
     fields = [
-        ("line", r.integer(plan.rows + 1, 10)),
+        ("line", r.integer(plan.rows + offset + 1, 10)),
         ("record_id", batch.render(batch.id_field, plan.rows)),
         ("stream", r.literal(b'"' + batch.stream.encode() + b'"', n)),
         ("defect_type", r.pick(DEFECT_TYPE_TEXT, plan.kinds)),
@@ -101,9 +102,10 @@ def render_issues(batch: ColumnBatch, plan: DefectPlan) -> bytes:
     return b"".join(chunks)
 
 
-def render_late(batch: EventBatch, interval_s: int) -> tuple[bytes, int]:
+def render_late(batch: EventBatch, interval_s: int, offset: int = 0) -> tuple[bytes, int]:
     """One line per late arrival among the batch's records (its true values: the ground truth): where it
-    is, its id and time, and the window it belongs to. Returns the text and the line count."""
+    is, its id and time, and the window it belongs to (``offset`` as for ``render_issues``). Returns the
+    text and the line count."""
     rows = batch.late_rows()
     n = len(rows)
     if n == 0:
@@ -114,7 +116,7 @@ def render_late(batch: EventBatch, interval_s: int) -> tuple[bytes, int]:
     batch_id = r.quoted(r.hcat([z(p["year"], 4), z(p["month"], 2), z(p["day"], 2), r.literal(b"T", n),
                                 z(p["hour"], 2), z(p["minute"], 2), z(p["second"], 2), r.literal(b"Z", n)]))
     fields = [
-        ("line", r.integer(rows + 1, 10)),
+        ("line", r.integer(rows + offset + 1, 10)),
         ("event_id", batch.render("event_id", rows)),
         ("event_timestamp", batch.render("event_timestamp", rows)),
         ("true_batch_id", batch_id),

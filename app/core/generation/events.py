@@ -323,7 +323,7 @@ class ProductionEvents:
     slot, and the event ids are drawn from the batch's generator in order), so a window of any size is
     generated in bounded memory and its bytes do not depend on how it is cut."""
 
-    def __init__(self, config: Config, window: Window, roster: Roster, part_events: int = PART_EVENTS):
+    def __init__(self, config: Config, window: Window, roster: Roster, part_events: int | None = None):
         weights = np.array([config.events.event_type_weights.get(t, 0.0) for t in EVENT_TYPES])
         self.config, self.window, self.roster = config, window, roster
         self.deliveries = mean_deliveries([float(w) for w in weights])
@@ -339,7 +339,7 @@ class ProductionEvents:
         self.shifts = shift_table(config.seed, self.fleet, window, self.slot_s, self.late)
         density = expected_events(self.shifts, window, self.slot_s, 2 + self.deliveries, self.late)
         self.expected = float(density.sum())
-        self.parts = _cut(self.shifts.t0, window.end_s, density, part_events)
+        self.parts = _cut(self.shifts.t0, window.end_s, density, part_events or PART_EVENTS)
 
     def part(self, index: int, rng: np.random.Generator | None) -> EventBatch:
         """The events of part ``index``, with ids drawn from ``rng`` (the batch's generator, handed each
