@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -19,9 +20,10 @@ from app.core.filesink import FileSink
 from app.core.generation.batch import generate_batch
 from app.core.generation.companies import generate_companies
 from app.core.generation.encoding import render_issues, render_records
-from app.core.generation.events import Roster
+from app.core.generation.events import DriverPool, Roster
 from app.core.generation.seeding import batch_rng
 from app.core.timeline import Window
+from app.service.pipeline import make_batch
 
 
 def _production_config(data_dir: Path, error_rate: float, companies: int, drivers: int, rate: float,
@@ -38,14 +40,13 @@ LATE_MAX_DELAY = "PT30M"  # the generation_late benchmark: a window looks back o
 
 
 def _publish_once(config, stream: str, window, roster=None) -> tuple[int, float, int]:
+    """One batch made and published as a run does (``make_batch``: part by part, sidecars alongside)."""
     started = time.perf_counter()
-    batch, plan = generate_batch(config, stream, window, roster)
-    issues = render_issues(batch, plan)
-    published = bronze.publish_batch(bronze.Layout(config.output.local_dir), stream, window.batch_id,
-                                     render_records(batch, plan), batch.size, issues,
-                                     plan.corrupted_count, {"bench": True}, time.time())
+    layout = bronze.Layout(config.output.local_dir)
+    made = make_batch(config, layout, stream, window, DriverPool.of(roster) if roster is not None else None, None)
+    published = bronze.finish_batch(layout, made.staged, {"bench": True}, time.time())
     elapsed = time.perf_counter() - started
-    return batch.size, elapsed, sum(f.bytes for f in published.files.values())
+    return made.record_count, elapsed, sum(f.bytes for f in published.files.values())
 
 
 def _generation(error_rate: float, quick: bool, late: float = 0.0) -> dict[str, Any]:
@@ -167,3 +168,31 @@ def bench_generation_defects(quick: bool) -> dict[str, Any]:
 def bench_generation_late(quick: bool) -> dict[str, Any]:
     """The clean batch with 5 % late arrivals up to 30 minutes (each window looks back on two windows)."""
     return _generation(0.0, quick, late=0.05)
+
+
+LARGE_WINDOW = (120_000, 25, 4.0)  # ~10 M events in the 10:00 window (a roster grown for months)
+
+
+@benchmark("generation_large_window")
+def bench_generation_large_window(quick: bool) -> dict[str, Any]:
+    """One ~10 M-event production window made and published as a run does, clean and with 15 % defects:
+    events/s and the process's peak RSS, which must not grow with the window (it is made in parts)."""
+    companies, drivers, rate = LARGE_WINDOW if not quick else (12_000, 25, 4.0)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="fleetgen-bench-") as tmp:
+        base = _production_config(Path(tmp), 0.0, companies, drivers, rate)
+        company_window = Window(datetime(2026, 11, 25, 9, tzinfo=UTC), datetime(2026, 11, 25, 10, tzinfo=UTC))
+        made = generate_companies(base, company_window, batch_rng(42, "companies", company_window))
+        active = made.active.astype(bool)
+        roster = Roster(made.company_uuid[active], made.geography[active], made.drivers_count[active])
+        del made
+        window = Window(datetime(2026, 11, 25, 10, tzinfo=UTC), datetime(2026, 11, 25, 10, 15, tzinfo=UTC))
+        before = peak_rss_mb()
+        for label, error_rate in (("clean", 0.0), ("defects_15pct", 0.15)):
+            config = _production_config(Path(tmp) / label, error_rate, companies, drivers, rate)
+            count, seconds, size = _publish_once(config, "events", window, roster)
+            results[label] = {"events": count, "bytes": size, "seconds": round(seconds, 2),
+                              "events_per_s": round(count / seconds), "peak_rss_mb_so_far": round(peak_rss_mb(), 1)}
+            shutil.rmtree(Path(tmp) / label)
+    return {"batch": f"{int(active.sum())} active companies x {drivers} drivers x {rate} events, 10:00-10:15 UTC",
+            "peak_rss_mb_before_the_window": round(before, 1), **results}

@@ -8,6 +8,7 @@ O_DIRECT (tmpfs, some network mounts) refuse it with EINVAL; the sink then carri
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import mmap
 import os
@@ -77,7 +78,10 @@ class FileSink:
     def abort(self) -> None:
         os.close(self._fd)
         if self._buffer is not None:
-            self._buffer.close()
+            # the failed write's traceback may still hold a view of the buffer: then it goes with the view,
+            # and the write's own error (disk full, ...) is what the caller sees
+            with contextlib.suppress(BufferError):
+                self._buffer.close()
 
     def _flush_direct(self, length: int) -> None:
         if self._write_direct(length):

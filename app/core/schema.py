@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from app.core.config import EVENT_TYPES, GEOGRAPHIES
+
+if TYPE_CHECKING:  # pyarrow loads when a Parquet or Arrow form is asked for: ~40 MB a JSON Lines run does without
+    import pyarrow as pa
 
 FORMATS = ("json-schema", "spark-ddl", "spark-json", "duckdb", "polars", "arrow")
 UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -155,6 +156,8 @@ def _spark_json(f: Field) -> Any:
 
 def arrow_schema(stream: str, timestamp: pa.DataType) -> pa.Schema:
     """The record schema as Arrow types, timestamps as ``timestamp`` (typed, or text in Parquet bronze)."""
+    import pyarrow as pa
+
     scalars = {"uuid": pa.string(), "string": pa.string(), "enum": pa.string(), "boolean": pa.bool_(),
                "integer": pa.int32(), "timestamp": timestamp}
     return pa.schema([pa.field(f.name, pa.struct([(name, pa.float64()) for name, _, _ in f.parts])

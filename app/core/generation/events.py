@@ -13,7 +13,7 @@ from app.core.generation.columns import ColumnBatch, DefectTarget
 from app.core.generation.corruptions import malformed_timestamps, outside_window
 from app.core.generation.emulated_fleet import FleetState, Pending, Steps, slot_count, step_fleet
 from app.core.generation.geography import COORD_DECIMALS, COORD_SCALE
-from app.core.generation.itinerary import Fleet, Lateness, expected_events, part_events, shift_table
+from app.core.generation.itinerary import Fleet, Lateness, expected_events, part_events, shift_table, slot_table
 from app.core.generation.lifecycle import Churn, lives
 from app.core.timeline import Window
 from app.core.workday import mean_deliveries, slot_seconds
@@ -314,7 +314,8 @@ def _arrival_windows(rng: np.random.Generator, timestamp_ms: np.ndarray, window:
     return landing_ms // 1000
 
 
-PART_EVENTS = 400_000  # a production window is generated in time parts of about this many events
+PART_EVENTS = 200_000  # a production window is generated in time parts of about this many events
+MAX_PARTS = 1 << 16
 
 
 class ProductionEvents:
@@ -340,6 +341,8 @@ class ProductionEvents:
         density = expected_events(self.shifts, window, self.slot_s, 2 + self.deliveries, self.late)
         self.expected = float(density.sum())
         self.parts = _cut(self.shifts.t0, window.end_s, density, part_events or PART_EVENTS)
+        self.slots = (slot_table(window, self.shifts, [a for a, _ in self.parts[1:]], self.slot_s, self.deliveries,
+                                 self.late) if len(self.parts) > 1 else None)
 
     def part(self, index: int, rng: np.random.Generator | None) -> EventBatch:
         """The events of part ``index``, with ids drawn from ``rng`` (the batch's generator, handed each
@@ -347,7 +350,8 @@ class ProductionEvents:
         a, b = self.parts[index]
         bounds = (None if index == 0 else a, None if index == len(self.parts) - 1 else b)
         day = part_events(self.config.seed, self.fleet, self.window, self.shifts, bounds, self.slot_s,
-                          self.deliveries, self.config.events.trucks_per_driver, self.boxes, self.late)
+                          self.deliveries, self.config.events.trucks_per_driver, self.boxes, self.late,
+                          self.slots.of_part(self.shifts, index) if self.slots is not None else None)
         count = len(day.timestamp_ms)
         event_uuid = (r.uuid4_bytes(r.random_bytes(rng, count, 16)) if rng is not None
                       else np.zeros((count, 16), np.uint8))
@@ -364,7 +368,7 @@ class ProductionEvents:
 def _cut(t0: int, t1: int, density: np.ndarray, part_events: int) -> list[tuple[int, int]]:
     """[t0, t1) cut at whole seconds into parts of about ``part_events`` expected events each."""
     total = float(density.sum())
-    count = max(1, min(int(np.ceil(total / part_events)), t1 - t0))
+    count = max(1, min(int(np.ceil(total / part_events)), t1 - t0, MAX_PARTS))
     if count == 1:
         return [(t0, t1)]
     cumulative = np.cumsum(density)

@@ -28,6 +28,7 @@ gives any slot's values without generating the ones before it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -126,7 +127,7 @@ def depots(company_uuid: np.ndarray, geography: np.ndarray, lat_min: np.ndarray,
     return lat, lon
 
 
-SHIFT_BLOCK_DRIVERS = 1 << 20  # the shift table is built this many driver-days at a time (bounded memory)
+SHIFT_BLOCK_DRIVERS = 1 << 18  # the shift table is built this many driver-days at a time (bounded memory)
 
 
 @dataclass(frozen=True)
@@ -191,12 +192,11 @@ def shift_table(seed: int, fleet: Fleet, window: Window, slot_s: float, late: La
     cuts = np.searchsorted(ends, np.arange(SHIFT_BLOCK_DRIVERS, int(ends[-1]) if len(ends) else 0,
                                            SHIFT_BLOCK_DRIVERS), side="right")
     bounds = [0, *np.unique(cuts).tolist(), len(pairs)]
-    blocks = [_shift_block(fleet, pairs[a:b], pair_day[a:b], per_pair[a:b], offset_s, ckeys, t0, t1, slot_s)
+    blocks = [list(_shift_block(fleet, pairs[a:b], pair_day[a:b], per_pair[a:b], offset_s, ckeys, t0, t1, slot_s))
               for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
     if not blocks:
         return _no_shifts(t0)
-    columns = [np.concatenate(parts) for parts in zip(*blocks, strict=True)]
-    return Shifts(t0, *columns)
+    return Shifts(t0, *_joined(blocks))
 
 
 def _shift_block(fleet: Fleet, pairs: np.ndarray, pair_day: np.ndarray, per_pair: np.ndarray, offset_s: np.ndarray,
@@ -254,41 +254,144 @@ def expected_events(shifts: Shifts, window: Window, slot_s: float, per_slot: flo
     return density
 
 
+SLOT_BLOCK_SHIFTS = 1 << 15  # the slot table is built this many shifts at a time (bounded memory)
+
+
+@dataclass(frozen=True)
+class SlotTable:
+    """Every slot that can hold an event of a window cut into parts, in row order (shift, slot), with the
+    first and last part its events fall in: a part then meets only its own slots."""
+
+    shift: np.ndarray  # int32 row of the shift table
+    slot: np.ndarray  # uint16 (int32 if need be): the slot, counted from the shift's first one
+    first_part: np.ndarray  # uint16
+    last_part: np.ndarray  # uint16
+
+    def of_part(self, shifts: Shifts, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.flatnonzero((self.first_part <= index) & (self.last_part >= index))
+        shift = self.shift[rows].astype(np.int64)
+        return shift, self.slot[rows].astype(np.int64) + shifts.first[shift]
+
+
+def slot_table(window: Window, shifts: Shifts, cuts_s: list[int], slot_s: float, deliveries: float,
+               late: Lateness | None = None) -> SlotTable:
+    """The slot table of ``window`` cut at ``cuts_s`` (the inner part boundaries, s), built block by block."""
+    assert len(cuts_s) < 1 << 16, "part numbers are uint16"
+    cuts_ms = np.array(cuts_s, np.int64) * 1000
+    widest = int((shifts.last.astype(np.int64) - shifts.first).max()) if shifts.size else 0
+    offset_type = np.uint16 if widest <= np.iinfo(np.uint16).max else np.int32
+    blocks: list[list[np.ndarray | None]] = []
+    for lo in range(0, shifts.size, SLOT_BLOCK_SHIFTS):
+        shift_of, slot = _slots_of(shifts, np.arange(lo, min(lo + SLOT_BLOCK_SHIFTS, shifts.size)))
+        start, day_key = shifts.start[shift_of], shifts.day_key[shift_of]
+        arrival_ms = None
+        if _looks_back(late) and late is not None:
+            kept, arrival_ms = _arriving_slots(late, window, start, slot, slot_s, day_key)
+            shift_of, slot, start, day_key, arrival_ms = shift_of[kept], slot[kept], start[kept], day_key[kept], \
+                arrival_ms[kept]
+        depart, arrive, made = _slot_times(start, slot, day_key, slot_s, deliveries)
+        first_part = np.full(len(slot), len(cuts_s) + 1, np.int64)
+        last_part = np.full(len(slot), -1, np.int64)
+        for _, millis, ok in _kept_times(window, depart, arrive, made, slot_s, arrival_ms):
+            part = np.searchsorted(cuts_ms, millis, side="right")
+            first_part = np.where(ok, np.minimum(first_part, part), first_part)
+            last_part = np.where(ok, np.maximum(last_part, part), last_part)
+        held = np.flatnonzero(last_part >= 0)  # a slot none of whose events the window keeps is left out
+        shift_of, slot = shift_of[held], slot[held]
+        blocks.append([shift_of.astype(np.int32), (slot - shifts.first[shift_of]).astype(offset_type),
+                       first_part[held].astype(np.uint16), last_part[held].astype(np.uint16)])
+    if not blocks:
+        none = np.zeros(0, np.int32)
+        return SlotTable(none, none, none, none)
+    return SlotTable(*_joined(blocks))
+
+
+def _joined(blocks: list[list[np.ndarray | None]]) -> list[np.ndarray]:
+    """The blocks' columns end to end, each block's column let go once copied (at most one column twice)."""
+    columns = []
+    for index in range(len(blocks[0])):
+        columns.append(np.concatenate([block[index] for block in blocks]))
+        for block in blocks:
+            block[index] = None
+    return columns
+
+
+def _slots_of(shifts: Shifts, rows: np.ndarray, part: tuple[int | None, int | None] = (None, None),
+              slot_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(shift row, slot) of every slot of shifts ``rows`` that can hold an event of ``part`` (s), in order."""
+    a, b = part
+    start = shifts.start[rows]
+    first, last = shifts.first[rows].astype(np.int64), shifts.last[rows].astype(np.int64)
+    if a is not None:
+        first = np.clip(np.floor((a - start) / slot_s).astype(np.int64), first, last)
+    if b is not None:
+        last = np.clip(np.floor((b - start) / slot_s).astype(np.int64) + 1, first, last)
+    counts = last - first
+    shift_of = np.repeat(rows.astype(np.int64), counts)
+    slot = np.repeat(first, counts) + np.arange(len(shift_of), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts,
+                                                                                           counts)
+    return shift_of, slot
+
+
 def part_events(seed: int, fleet: Fleet, window: Window, shifts: Shifts, part: tuple[int | None, int | None],
-                slot_s: float,
-                deliveries: float, trucks_per_driver: float,
+                slot_s: float, deliveries: float, trucks_per_driver: float,
                 boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-                late: Lateness | None = None) -> Itinerary:
+                late: Lateness | None = None, slots: tuple[np.ndarray, np.ndarray] | None = None) -> Itinerary:
     """The events of ``window`` (as ``window_events``) that happen in ``part`` = [a, b) seconds of its span
-    (None: unbounded): the parts of a partition of the span, in order, concatenate to the window's events."""
+    (None: unbounded): the parts of a partition of the span, in order, concatenate to the window's events.
+    ``slots`` (shift row, slot), from a ``SlotTable``, spares looking for the part's slots among all shifts."""
     a, b = part
     if shifts.size == 0:
         return _empty()
-    start = shifts.start
-    first = shifts.first if a is None else np.clip(np.floor((a - start) / slot_s).astype(np.int64), shifts.first,
-                                                   shifts.last)
-    last = shifts.last if b is None else np.clip(np.floor((b - start) / slot_s).astype(np.int64) + 1, first,
-                                                 shifts.last)
-    rows = np.flatnonzero(last > first)
-    first, last = first[rows], last[rows]
-    company, driver = shifts.company[rows].astype(np.int64), shifts.driver[rows].astype(np.int64)
-    day, day_key, start = shifts.day[rows].astype(np.int64), shifts.day_key[rows], start[rows]
-    counts = last - first
-    shift_of = np.repeat(np.arange(len(rows), dtype=np.int64), counts)
-    slot = first[shift_of] + np.arange(len(shift_of), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-    first_of_shift = np.zeros(len(slot), bool)
-    first_of_shift[(np.cumsum(counts) - counts)[counts > 0]] = True
+    if slots is None:
+        shift_of, slot = _slots_of(shifts, np.arange(shifts.size), part, slot_s)
+    else:
+        shift_of, slot = slots
+    start, day_key = shifts.start[shift_of], shifts.day_key[shift_of]
     arrival_ms = None
     if _looks_back(late) and late is not None:
         # the slots of the look-back: only the late ones that land in this window are kept
-        kept, arrival_ms = _arriving_slots(late, window, start[shift_of], slot, slot_s, day_key[shift_of])
-        shift_of, slot, arrival_ms = shift_of[kept], slot[kept], arrival_ms[kept]
-        first_of_shift = np.ones(len(slot), bool)  # a row whose previous row is not its shift's slot before
-        first_of_shift[1:] = (shift_of[1:] != shift_of[:-1]) | (slot[1:] != slot[:-1] + 1)
+        kept, arrival_ms = _arriving_slots(late, window, start, slot, slot_s, day_key)
+        shift_of, slot, start, day_key, arrival_ms = shift_of[kept], slot[kept], start[kept], day_key[kept], \
+            arrival_ms[kept]
+    first_of_shift = np.ones(len(slot), bool)  # a row whose previous row is not its shift's slot before
+    first_of_shift[1:] = (shift_of[1:] != shift_of[:-1]) | (slot[1:] != slot[:-1] + 1)
     part_ms = (-(1 << 62) if a is None else a * 1000, 1 << 62 if b is None else b * 1000)
-    return _events(fleet, window, shifts.t0, part_ms, arrival_ms, slot_s, deliveries,
-                   trucks_per_driver, boxes, company[shift_of], driver[shift_of], day[shift_of], day_key[shift_of],
-                   start[shift_of], slot, first_of_shift, company_keys(seed, fleet.company_uuid))
+    return _events(fleet, window, shifts.t0, part_ms, arrival_ms, slot_s, deliveries, trucks_per_driver, boxes,
+                   shifts.company[shift_of].astype(np.int64), shifts.driver[shift_of].astype(np.int64),
+                   shifts.day[shift_of].astype(np.int64), day_key, start, slot, first_of_shift,
+                   company_keys(seed, fleet.company_uuid))
+
+
+def _kept_times(window: Window, depart: np.ndarray, arrive: np.ndarray, made: np.ndarray, slot_s: float,
+                arrival_ms: np.ndarray | None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """For each place of an event in its slot (seq 0 start, 1 stop, 2-3 deliveries): every slot's event
+    time there (ms) and whether ``window`` keeps it (the event exists, and arrives in the window)."""
+    step = DELIVERY_STEP_SHARE * slot_s
+    interval_ms = (window.end_s - window.start_s) * 1000
+    for seq in range(4):
+        at = depart if seq == 0 else arrive if seq == 1 else arrive + (seq - 1) * step  # same sums as ever
+        millis = np.floor(at * 1000).astype(np.int64)
+        del at
+        ok = made >= seq - 1 if seq >= 2 else np.ones(len(millis), bool)
+        if arrival_ms is None:
+            ok &= (millis >= window.start_s * 1000) & (millis < window.end_s * 1000)
+        else:  # an event arrives in its own window, or in its late slot's if that is later
+            ok &= np.maximum(millis // interval_ms * interval_ms, arrival_ms) == window.start_s * 1000
+        yield seq, millis, ok
+
+
+def _slot_times(shift_start: np.ndarray, slot: np.ndarray, day_key: np.ndarray, slot_s: float,
+                deliveries: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """When each slot's driver departs and arrives (s), and how many deliveries it makes there (0-2)."""
+    slot_key = key(day_key, slot.astype(np.uint64))
+    begin = shift_start + slot * slot_s
+    depart = begin + DEPART_SHARE * slot_s
+    arrive = depart + (DRIVE_SHARE_MIN + DRIVE_SHARE_SPAN * uniform(slot_key, "drive")) * slot_s
+    share = deliveries / MAX_DELIVERIES  # each of two chances delivers with this probability
+    made = ((uniform(slot_key, "deliveries") < share).astype(np.int64)
+            + (uniform(mix(slot_key), "deliveries") < share).astype(np.int64))
+    return depart, arrive, made
 
 
 def _working(lives: Lives, company: np.ndarray, driver: np.ndarray, start: np.ndarray, end: np.ndarray,
@@ -313,56 +416,58 @@ def _events(fleet: Fleet, window: Window, span_start_s: int, part_ms: tuple[int,
             deliveries: float, trucks_per_driver: float, boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
             company: np.ndarray, driver: np.ndarray, day: np.ndarray, day_key: np.ndarray,
             shift_start: np.ndarray, slot: np.ndarray, first_of_shift: np.ndarray, ckeys: np.ndarray) -> Itinerary:
-    slot_key = key(day_key, slot.astype(np.uint64))
-    begin = shift_start + slot * slot_s
-    depart = begin + DEPART_SHARE * slot_s
-    arrive = depart + (DRIVE_SHARE_MIN + DRIVE_SHARE_SPAN * uniform(slot_key, "drive")) * slot_s
-    share = deliveries / MAX_DELIVERIES  # each of two chances delivers with this probability
-    made = ((uniform(slot_key, "deliveries") < share).astype(np.int64)
-            + (uniform(mix(slot_key), "deliveries") < share).astype(np.int64))
-    # stop k and the stop before it (slot -1: where the shift begins, on the route at its start); the rows
-    # of a shift are consecutive slots, so only each shift's first row needs its previous stop computed
+    depart, arrive, made = _slot_times(shift_start, slot, day_key, slot_s, deliveries)
+    # the events kept, as cells row * 4 + seq (seq 0 start, 1 stop, 2-3 deliveries), found one seq at a
+    # time: only a part's own events are ever expanded, never all the events of the slots it meets
+    cells, stamps = [], []
+    for seq, millis, ok in _kept_times(window, depart, arrive, made, slot_s, arrival_ms):
+        ok &= (millis >= part_ms[0]) & (millis < part_ms[1])
+        rows = np.flatnonzero(ok)
+        cells.append(rows * 4 + seq)
+        stamps.append(millis[rows])
+        del millis, ok, rows
+    cell, millis = np.concatenate(cells), np.concatenate(stamps)
+    del cells, stamps
+    # Time order, ties in row order ((company, driver, slot, seq)): one sort of unique int64 keys
+    # (time since the span's start, then the cell) is several times faster than a stable argsort.
+    if 4 * len(slot) > 1 << ROW_BITS:  # more cells than the key holds: number the kept ones in cell order
+        order = np.argsort(cell, kind="stable")
+        cell, millis = cell[order], millis[order]
+        rank = np.arange(len(cell), dtype=np.int64)
+    else:
+        rank = cell
+    keys = ((millis - span_start_s * 1000) << ROW_BITS) | rank
+    del rank
+    keys.sort()
+    millis = (keys >> ROW_BITS) + span_start_s * 1000
+    cell = keys & ((1 << ROW_BITS) - 1) if 4 * len(slot) <= 1 << ROW_BITS else cell[keys & ((1 << ROW_BITS) - 1)]
+    del keys
+    # the places and trucks of the slots that hold a kept event only (a part of a window meets many slots
+    # whose events all fall in other parts): stop k and the stop before it (slot -1: where the shift
+    # begins, on the route at its start), taken from the row before when that is the same shift's slot
+    held = np.zeros(len(slot), bool)  # (a mask, not np.unique: no sort)
+    held[cell >> 2] = True
+    used = np.flatnonzero(held)
+    source = (np.cumsum(held, dtype=np.int64) - 1)[cell >> 2]
+    del held
+    kind = np.minimum(cell & 3, 2).astype(np.uint8)
+    del cell
+    company, driver, day, day_key, slot = company[used], driver[used], day[used], day_key[used], slot[used]
     depot = depots(fleet.company_uuid, fleet.geography, *boxes)
     lat_k, lon_k = _stop(depot, company, day_key, slot, slot_s)
     lat_p, lon_p = np.empty_like(lat_k), np.empty_like(lon_k)
     lat_p[1:], lon_p[1:] = lat_k[:-1], lon_k[:-1]
-    firsts = np.flatnonzero(first_of_shift)
+    follows = np.zeros(len(used), bool)
+    follows[1:] = (used[1:] == used[:-1] + 1) & ~first_of_shift[used[1:]]
+    firsts = np.flatnonzero(~follows)
     lat_p[firsts], lon_p[firsts] = _stop(depot, company[firsts], day_key[firsts], slot[firsts] - 1, slot_s)
     truck = _trucks(fleet, company, driver, day, ckeys, trucks_per_driver)
-    per_slot = (2 + made).astype(np.int32)
-    # one row per event, numbered by slot (int32: a window holds fewer than 2**31 slots) and by its place in
-    # the slot (seq 0 start, 1 stop, 2-3 deliveries); rows * 4 + seq indexes per-slot columns of four
-    slot_first_event = np.cumsum(per_slot, dtype=np.int64) - per_slot
-    rows = np.repeat(np.arange(len(slot), dtype=np.int32), per_slot)
-    cell = rows.astype(np.int64) * 4 + (np.arange(len(rows), dtype=np.int64) - slot_first_event[rows])
-    del slot_first_event, rows
-    step = DELIVERY_STEP_SHARE * slot_s
-    times = np.stack([depart, arrive, arrive + step, arrive + 2 * step], axis=1).ravel()  # per slot and seq
-    millis = np.floor(times[cell] * 1000).astype(np.int64)
-    del times
-    in_part = (millis >= part_ms[0]) & (millis < part_ms[1])
-    if arrival_ms is None:
-        keep = np.flatnonzero(in_part & (millis >= window.start_s * 1000) & (millis < window.end_s * 1000))
-    else:  # an event arrives in its own window, or in its late slot's if that is later
-        interval_ms = (window.end_s - window.start_s) * 1000
-        own = millis // interval_ms * interval_ms
-        keep = np.flatnonzero(in_part & (np.maximum(own, arrival_ms[cell >> 2]) == window.start_s * 1000))
-    del in_part
-    # Time order, ties in row order ((company, driver, slot, seq)): one sort of unique int64 keys
-    # (time since the span's start, then the row) is several times faster than a stable argsort.
-    keys = ((millis[keep] - span_start_s * 1000) << ROW_BITS) | np.arange(len(keep), dtype=np.int64)
-    keys.sort()
-    order = keep[keys & ((1 << ROW_BITS) - 1)]
-    del keys, keep
-    cell = cell[order]
-    source, kind = (cell >> 2).astype(np.int32), np.minimum(cell & 3, 2).astype(np.uint8)
     # start_driving leaves the previous stop; the others happen at this one: one gather per coordinate
-    place = cell // 4 * 2 + (kind > 0)
-    del cell
+    place = source.astype(np.int64) * 2 + (kind > 0)
     lat = np.stack([lat_p, lat_k], axis=1).ravel()[place]
     lon = np.stack([lon_p, lon_k], axis=1).ravel()[place]
     return Itinerary(company[source].astype(np.int32), driver[source].astype(np.int16),
-                     truck[source].astype(np.int16), kind, millis[order], lat, lon)
+                     truck[source].astype(np.int16), kind, millis, lat, lon)
 
 
 def _arriving_slots(late: Lateness, window: Window, shift_start: np.ndarray, slot: np.ndarray, slot_s: float,

@@ -14,12 +14,12 @@ The bytes are a pure function of the records and of pyarrow's writer version (wh
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-
-import pyarrow as pa
-import pyarrow.json as pa_json
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING
 
 from app.core.schema import arrow_schema
+
+if TYPE_CHECKING:  # imported where used: a JSON Lines run never loads pyarrow (~40 MB)
+    import pyarrow as pa
 
 ROW_GROUP_ROWS = 131_072
 COMPRESSION = "zstd"
@@ -27,6 +27,8 @@ COMPRESSION = "zstd"
 
 def bronze_schema(stream: str) -> pa.Schema:
     """The Parquet record file's schema: the shipped one, timestamps as text (see the module's note)."""
+    import pyarrow as pa
+
     return arrow_schema(stream, pa.string())
 
 
@@ -61,6 +63,10 @@ class _Collected:
 def parquet_chunks(stream: str, lines: Iterable[bytes | memoryview]) -> Iterator[bytes]:
     """The Parquet file of the JSON Lines ``lines`` (each chunk whole lines), as consecutive byte chunks:
     one row group at a time, so a large batch is never held whole."""
+    import pyarrow as pa
+    import pyarrow.json as pa_json
+    import pyarrow.parquet as pq
+
     schema = bronze_schema(stream)
     parse = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
     read = pa_json.ReadOptions(use_threads=True)  # the parse dominates; its result does not depend on threads
