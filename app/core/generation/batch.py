@@ -132,15 +132,16 @@ def _apply_to_gathered(events: ProductionEvents, choice: DefectChoice, rng: np.r
     duplicates' records (as copied) and their rows."""
     needed = choice.needed_rows()
     ids = batch_rng(config.seed, "events", events.window)
-    gathered, offset = [], 0
+    sparse: EventBatch | None = None
+    offset = 0
     for index in range(len(events.parts)):
         part = events.part(index, ids)
+        sparse = sparse or part.blank(len(needed))
         a, b = np.searchsorted(needed, [offset, offset + part.size])
-        gathered.append(part.take(needed[a:b] - offset))
+        sparse.copy_rows(np.arange(a, b), needed[a:b] - offset, part)
         offset += part.size
         del part
-    sparse = EventBatch.joined(gathered)
-    del gathered
+    assert sparse is not None
     plan = apply_defects(sparse, choice, rng, local=lambda rows: np.searchsorted(needed, rows))
     duplicates = np.flatnonzero(plan.duplicate_of >= 0)
     copied_rows = plan.rows[duplicates]

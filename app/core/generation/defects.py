@@ -29,14 +29,34 @@ class DefectPlan:
     target_codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     targets: list[DefectTarget] = field(default_factory=list)
     duplicate_of: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    originals: r.Matrix = field(default_factory=lambda: np.zeros((0, 1), np.uint8))
-    injected: r.Matrix = field(default_factory=lambda: np.zeros((0, 1), np.uint8))
-    overrides: dict[str, FieldOverride] = field(default_factory=dict)
+    overrides: dict[str, FieldOverride] = field(default_factory=dict)  # the injected values
     absent: dict[str, np.ndarray] = field(default_factory=dict)  # field -> sorted rows
 
     @property
     def corrupted_count(self) -> int:
         return len(self.rows)
+
+    def values(self, batch: ColumnBatch) -> tuple[r.Matrix, r.Matrix]:
+        """Each defect's field value before and after (``null`` for a removed field and a duplicate), as
+        the issue log shows them; ``batch`` holds the plan's rows (duplicates copied). Rendered when
+        asked, not held: a large batch's plan stays small."""
+        before: list[r.Matrix] = []
+        after: list[r.Matrix] = []
+        positions = []
+        for code in np.unique(self.target_codes).tolist():
+            target = self.targets[code]
+            if not target.field:  # a duplicate: the whole record, no field
+                continue
+            members = np.flatnonzero(self.target_codes == code)
+            rows = self.rows[members]
+            before.append(batch.render(target.field, rows))
+            if target.inject is None:
+                after.append(r.literal(b"null", len(rows)))
+            else:
+                override = self.overrides[target.field]
+                after.append(override.values[np.searchsorted(override.rows, rows)])
+            positions.append(members)
+        return _gather(before, positions, len(self.rows)), _gather(after, positions, len(self.rows))
 
     def counts(self) -> dict[str, int]:
         tally = np.bincount(self.kinds, minlength=len(DEFECT_TYPES))
@@ -75,7 +95,7 @@ def choose_defects(n: int, targets: dict[str, list[DefectTarget]], rate: float, 
     weights = np.array([quality.type_weights()[name] for name in DEFECT_TYPES], dtype=np.float64)
     chosen = int(rng.binomial(n, rate))
     rows = np.sort(rng.choice(n, chosen, replace=False)).astype(np.int64)
-    kinds = rng.choice(len(DEFECT_TYPES), chosen, p=weights / weights.sum()).astype(np.int64)
+    kinds = rng.choice(len(DEFECT_TYPES), chosen, p=weights / weights.sum()).astype(np.int8)
     rows, kinds = _keep_a_source_for_duplicates(rows, kinds, n)
     target_index = np.zeros(len(rows), np.int64)
     for kind_code, kind in enumerate(DEFECT_TYPES):
@@ -97,8 +117,8 @@ def apply_defects(batch: ColumnBatch, choice: DefectChoice, rng: np.random.Gener
     if len(duplicates):
         batch.copy_rows(at(rows[duplicates]), at(choice.duplicate_sources))
         plan.duplicate_of[duplicates] = choice.duplicate_sources
-    plan.target_codes = np.zeros(len(rows), np.int64)
-    original_parts, injected_parts, positions = [], [], []
+    plan.target_codes = np.zeros(len(rows), np.int16)
+    injected: dict[str, list[tuple[np.ndarray, r.Matrix]]] = {}
     for kind_code, kind in enumerate(DEFECT_TYPES):
         of_kind = kinds == kind_code
         none_of_kind = not of_kind.any()  # the common case in a small batch: skip the per-target work
@@ -114,23 +134,14 @@ def apply_defects(batch: ColumnBatch, choice: DefectChoice, rng: np.random.Gener
             if kind == "duplicate":
                 continue
             member_rows = rows[members]
-            original_parts.append(batch.render(target.field, at(member_rows)))
-            positions.append(members)
             if target.inject is None:
-                injected_parts.append(r.literal(b"null", len(members)))
                 plan.absent.setdefault(target.field, np.zeros(0, np.int64))
                 plan.absent[target.field] = np.concatenate([plan.absent[target.field], member_rows])
             else:
-                values = target.inject(batch, at(member_rows), rng)
-                injected_parts.append(values)
-                _add_override(plan.overrides, target.field, member_rows, values)
-    plan.originals = _gather(original_parts, positions, len(rows))
-    plan.injected = _gather(injected_parts, positions, len(rows))
+                injected.setdefault(target.field, []).append((member_rows, target.inject(batch, at(member_rows), rng)))
     for name, absent_rows in plan.absent.items():
         plan.absent[name] = np.sort(absent_rows)
-    for override in plan.overrides.values():
-        order = np.argsort(override.rows, kind="stable")
-        override.rows, override.values = override.rows[order], override.values[order]
+    plan.overrides = _overrides(injected)
     return plan
 
 
@@ -160,8 +171,7 @@ def restrict(plan: DefectPlan, lo: int, hi: int) -> DefectPlan:
     """The defects of rows [lo, hi), renumbered from 0 (``duplicate_of`` keeps naming rows of the batch)."""
     a, b = np.searchsorted(plan.rows, [lo, hi])
     part = DefectPlan(rows=plan.rows[a:b] - lo, kinds=plan.kinds[a:b], target_codes=plan.target_codes[a:b],
-                      targets=plan.targets, duplicate_of=plan.duplicate_of[a:b], originals=plan.originals[a:b],
-                      injected=plan.injected[a:b])
+                      targets=plan.targets, duplicate_of=plan.duplicate_of[a:b])
     for name, override in plan.overrides.items():
         c, d = np.searchsorted(override.rows, [lo, hi])
         if d > c:
@@ -173,16 +183,19 @@ def restrict(plan: DefectPlan, lo: int, hi: int) -> DefectPlan:
     return part
 
 
-def _add_override(overrides: dict[str, FieldOverride], name: str, rows: np.ndarray, values: r.Matrix) -> None:
-    if name not in overrides:
-        overrides[name] = FieldOverride(rows, np.ascontiguousarray(values))
-        return
-    current = overrides[name]
-    width = max(current.values.shape[1], values.shape[1])
-    overrides[name] = FieldOverride(
-        np.concatenate([current.rows, rows]),
-        np.concatenate([r.widen(current.values, width), r.widen(values, width)]),
-    )
+def _overrides(parts: dict[str, list[tuple[np.ndarray, r.Matrix]]]) -> dict[str, FieldOverride]:
+    """Each field's injected values, joined once (in one matrix as wide as the widest) and sorted by row."""
+    overrides = {}
+    for name, pieces in parts.items():
+        rows = np.concatenate([piece_rows for piece_rows, _ in pieces])
+        values = np.zeros((len(rows), max(v.shape[1] for _, v in pieces)), np.uint8)
+        at = 0
+        for piece_rows, piece in pieces:
+            values[at:at + len(piece_rows), :piece.shape[1]] = piece
+            at += len(piece_rows)
+        order = np.argsort(rows, kind="stable")
+        overrides[name] = FieldOverride(rows[order], values[order])
+    return overrides
 
 
 def _gather(parts: list[r.Matrix], positions: list[np.ndarray], total: int) -> r.Matrix:

@@ -83,6 +83,7 @@ def render_issues(batch: ColumnBatch, plan: DefectPlan, offset: int = 0) -> byte
         return b""
     field_text = r.raw_pool([b"null" if not t.field else b'"' + t.field.encode() + b'"' for t in plan.targets])
     reason_text = r.pool([t.reason for t in plan.targets])
+    before, after = plan.values(batch)
     has_source = plan.duplicate_of >= 0
     source_line = r.integer(np.where(has_source, plan.duplicate_of + 1, 0), 10)
     source_line = r.replace_rows(source_line, np.flatnonzero(~has_source), r.literal(b"null", int((~has_source).sum())))
@@ -92,8 +93,8 @@ def render_issues(batch: ColumnBatch, plan: DefectPlan, offset: int = 0) -> byte
         ("stream", r.literal(b'"' + batch.stream.encode() + b'"', n)),
         ("defect_type", r.pick(DEFECT_TYPE_TEXT, plan.kinds)),
         ("field", r.pick(field_text, plan.target_codes)),
-        ("original_value", plan.originals),
-        ("injected_value", plan.injected),
+        ("original_value", before),
+        ("injected_value", after),
         ("reason_code", r.pick(reason_text, plan.target_codes)),
         ("duplicate_of_line", source_line),
     ]

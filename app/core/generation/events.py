@@ -175,6 +175,12 @@ class EventBatch(ColumnBatch):
         truck = columns.pop() if self.truck is not None else None
         return EventBatch(self.window, self.roster, *columns, truck=truck, max_delay_s=self.max_delay_s)
 
+    def blank(self, size: int) -> EventBatch:
+        """A batch of ``size`` unset rows with this one's window, roster and columns (filled by copy_rows)."""
+        columns = [np.empty((size, *column.shape[1:]), column.dtype) for column in self._columns()]
+        truck = columns.pop() if self.truck is not None else None
+        return EventBatch(self.window, self.roster, *columns, truck=truck, max_delay_s=self.max_delay_s)
+
     @classmethod
     def joined(cls, parts: list[EventBatch]) -> EventBatch:
         """Batches of one window and roster (production parts), end to end."""
@@ -314,7 +320,7 @@ def _arrival_windows(rng: np.random.Generator, timestamp_ms: np.ndarray, window:
     return landing_ms // 1000
 
 
-PART_EVENTS = 200_000  # a production window is generated in time parts of about this many events
+PART_EVENTS = 300_000  # a production window is generated in time parts of about this many events
 MAX_PARTS = 1 << 16
 
 

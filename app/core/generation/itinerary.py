@@ -127,7 +127,7 @@ def depots(company_uuid: np.ndarray, geography: np.ndarray, lat_min: np.ndarray,
     return lat, lon
 
 
-SHIFT_BLOCK_DRIVERS = 1 << 18  # the shift table is built this many driver-days at a time (bounded memory)
+SHIFT_BLOCK_DRIVERS = 1 << 16  # the shift table is built this many driver-days at a time (bounded memory)
 
 
 @dataclass(frozen=True)
@@ -254,7 +254,7 @@ def expected_events(shifts: Shifts, window: Window, slot_s: float, per_slot: flo
     return density
 
 
-SLOT_BLOCK_SHIFTS = 1 << 15  # the slot table is built this many shifts at a time (bounded memory)
+SLOT_BLOCK_SHIFTS = 1 << 13  # the slot table is built this many shifts at a time (bounded memory)
 
 
 @dataclass(frozen=True)
@@ -357,10 +357,8 @@ def part_events(seed: int, fleet: Fleet, window: Window, shifts: Shifts, part: t
     first_of_shift = np.ones(len(slot), bool)  # a row whose previous row is not its shift's slot before
     first_of_shift[1:] = (shift_of[1:] != shift_of[:-1]) | (slot[1:] != slot[:-1] + 1)
     part_ms = (-(1 << 62) if a is None else a * 1000, 1 << 62 if b is None else b * 1000)
-    return _events(fleet, window, shifts.t0, part_ms, arrival_ms, slot_s, deliveries, trucks_per_driver, boxes,
-                   shifts.company[shift_of].astype(np.int64), shifts.driver[shift_of].astype(np.int64),
-                   shifts.day[shift_of].astype(np.int64), day_key, start, slot, first_of_shift,
-                   company_keys(seed, fleet.company_uuid))
+    return _events(fleet, window, shifts, part_ms, arrival_ms, slot_s, deliveries, trucks_per_driver, boxes,
+                   shift_of, day_key, start, slot, first_of_shift, company_keys(seed, fleet.company_uuid))
 
 
 def _kept_times(window: Window, depart: np.ndarray, arrive: np.ndarray, made: np.ndarray, slot_s: float,
@@ -411,12 +409,14 @@ def _working(lives: Lives, company: np.ndarray, driver: np.ndarray, start: np.nd
     return np.where(idle, end, begin), np.where(idle, start, stop)  # an idle driver's shift holds no slot
 
 
-def _events(fleet: Fleet, window: Window, span_start_s: int, part_ms: tuple[int, int], arrival_ms: np.ndarray | None,
+def _events(fleet: Fleet, window: Window, shifts: Shifts, part_ms: tuple[int, int], arrival_ms: np.ndarray | None,
             slot_s: float,
             deliveries: float, trucks_per_driver: float, boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-            company: np.ndarray, driver: np.ndarray, day: np.ndarray, day_key: np.ndarray,
-            shift_start: np.ndarray, slot: np.ndarray, first_of_shift: np.ndarray, ckeys: np.ndarray) -> Itinerary:
+            shift_of: np.ndarray, day_key: np.ndarray, shift_start: np.ndarray, slot: np.ndarray,
+            first_of_shift: np.ndarray, ckeys: np.ndarray) -> Itinerary:
+    span_start_s = shifts.t0
     depart, arrive, made = _slot_times(shift_start, slot, day_key, slot_s, deliveries)
+    del shift_start
     # the events kept, as cells row * 4 + seq (seq 0 start, 1 stop, 2-3 deliveries), found one seq at a
     # time: only a part's own events are ever expanded, never all the events of the slots it meets
     cells, stamps = [], []
@@ -427,7 +427,7 @@ def _events(fleet: Fleet, window: Window, span_start_s: int, part_ms: tuple[int,
         stamps.append(millis[rows])
         del millis, ok, rows
     cell, millis = np.concatenate(cells), np.concatenate(stamps)
-    del cells, stamps
+    del cells, stamps, depart, arrive, made, arrival_ms
     # Time order, ties in row order ((company, driver, slot, seq)): one sort of unique int64 keys
     # (time since the span's start, then the cell) is several times faster than a stable argsort.
     if 4 * len(slot) > 1 << ROW_BITS:  # more cells than the key holds: number the kept ones in cell order
@@ -443,8 +443,9 @@ def _events(fleet: Fleet, window: Window, span_start_s: int, part_ms: tuple[int,
     cell = keys & ((1 << ROW_BITS) - 1) if 4 * len(slot) <= 1 << ROW_BITS else cell[keys & ((1 << ROW_BITS) - 1)]
     del keys
     # the places and trucks of the slots that hold a kept event only (a part of a window meets many slots
-    # whose events all fall in other parts): stop k and the stop before it (slot -1: where the shift
-    # begins, on the route at its start), taken from the row before when that is the same shift's slot
+    # whose events all fall in other parts): stop k where an event happens at it, and the stop before
+    # (slot -1: where the shift begins, on the route at its start) where a start_driving leaves it, taken
+    # from the row before when that is the same shift's slot and its stop was needed too
     held = np.zeros(len(slot), bool)  # (a mask, not np.unique: no sort)
     held[cell >> 2] = True
     used = np.flatnonzero(held)
@@ -452,15 +453,23 @@ def _events(fleet: Fleet, window: Window, span_start_s: int, part_ms: tuple[int,
     del held
     kind = np.minimum(cell & 3, 2).astype(np.uint8)
     del cell
-    company, driver, day, day_key, slot = company[used], driver[used], day[used], day_key[used], slot[used]
+    at_stop, leaving = np.zeros(len(used), bool), np.zeros(len(used), bool)
+    at_stop[source[kind > 0]] = True
+    leaving[source[kind == 0]] = True
+    shift_of, day_key, slot = shift_of[used], day_key[used], slot[used]
+    company, driver = shifts.company[shift_of].astype(np.int64), shifts.driver[shift_of].astype(np.int64)
+    day = shifts.day[shift_of].astype(np.int64)
     depot = depots(fleet.company_uuid, fleet.geography, *boxes)
-    lat_k, lon_k = _stop(depot, company, day_key, slot, slot_s)
-    lat_p, lon_p = np.empty_like(lat_k), np.empty_like(lon_k)
-    lat_p[1:], lon_p[1:] = lat_k[:-1], lon_k[:-1]
+    lat_k, lon_k = np.zeros(len(used)), np.zeros(len(used))
+    stops = np.flatnonzero(at_stop)
+    lat_k[stops], lon_k[stops] = _stop(depot, company[stops], day_key[stops], slot[stops], slot_s)
     follows = np.zeros(len(used), bool)
-    follows[1:] = (used[1:] == used[:-1] + 1) & ~first_of_shift[used[1:]]
-    firsts = np.flatnonzero(~follows)
-    lat_p[firsts], lon_p[firsts] = _stop(depot, company[firsts], day_key[firsts], slot[firsts] - 1, slot_s)
+    follows[1:] = (used[1:] == used[:-1] + 1) & ~first_of_shift[used[1:]] & at_stop[:-1]
+    lat_p, lon_p = np.zeros(len(used)), np.zeros(len(used))
+    reuse = np.flatnonzero(leaving & follows)
+    lat_p[reuse], lon_p[reuse] = lat_k[reuse - 1], lon_k[reuse - 1]
+    fresh = np.flatnonzero(leaving & ~follows)
+    lat_p[fresh], lon_p[fresh] = _stop(depot, company[fresh], day_key[fresh], slot[fresh] - 1, slot_s)
     truck = _trucks(fleet, company, driver, day, ckeys, trucks_per_driver)
     # start_driving leaves the previous stop; the others happen at this one: one gather per coordinate
     place = source.astype(np.int64) * 2 + (kind > 0)
