@@ -11,6 +11,7 @@ from app.core.config import Config
 from app.core.generation.columns import ColumnBatch
 from app.core.generation.companies import generate_companies
 from app.core.generation.defects import DefectChoice, DefectPlan, apply_defects, choose_defects, plan_defects, restrict
+from app.core.generation import events as events_module
 from app.core.generation.emulated_fleet import FleetState
 from app.core.generation.events import DriverPool, EventBatch, ProductionEvents, Roster, generate_events
 from app.core.generation.seeding import batch_rng
@@ -58,8 +59,16 @@ class BatchInParts:
         return self.plan.corrupted_count
 
     def parts(self) -> Iterator[BatchPart]:
-        if self.whole is not None:
-            yield BatchPart(0, self.whole, self.plan)
+        """The batch's records in order, part by part; a large batch held whole is handed out in slices,
+        so that its issue and late-arrival logs are rendered (and held) a slice at a time too."""
+        whole = self.whole
+        if isinstance(whole, EventBatch) and whole.size > events_module.PART_EVENTS:
+            for lo in range(0, whole.size, events_module.PART_EVENTS):
+                hi = min(lo + events_module.PART_EVENTS, whole.size)
+                yield BatchPart(lo, whole.between(lo, hi), restrict(self.plan, lo, hi))
+            return
+        if whole is not None:
+            yield BatchPart(0, whole, self.plan)
             return
         assert self._parts is not None, "a batch's parts are gone through once"
         parts, self._parts = self._parts, None

@@ -175,6 +175,12 @@ class EventBatch(ColumnBatch):
         truck = columns.pop() if self.truck is not None else None
         return EventBatch(self.window, self.roster, *columns, truck=truck, max_delay_s=self.max_delay_s)
 
+    def between(self, lo: int, hi: int) -> EventBatch:
+        """Rows [lo, hi) as a batch of their own (views of these columns, no copy)."""
+        columns = [column[lo:hi] for column in self._columns()]
+        truck = columns.pop() if self.truck is not None else None
+        return EventBatch(self.window, self.roster, *columns, truck=truck, max_delay_s=self.max_delay_s)
+
     def blank(self, size: int) -> EventBatch:
         """A batch of ``size`` unset rows with this one's window, roster and columns (filled by copy_rows)."""
         columns = [np.empty((size, *column.shape[1:]), column.dtype) for column in self._columns()]
