@@ -242,6 +242,27 @@ def test_late_arrivals_are_five_percent_each_once_within_max_delay_and_in_their_
     assert moved == late
 
 
+def test_a_delay_that_is_not_a_whole_number_of_windows_loses_no_late_event(tmp_path):
+    """With max_delay PT20M on 15-minute windows an event at 09:44 may arrive in the 10:00 window, two
+    windows on; the window must look back far enough to find it (it looked back one window and lost it)."""
+    from app.core.config import Config
+
+    made = {}
+    for name, late in (("truth", 0.0), ("late", 0.3)):
+        config = Config.model_validate({
+            "seed": 8, "output": {"data_dir": str(tmp_path / name)}, "number_of_companies": 12,
+            "drivers_per_company": 5, "event_rate_per_driver": 3.5, "company_onboarding_interval": "P1D",
+            "companies": {"active_probability": 1.0}, "late_arrival": {"probability": late, "max_delay": "PT20M"}})
+        backfill(config, DAY_BEFORE, DAY)
+        made[name] = config.output.local_dir
+    records, late, problems = late_arrival_facts(made["late"])
+    assert not problems, "\n".join(problems[:10])
+    assert late > 100
+    complete = DAY.timestamp() - 20 * 60
+    assert story(made["late"], DAY_BEFORE.timestamp(), complete) == story(made["truth"], DAY_BEFORE.timestamp(),
+                                                                         complete)
+
+
 def test_the_day_holds_the_configured_rate_and_follows_the_working_day(two_days):
     """Drivers onboarded the day before work every shift of the day: their mean events per driver per
     window is the configured rate (±10 %), and the volume rises and falls with the local working day."""

@@ -8,6 +8,7 @@ part by part with the defects drawn over the whole window): how a window is cut 
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -59,3 +60,23 @@ def test_the_written_bytes_are_the_pinned_ones(name, cut, tmp_path, monkeypatch)
     assert (len(files), hashed.hexdigest()) == (file_count, digest)
     if cut != "as shipped":  # the windows were really cut
         assert max(made_parts) >= 10
+
+
+def test_a_window_made_in_parts_has_the_counts_of_one_made_whole(tmp_path, monkeypatch):
+    """The meta files (counts, issue counts, late count, checksums) agree too, not just the files' bytes."""
+    settings, end, _, _ = CASES["production"]
+
+    def metas(cut: str) -> dict[str, dict]:
+        part_events, held_events, block = CUTS[cut]
+        monkeypatch.setattr(events, "PART_EVENTS", part_events)
+        monkeypatch.setattr(batch, "HELD_EVENTS", held_events)
+        monkeypatch.setattr(itinerary, "SHIFT_BLOCK_DRIVERS", block)
+        config = Config.model_validate({"seed": 5, "output": {"data_dir": str(tmp_path / cut)}, **settings})
+        root = backfill(config, datetime(2026, 11, 25, 6, tzinfo=UTC), end)
+        timing = {"generated_at", "published_at", "lateness_ms", "duration_s"}
+        return {str(p.parent.relative_to(root)): {k: v for k, v in json.loads(p.read_text()).items() if k not in timing}
+                for p in (root / "raw").rglob("_batch_meta.json")}
+
+    whole, parts = metas("as shipped"), metas("small parts, streamed")
+    assert whole == parts
+    assert sum(m["corrupted_count"] for m in whole.values()) > 0 and sum(m.get("late_count", 0) for m in whole.values())

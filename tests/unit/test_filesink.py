@@ -79,3 +79,19 @@ def test_file_systems_refusing_o_direct_at_open_use_the_page_cache(tmp_path, mon
     sink.write(b"abc" * 5000)
     assert sink.close() == 15000
     assert (tmp_path / "out.bin").read_bytes() == b"abc" * 5000
+
+
+def test_a_direct_write_failing_mid_file_is_reported_as_itself_and_abort_does_not_mask_it(tmp_path, monkeypatch):
+    real_write = os.write
+
+    def full(fd, data):
+        if len(data) >= 4096:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    sink = FileSink(tmp_path / "out.bin", large=True)
+    with pytest.raises(OSError, match="No space left") as failure:
+        sink.write(b"x" * (filesink.DIRECT_BUFFER + 1))
+    sink.abort()  # while the failure's traceback still holds the buffer: no BufferError
+    assert failure.value.errno == errno.ENOSPC

@@ -262,3 +262,52 @@ def test_a_smaller_emulated_fleet_is_reached_as_shifts_end(make_config):
     assert sizes[:5] == [slot_count(40)] * 5
     assert sizes[5] > slot_count(6)  # the first smaller batch keeps every driver still working
     assert sizes == sorted(sizes, reverse=True) and sizes[-1] == slot_count(6)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_duplicate_sources_are_the_records_the_full_candidate_list_gave(seed):
+    """The sources are found from the defect rows alone (a large batch never lists its clean rows); they
+    must be the rows the candidate mask over the whole batch picked, draw for draw."""
+    from app.core.generation.defects import _duplicate_sources
+
+    draw = np.random.default_rng(seed)
+    n = int(draw.integers(2, 300))
+    rows = np.sort(draw.choice(n, int(draw.integers(1, n + 1)), replace=False)).astype(np.int64)
+    kinds = draw.integers(0, len(DEFECT_TYPES), len(rows))
+    kinds[draw.integers(0, len(rows))] = DEFECT_TYPES.index("duplicate")
+    if len(rows) == n:
+        kinds[0] = 0  # a batch of only duplicates drops one first (see _keep_a_source_for_duplicates)
+    dup_rows = rows[kinds == DEFECT_TYPES.index("duplicate")]
+    taken = np.zeros(n, bool)
+    taken[rows if len(rows) < n else dup_rows] = True
+    candidates = np.flatnonzero(~taken)
+    expected = candidates[np.random.default_rng(seed + 1000).integers(0, len(candidates), len(dup_rows))]
+    got = _duplicate_sources(n, rows, kinds, np.random.default_rng(seed + 1000))
+    assert got.tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize(("late", "delay", "churn"), [(0.0, "PT30M", False), (0.1, "PT30M", False),
+                                                       (0.1, "PT20M", True), (0.0, "PT30M", True)])
+def test_a_window_cut_in_time_parts_is_the_window(make_config, late, delay, churn):
+    """Parts of ~1,000 events, joined, are the window's columns exactly: at the start of the working
+    day, at its peak, at its end; with late arrivals (a look-back of two windows) and with churn."""
+    from app.core.generation.events import ProductionEvents
+
+    config = make_config(number_of_companies=300, drivers_per_company=12, event_rate_per_driver=4.0,
+                         companies={"active_probability": 1.0,
+                                    "churn": {"monthly_rate": 0.5 if churn else 0.0,
+                                              "driver_changes_per_month": 8.0 if churn else 0.0}},
+                         late_arrival={"probability": late, "max_delay": delay})
+    _, roster = roster_for(config)
+    roster = Roster(roster.company_uuid, roster.geography, roster.drivers_count,
+                    np.full(roster.size, COMPANY_WINDOW.end_s, np.int64))
+    for start in (utc(2026, 11, 25, 10, 15), utc(2026, 11, 25, 14), utc(2026, 11, 25, 19, 45)):
+        window = Window(start, start + timedelta(minutes=15))
+        whole = ProductionEvents(config, window, roster, part_events=10**9)
+        cut = ProductionEvents(config, window, roster, part_events=997)
+        assert len(whole.parts) == 1 and len(cut.parts) > 8
+        one = whole.whole(batch_rng(config.seed, "events", window))
+        joined = cut.whole(batch_rng(config.seed, "events", window))
+        assert one.size > 5000
+        for a, b in zip(one._columns(), joined._columns(), strict=True):
+            assert np.array_equal(a, b)
