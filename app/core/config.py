@@ -29,10 +29,15 @@ from app.core.storage import ObjectStore, default_work_dir, local_path, location
 from app.core.workday import max_rate_per_window, mean_deliveries
 
 MODE_ENV_VAR = "FLEETGEN_MODE"
-# Peak memory of a production driver batch, measured by `fleetgen bench` (~200 MB for 1 M events).
-BYTES_PER_EVENT = 160
+# Peak memory of a production driver window, which is made in parts of bounded size (`fleetgen bench --only
+# generation_large_window`: ~300 MB for 10 M events clean): what still grows with the window is its slot
+# and shift tables (~7.5 bytes an event measured), the defect draw (8 bytes an event while the defective
+# rows are chosen) and the defect plan (~110 bytes a defect).
+PART_BYTES = 300 * 2**20
+BYTES_PER_EVENT = 16
+BYTES_PER_DEFECT = 128
 PEAK_WINDOW_FACTOR = 3.0  # busiest driver window / mean driver window (24 h / the shortest shift)
-BYTES_PER_DRIVER = 24  # per-driver columns (company, number, day keys) of a production window
+BYTES_PER_DRIVER = 40  # the shift table's row and its making, per driver of a production window
 MEMORY_SHARE = 0.5
 BYTES_PER_SPAN_EVENT = 16  # late arrival: per event of each earlier window looked back on (~9 measured)
 MAX_LATE_REACH = 96  # driver windows a production late event may travel (a day of 15-minute windows)
@@ -441,20 +446,24 @@ def load_config(path: str | Path) -> Config:
 
 
 def memory_problem(config: Config) -> str | None:
-    """Why a production driver window (generated in memory as a whole) cannot fit, or None."""
+    """Why a production driver window (made in parts, with tables and a defect plan that grow with it)
+    cannot fit, or None."""
     if config.emulated_mode.enabled:
         return None  # at most events_per_batch_max events, whatever the roster
     drivers = config.number_of_companies * config.drivers_per_company
     # drivers work a 8-10 hour shift of their region's day: the busiest window holds up to 24/8 times the mean
     events = drivers * config.event_rate_per_driver * PEAK_WINDOW_FACTOR
-    needed = events * BYTES_PER_EVENT + drivers * BYTES_PER_DRIVER + events * config.late_reach * BYTES_PER_SPAN_EVENT
+    defects = events * config.quality_injection.effective_rate("events")
+    needed = (PART_BYTES + events * BYTES_PER_EVENT + defects * BYTES_PER_DEFECT + drivers * BYTES_PER_DRIVER
+              + events * config.late_reach * BYTES_PER_SPAN_EVENT)
     available = physical_memory_bytes() * MEMORY_SHARE
     if needed <= available:
         return None
     return (f"number_of_companies × drivers_per_company × event_rate_per_driver = {config.number_of_companies:,} × "
             f"{config.drivers_per_company:,} × {config.event_rate_per_driver:g} × {PEAK_WINDOW_FACTOR:g} (the busiest "
             f"hour of the working day) ≈ {events:,.0f} events per driver window, about {needed / 2**30:,.1f} GiB "
-            f"to generate in memory; this machine allows {available / 2**30:,.1f} GiB (half of its RAM): lower one "
+            f"to generate (in parts, but its tables and defect plan grow with it); this machine allows "
+            f"{available / 2**30:,.1f} GiB (half of its RAM): lower one "
             "of them")
 
 

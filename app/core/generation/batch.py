@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.core.config import Config
+from app.core.config import DEFECT_TYPES, Config
+from app.core.generation import events as events_module
 from app.core.generation.columns import ColumnBatch
 from app.core.generation.companies import generate_companies
 from app.core.generation.defects import DefectChoice, DefectPlan, apply_defects, choose_defects, plan_defects, restrict
-from app.core.generation import events as events_module
 from app.core.generation.emulated_fleet import FleetState
 from app.core.generation.events import DriverPool, EventBatch, ProductionEvents, Roster, generate_events
 from app.core.generation.seeding import batch_rng
@@ -117,7 +117,9 @@ def _parts(config: Config, events: ProductionEvents, made: BatchInParts, rate: f
     if rate > 0:
         n = sum(events.part(index, None).size for index in range(len(events.parts)))
         rng = batch_rng(config.seed, stream, window)
-        rng.bit_generator.advance(2 * n)  # the ids take two 64-bit words each
+        bits = rng.bit_generator
+        assert isinstance(bits, np.random.PCG64)
+        bits.advance(2 * n)  # the ids take two 64-bit words each
         choice = choose_defects(n, EventBatch.defect_targets(), rate, config.quality_injection, rng)
         if choice is not None:
             plan, copies, copied_rows = _apply_to_gathered(events, choice, rng, config)
@@ -138,20 +140,34 @@ def _parts(config: Config, events: ProductionEvents, made: BatchInParts, rate: f
 def _apply_to_gathered(events: ProductionEvents, choice: DefectChoice, rng: np.random.Generator,
                        config: Config) -> tuple[DefectPlan, EventBatch, np.ndarray]:
     """The defect plan, applied to just the records it reads (gathered part by part); returns it with the
-    duplicates' records (as copied) and their rows."""
-    needed = choice.needed_rows()
+    duplicates' records (as copied) and their rows. Duplicates and their sources are gathered whole, the
+    other defective records only for the values the injections read (time and place), after them."""
+    duplicate_rows = choice.rows[choice.kinds == DEFECT_TYPES.index("duplicate")]
+    whole = np.union1d(duplicate_rows, choice.duplicate_sources)
+    lean = np.setdiff1d(choice.rows, whole, assume_unique=True)
+
+    def local(rows: np.ndarray) -> np.ndarray:
+        at = np.searchsorted(whole, rows)
+        found = (at < len(whole)) & (whole[np.minimum(at, max(len(whole) - 1, 0))] == rows) if len(whole) else \
+            np.zeros(len(rows), bool)
+        located: np.ndarray = np.where(found, at, len(whole) + np.searchsorted(lean, rows))
+        return located
+
     ids = batch_rng(config.seed, "events", events.window)
-    sparse: EventBatch | None = None
+    gathered: EventBatch | None = None
     offset = 0
     for index in range(len(events.parts)):
         part = events.part(index, ids)
-        sparse = sparse or part.blank(len(needed))
-        a, b = np.searchsorted(needed, [offset, offset + part.size])
-        sparse.copy_rows(np.arange(a, b), needed[a:b] - offset, part)
+        gathered = gathered or part.blank(len(whole) + len(lean))
+        a, b = np.searchsorted(whole, [offset, offset + part.size])
+        gathered.copy_rows(np.arange(a, b), whole[a:b] - offset, part)
+        c, d = np.searchsorted(lean, [offset, offset + part.size])
+        for mine, theirs in ((gathered.timestamp_ms, part.timestamp_ms), (gathered.lat, part.lat),
+                             (gathered.lon, part.lon)):
+            mine[len(whole) + c:len(whole) + d] = theirs[lean[c:d] - offset]
         offset += part.size
         del part
-    assert sparse is not None
-    plan = apply_defects(sparse, choice, rng, local=lambda rows: np.searchsorted(needed, rows))
-    duplicates = np.flatnonzero(plan.duplicate_of >= 0)
-    copied_rows = plan.rows[duplicates]
-    return plan, sparse.take(np.searchsorted(needed, copied_rows)), copied_rows
+    assert gathered is not None
+    plan = apply_defects(gathered, choice, rng, local=local)
+    copied_rows = plan.rows[plan.duplicate_of >= 0]
+    return plan, gathered.take(local(copied_rows)), copied_rows

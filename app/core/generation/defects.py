@@ -118,7 +118,7 @@ def apply_defects(batch: ColumnBatch, choice: DefectChoice, rng: np.random.Gener
         batch.copy_rows(at(rows[duplicates]), at(choice.duplicate_sources))
         plan.duplicate_of[duplicates] = choice.duplicate_sources
     plan.target_codes = np.zeros(len(rows), np.int16)
-    injected: dict[str, list[tuple[np.ndarray, r.Matrix]]] = {}
+    injected: dict[str, list[tuple[np.ndarray, r.Matrix] | None]] = {}
     for kind_code, kind in enumerate(DEFECT_TYPES):
         of_kind = kinds == kind_code
         none_of_kind = not of_kind.any()  # the common case in a small batch: skip the per-target work
@@ -183,18 +183,26 @@ def restrict(plan: DefectPlan, lo: int, hi: int) -> DefectPlan:
     return part
 
 
-def _overrides(parts: dict[str, list[tuple[np.ndarray, r.Matrix]]]) -> dict[str, FieldOverride]:
-    """Each field's injected values, joined once (in one matrix as wide as the widest) and sorted by row."""
+def _overrides(parts: dict[str, list[tuple[np.ndarray, r.Matrix] | None]]) -> dict[str, FieldOverride]:
+    """Each field's injected values in one matrix (as wide as the widest), sorted by row; each piece goes
+    straight to its sorted place and is let go (``parts`` is emptied)."""
     overrides = {}
-    for name, pieces in parts.items():
-        rows = np.concatenate([piece_rows for piece_rows, _ in pieces])
-        values = np.zeros((len(rows), max(v.shape[1] for _, v in pieces)), np.uint8)
-        at = 0
-        for piece_rows, piece in pieces:
-            values[at:at + len(piece_rows), :piece.shape[1]] = piece
-            at += len(piece_rows)
+    for name in list(parts):
+        pieces = parts.pop(name)
+        rows = np.concatenate([piece[0] for piece in pieces if piece is not None])
         order = np.argsort(rows, kind="stable")
-        overrides[name] = FieldOverride(rows[order], values[order])
+        place = np.empty(len(rows), np.int64)
+        place[order] = np.arange(len(rows))
+        values = np.zeros((len(rows), max(piece[1].shape[1] for piece in pieces if piece is not None)), np.uint8)
+        at = 0
+        for index, piece in enumerate(pieces):
+            assert piece is not None
+            piece_rows, piece_values = piece
+            pieces[index] = None
+            values[place[at:at + len(piece_rows)], :piece_values.shape[1]] = piece_values
+            at += len(piece_rows)
+            del piece, piece_values
+        overrides[name] = FieldOverride(rows[order], values)
     return overrides
 
 

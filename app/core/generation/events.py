@@ -169,23 +169,23 @@ class EventBatch(ColumnBatch):
         for mine, theirs in zip(self._columns(), (source or self)._columns(), strict=True):
             mine[dst] = theirs[src]
 
+    def _with_columns(self, columns: list[np.ndarray]) -> EventBatch:
+        """A batch of this window and roster with ``columns`` (in ``_columns`` order)."""
+        event_uuid, company, driver, event_type, timestamp_ms, lat, lon, *truck = columns
+        return EventBatch(self.window, self.roster, event_uuid, company, driver, event_type, timestamp_ms, lat, lon,
+                          truck=truck[0] if truck else None, max_delay_s=self.max_delay_s)
+
     def take(self, rows: np.ndarray) -> EventBatch:
         """A batch of just ``rows`` (same window and roster)."""
-        columns = [column[rows] for column in self._columns()]
-        truck = columns.pop() if self.truck is not None else None
-        return EventBatch(self.window, self.roster, *columns, truck=truck, max_delay_s=self.max_delay_s)
+        return self._with_columns([column[rows] for column in self._columns()])
 
     def between(self, lo: int, hi: int) -> EventBatch:
         """Rows [lo, hi) as a batch of their own (views of these columns, no copy)."""
-        columns = [column[lo:hi] for column in self._columns()]
-        truck = columns.pop() if self.truck is not None else None
-        return EventBatch(self.window, self.roster, *columns, truck=truck, max_delay_s=self.max_delay_s)
+        return self._with_columns([column[lo:hi] for column in self._columns()])
 
     def blank(self, size: int) -> EventBatch:
         """A batch of ``size`` unset rows with this one's window, roster and columns (filled by copy_rows)."""
-        columns = [np.empty((size, *column.shape[1:]), column.dtype) for column in self._columns()]
-        truck = columns.pop() if self.truck is not None else None
-        return EventBatch(self.window, self.roster, *columns, truck=truck, max_delay_s=self.max_delay_s)
+        return self._with_columns([np.empty((size, *column.shape[1:]), column.dtype) for column in self._columns()])
 
     @classmethod
     def joined(cls, parts: list[EventBatch]) -> EventBatch:
@@ -193,9 +193,7 @@ class EventBatch(ColumnBatch):
         first = parts[0]
         if len(parts) == 1:
             return first
-        columns = [np.concatenate(cols) for cols in zip(*(p._columns() for p in parts), strict=True)]
-        truck = columns.pop() if first.truck is not None else None
-        return EventBatch(first.window, first.roster, *columns, truck=truck, max_delay_s=first.max_delay_s)
+        return first._with_columns([np.concatenate(cols) for cols in zip(*(p._columns() for p in parts), strict=True)])
 
     @classmethod
     def defect_targets(cls) -> dict[str, list[DefectTarget]]:

@@ -192,8 +192,9 @@ def shift_table(seed: int, fleet: Fleet, window: Window, slot_s: float, late: La
     cuts = np.searchsorted(ends, np.arange(SHIFT_BLOCK_DRIVERS, int(ends[-1]) if len(ends) else 0,
                                            SHIFT_BLOCK_DRIVERS), side="right")
     bounds = [0, *np.unique(cuts).tolist(), len(pairs)]
-    blocks = [list(_shift_block(fleet, pairs[a:b], pair_day[a:b], per_pair[a:b], offset_s, ckeys, t0, t1, slot_s))
-              for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    blocks: list[list[np.ndarray | None]] = [
+        list(_shift_block(fleet, pairs[a:b], pair_day[a:b], per_pair[a:b], offset_s, ckeys, t0, t1, slot_s))
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
     if not blocks:
         return _no_shifts(t0)
     return Shifts(t0, *_joined(blocks))
