@@ -123,6 +123,7 @@ def _parts(config: Config, events: ProductionEvents, made: BatchInParts, rate: f
         choice = choose_defects(n, EventBatch.defect_targets(), rate, config.quality_injection, rng)
         if choice is not None:
             plan, copies, copied_rows = _apply_to_gathered(events, choice, rng, config)
+        del choice  # its rows and kinds live on in the plan; the rest is not needed again
     made.plan = plan
     rng = batch_rng(config.seed, stream, window)
     offset = 0
@@ -158,7 +159,11 @@ def _apply_to_gathered(events: ProductionEvents, choice: DefectChoice, rng: np.r
     offset = 0
     for index in range(len(events.parts)):
         part = events.part(index, ids)
-        gathered = gathered or part.blank(len(whole) + len(lean))
+        if gathered is None:  # whole records first; time and place go on for the lean rows (read by nothing else)
+            gathered = part.blank(len(whole))
+            total = len(whole) + len(lean)
+            gathered.timestamp_ms, gathered.lat, gathered.lon = (np.empty(total, column.dtype) for column in
+                                                                 (part.timestamp_ms, part.lat, part.lon))
         a, b = np.searchsorted(whole, [offset, offset + part.size])
         gathered.copy_rows(np.arange(a, b), whole[a:b] - offset, part)
         c, d = np.searchsorted(lean, [offset, offset + part.size])

@@ -10,28 +10,40 @@ from app.core.timeline import Window
 DAY_MS = 86_400_000
 
 
+MALFORMED_SHAPES = 5
+
+
 def malformed_timestamps(ms: np.ndarray, rng: np.random.Generator) -> r.Matrix:
-    """Each row one of several common wrong timestamp shapes, chosen at random."""
+    """Each row one of several common wrong timestamp shapes, chosen at random (each row rendered in its
+    own shape only)."""
+    choice = rng.integers(0, MALFORMED_SHAPES, len(ms))
+    shaped = [np.flatnonzero(choice == shape) for shape in range(MALFORMED_SHAPES)]
+    parts = [_malformed_shape(shape, ms[rows]) for shape, rows in enumerate(shaped)]
+    out = np.zeros((len(ms), max(part.shape[1] for part in parts)), np.uint8)
+    for rows, part in zip(shaped, parts, strict=True):
+        out[rows, :part.shape[1]] = part
+    return r.quoted(out)
+
+
+def _malformed_shape(shape: int, ms: np.ndarray) -> r.Matrix:
     rows = len(ms)
+    if shape == 2:
+        return r.integer(ms, 16)  # epoch milliseconds as text
     p = r.timestamp_parts(ms)
+
     def lit(b: bytes) -> r.Matrix:
         return r.literal(b, rows)
 
     z = r.zero_padded
-    date_slash = [z(p["year"], 4), lit(b"/"), z(p["month"], 2), lit(b"/"), z(p["day"], 2)]
     clock = [z(p["hour"], 2), lit(b":"), z(p["minute"], 2), lit(b":"), z(p["second"], 2)]
-    variants = [
-        r.hcat([*date_slash, lit(b" "), *clock]),  # 2026/11/25 20:00:00
-        r.hcat([z(p["day"], 2), lit(b"-"), z(p["month"], 2), lit(b"-"), z(p["year"], 4), lit(b" "), *clock]),
-        r.integer(ms, 16),  # epoch milliseconds as text
-        r.hcat([z(p["year"], 4), lit(b"-"), z(p["month"], 2), lit(b"-"), z(p["day"], 2), lit(b"T"),
-                *clock, lit(b"."), z(p["millis"], 3)]),  # no zone designator
-        r.hcat([z(p["year"], 4), lit(b"-13-32T"), *clock, lit(b"Z")]),  # impossible date
-    ]
-    width = max(v.shape[1] for v in variants)
-    stacked = np.stack([r.widen(v, width) for v in variants])
-    choice = rng.integers(0, len(variants), rows)
-    return r.quoted(stacked[choice, np.arange(rows)])
+    if shape == 0:  # 2026/11/25 20:00:00
+        return r.hcat([z(p["year"], 4), lit(b"/"), z(p["month"], 2), lit(b"/"), z(p["day"], 2), lit(b" "), *clock])
+    if shape == 1:  # 25-11-2026 20:00:00
+        return r.hcat([z(p["day"], 2), lit(b"-"), z(p["month"], 2), lit(b"-"), z(p["year"], 4), lit(b" "), *clock])
+    if shape == 3:  # no zone designator
+        return r.hcat([z(p["year"], 4), lit(b"-"), z(p["month"], 2), lit(b"-"), z(p["day"], 2), lit(b"T"),
+                       *clock, lit(b"."), z(p["millis"], 3)])
+    return r.hcat([z(p["year"], 4), lit(b"-13-32T"), *clock, lit(b"Z")])  # impossible date
 
 
 def outside_window(window: Window, rows: int, rng: np.random.Generator, earliest_ms: int | None = None) -> np.ndarray:
