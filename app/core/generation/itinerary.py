@@ -263,14 +263,14 @@ class SlotTable:
     """Every slot that can hold an event of a window cut into parts, in row order (shift, slot), with the
     first and last part its events fall in: a part then meets only its own slots."""
 
-    shift: np.ndarray  # int32 row of the shift table
+    ends: np.ndarray  # int64 per shift: one past its last slot's row (the slots are grouped by shift)
     slot: np.ndarray  # uint16 (int32 if need be): the slot, counted from the shift's first one
     first_part: np.ndarray  # uint16
     last_part: np.ndarray  # uint16
 
     def of_part(self, shifts: Shifts, index: int) -> tuple[np.ndarray, np.ndarray]:
         rows = np.flatnonzero((self.first_part <= index) & (self.last_part >= index))
-        shift = self.shift[rows].astype(np.int64)
+        shift = np.searchsorted(self.ends, rows, side="right")
         return shift, self.slot[rows].astype(np.int64) + shifts.first[shift]
 
 
@@ -299,12 +299,14 @@ def slot_table(window: Window, shifts: Shifts, cuts_s: list[int], slot_s: float,
             last_part = np.where(ok, np.maximum(last_part, part), last_part)
         held = np.flatnonzero(last_part >= 0)  # a slot none of whose events the window keeps is left out
         shift_of, slot = shift_of[held], slot[held]
-        blocks.append([shift_of.astype(np.int32), (slot - shifts.first[shift_of]).astype(offset_type),
+        counts = np.bincount(shift_of - lo, minlength=min(SLOT_BLOCK_SHIFTS, shifts.size - lo))
+        blocks.append([counts, (slot - shifts.first[shift_of]).astype(offset_type),
                        first_part[held].astype(np.uint16), last_part[held].astype(np.uint16)])
     if not blocks:
         none = np.zeros(0, np.int32)
-        return SlotTable(none, none, none, none)
-    return SlotTable(*_joined(blocks))
+        return SlotTable(none.astype(np.int64), none, none, none)
+    counts, *columns = _joined(blocks)
+    return SlotTable(np.cumsum(counts, dtype=np.int64), *columns)
 
 
 def _joined(blocks: list[list[np.ndarray | None]]) -> list[np.ndarray]:
