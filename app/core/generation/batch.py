@@ -17,7 +17,7 @@ from app.core.generation.events import DriverPool, EventBatch, ProductionEvents,
 from app.core.generation.seeding import batch_rng
 from app.core.timeline import Window
 
-HELD_EVENTS = 1_500_000  # a production batch up to this size is held whole once made (~41 bytes an event)
+HELD_EVENTS = 2_000_000  # a production batch with defects up to this size is made once and held (~41 bytes an event)
 
 
 def generate_batch(config: Config, stream: str, window: Window, roster: DriverPool | Roster | None = None,
@@ -88,34 +88,39 @@ def generate_in_parts(config: Config, stream: str, window: Window, roster: Drive
     events = ProductionEvents(config, window, pool.compact() if isinstance(pool, DriverPool) else pool)
     rng = batch_rng(config.seed, stream, window)
     rate = config.quality_injection.effective_rate(stream)
-    if len(events.parts) == 1 or (rate > 0 and events.expected <= HELD_EVENTS):
+    if events.slots is None or (rate > 0 and events.slots.events <= HELD_EVENTS):
         held = _held(events, rng)
-        if held is not None:
-            return BatchInParts(held, held.size, plan_defects(held, config.quality_injection, rng))
+        return BatchInParts(held, held.size, plan_defects(held, config.quality_injection, rng))
     made = BatchInParts(None)
     made._parts = _parts(config, events, made, rate)
     return made
 
 
-def _held(events: ProductionEvents, rng: np.random.Generator) -> EventBatch | None:
-    """The window's parts joined, if it holds at most ``HELD_EVENTS`` events (None: it holds more)."""
-    parts, count = [], 0
+def _held(events: ProductionEvents, rng: np.random.Generator) -> EventBatch:
+    """The window made whole, part by part into columns sized once (the slot table counted its events)."""
+    if events.slots is None:
+        return events.part(0, rng)
+    held: EventBatch | None = None
+    offset = 0
     for index in range(len(events.parts)):
-        parts.append(events.part(index, rng))
-        count += parts[-1].size
-        if count > HELD_EVENTS:
-            return None
-    return EventBatch.joined(parts)
+        part = events.part(index, rng)
+        held = held or part.blank(events.slots.events)
+        held.put(offset, part)
+        offset += part.size
+    assert held is not None and offset == held.size
+    return held
 
 
 def _parts(config: Config, events: ProductionEvents, made: BatchInParts, rate: float) -> Iterator[BatchPart]:
-    """A large window's parts. Its defects are drawn exactly as for the whole batch: a first pass counts
-    the records (the defect draws follow the ids' in the batch's generator), a second gathers the rows
-    the defects read, and the parts are then made again with the defects laid on."""
+    """A large window's parts. Its defects are drawn exactly as for the whole batch: the defect draws
+    follow the ids' in the batch's generator, which is advanced past them (the slot table counted the
+    records); a first pass over the parts gathers the rows the defects read, and the parts are then made
+    again with the defects laid on."""
     stream, window = "events", events.window
     plan, copies, copied_rows = DefectPlan(), None, np.zeros(0, np.int64)
     if rate > 0:
-        n = sum(events.part(index, None).size for index in range(len(events.parts)))
+        assert events.slots is not None
+        n = events.slots.events
         rng = batch_rng(config.seed, stream, window)
         bits = rng.bit_generator
         assert isinstance(bits, np.random.PCG64)

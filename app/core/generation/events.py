@@ -175,6 +175,11 @@ class EventBatch(ColumnBatch):
         return EventBatch(self.window, self.roster, event_uuid, company, driver, event_type, timestamp_ms, lat, lon,
                           truck=truck[0] if truck else None, max_delay_s=self.max_delay_s)
 
+    def put(self, offset: int, part: EventBatch) -> None:
+        """Copy ``part``'s rows into rows [offset, offset + part.size)."""
+        for mine, theirs in zip(self._columns(), part._columns(), strict=True):
+            mine[offset:offset + len(theirs)] = theirs
+
     def take(self, rows: np.ndarray) -> EventBatch:
         """A batch of just ``rows`` (same window and roster)."""
         return self._with_columns([column[rows] for column in self._columns()])
@@ -354,17 +359,16 @@ class ProductionEvents:
         self.slots = (slot_table(window, self.shifts, [a for a, _ in self.parts[1:]], self.slot_s, self.deliveries,
                                  self.late) if len(self.parts) > 1 else None)
 
-    def part(self, index: int, rng: np.random.Generator | None) -> EventBatch:
+    def part(self, index: int, rng: np.random.Generator) -> EventBatch:
         """The events of part ``index``, with ids drawn from ``rng`` (the batch's generator, handed each
-        part in order; None: ids left zero, for counting). The first and last parts are open-ended."""
+        part in order). The first and last parts are open-ended."""
         a, b = self.parts[index]
         bounds = (None if index == 0 else a, None if index == len(self.parts) - 1 else b)
         day = part_events(self.config.seed, self.fleet, self.window, self.shifts, bounds, self.slot_s,
                           self.deliveries, self.config.events.trucks_per_driver, self.boxes, self.late,
                           self.slots.of_part(self.shifts, index) if self.slots is not None else None)
         count = len(day.timestamp_ms)
-        event_uuid = (r.uuid4_bytes(r.random_bytes(rng, count, 16)) if rng is not None
-                      else np.zeros((count, 16), np.uint8))
+        event_uuid = r.uuid4_bytes(r.random_bytes(rng, count, 16))
         lat = np.rint(day.lat * COORD_SCALE).astype(np.int32)
         lon = np.rint(day.lon * COORD_SCALE).astype(np.int32)
         return EventBatch(self.window, self.roster, event_uuid, day.company, day.driver, day.event_type,

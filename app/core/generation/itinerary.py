@@ -267,6 +267,7 @@ class SlotTable:
     slot: np.ndarray  # uint16 (int32 if need be): the slot, counted from the shift's first one
     first_part: np.ndarray  # uint16
     last_part: np.ndarray  # uint16
+    events: int = 0  # the window's events (every kept event of every slot)
 
     def of_part(self, shifts: Shifts, index: int) -> tuple[np.ndarray, np.ndarray]:
         rows = np.flatnonzero((self.first_part <= index) & (self.last_part >= index))
@@ -282,6 +283,7 @@ def slot_table(window: Window, shifts: Shifts, cuts_s: list[int], slot_s: float,
     widest = int((shifts.last.astype(np.int64) - shifts.first).max()) if shifts.size else 0
     offset_type = np.uint16 if widest <= np.iinfo(np.uint16).max else np.int32
     blocks: list[list[np.ndarray | None]] = []
+    events = 0
     for lo in range(0, shifts.size, SLOT_BLOCK_SHIFTS):
         shift_of, slot = _slots_of(shifts, np.arange(lo, min(lo + SLOT_BLOCK_SHIFTS, shifts.size)))
         start, day_key = shifts.start[shift_of], shifts.day_key[shift_of]
@@ -294,6 +296,7 @@ def slot_table(window: Window, shifts: Shifts, cuts_s: list[int], slot_s: float,
         first_part = np.full(len(slot), len(cuts_s) + 1, np.int64)
         last_part = np.full(len(slot), -1, np.int64)
         for _, millis, ok in _kept_times(window, depart, arrive, made, slot_s, arrival_ms):
+            events += int(np.count_nonzero(ok))
             part = np.searchsorted(cuts_ms, millis, side="right")
             first_part = np.where(ok, np.minimum(first_part, part), first_part)
             last_part = np.where(ok, np.maximum(last_part, part), last_part)
@@ -305,8 +308,8 @@ def slot_table(window: Window, shifts: Shifts, cuts_s: list[int], slot_s: float,
     if not blocks:
         none = np.zeros(0, np.int32)
         return SlotTable(none.astype(np.int64), none, none, none)
-    counts, *columns = _joined(blocks)
-    return SlotTable(np.cumsum(counts, dtype=np.int64), *columns)
+    counts, slots, first, last = _joined(blocks)
+    return SlotTable(np.cumsum(counts, dtype=np.int64), slots, first, last, events)
 
 
 def _joined(blocks: list[list[np.ndarray | None]]) -> list[np.ndarray]:
