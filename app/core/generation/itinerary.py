@@ -286,12 +286,7 @@ def slot_table(window: Window, shifts: Shifts, cuts_s: list[int], slot_s: float,
     events = 0
     for lo in range(0, shifts.size, SLOT_BLOCK_SHIFTS):
         shift_of, slot = _slots_of(shifts, np.arange(lo, min(lo + SLOT_BLOCK_SHIFTS, shifts.size)))
-        start, day_key = shifts.start[shift_of], shifts.day_key[shift_of]
-        arrival_ms = None
-        if _looks_back(late) and late is not None:
-            kept, arrival_ms = _arriving_slots(late, window, start, slot, slot_s, day_key)
-            shift_of, slot, start, day_key, arrival_ms = shift_of[kept], slot[kept], start[kept], day_key[kept], \
-                arrival_ms[kept]
+        shift_of, slot, start, day_key, arrival_ms = _arriving(shifts, shift_of, slot, window, slot_s, late)
         depart, arrive, made = _slot_times(start, slot, day_key, slot_s, deliveries)
         first_part = np.full(len(slot), len(cuts_s) + 1, np.int64)
         last_part = np.full(len(slot), -1, np.int64)
@@ -320,6 +315,18 @@ def _joined(blocks: list[list[np.ndarray | None]]) -> list[np.ndarray]:
         for block in blocks:
             block[index] = None
     return columns
+
+
+def _arriving(shifts: Shifts, shift_of: np.ndarray, slot: np.ndarray, window: Window, slot_s: float,
+              late: Lateness | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """The slots that can hold events arriving in ``window`` (with a look-back, only the late ones of earlier
+    windows that land in it), with their shift's start and day key, and each one's landing (None: no
+    look-back)."""
+    start, day_key = shifts.start[shift_of], shifts.day_key[shift_of]
+    if not _looks_back(late) or late is None:
+        return shift_of, slot, start, day_key, None
+    kept, arrival_ms = _arriving_slots(late, window, start, slot, slot_s, day_key)
+    return shift_of[kept], slot[kept], start[kept], day_key[kept], arrival_ms[kept]
 
 
 def _slots_of(shifts: Shifts, rows: np.ndarray, part: tuple[int | None, int | None] = (None, None),
@@ -353,13 +360,7 @@ def part_events(seed: int, fleet: Fleet, window: Window, shifts: Shifts, part: t
         shift_of, slot = _slots_of(shifts, np.arange(shifts.size), part, slot_s)
     else:
         shift_of, slot = slots
-    start, day_key = shifts.start[shift_of], shifts.day_key[shift_of]
-    arrival_ms = None
-    if _looks_back(late) and late is not None:
-        # the slots of the look-back: only the late ones that land in this window are kept
-        kept, arrival_ms = _arriving_slots(late, window, start, slot, slot_s, day_key)
-        shift_of, slot, start, day_key, arrival_ms = shift_of[kept], slot[kept], start[kept], day_key[kept], \
-            arrival_ms[kept]
+    shift_of, slot, start, day_key, arrival_ms = _arriving(shifts, shift_of, slot, window, slot_s, late)
     first_of_shift = np.ones(len(slot), bool)  # a row whose previous row is not its shift's slot before
     first_of_shift[1:] = (shift_of[1:] != shift_of[:-1]) | (slot[1:] != slot[:-1] + 1)
     part_ms = (-(1 << 62) if a is None else a * 1000, 1 << 62 if b is None else b * 1000)
