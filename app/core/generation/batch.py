@@ -89,26 +89,11 @@ def generate_in_parts(config: Config, stream: str, window: Window, roster: Drive
     rng = batch_rng(config.seed, stream, window)
     rate = config.quality_injection.effective_rate(stream)
     if events.slots is None or (rate > 0 and events.slots.events <= HELD_EVENTS):
-        held = _held(events, rng)
+        held = events.whole(rng)
         return BatchInParts(held, held.size, plan_defects(held, config.quality_injection, rng))
     made = BatchInParts(None)
     made._parts = _parts(config, events, made, rate)
     return made
-
-
-def _held(events: ProductionEvents, rng: np.random.Generator) -> EventBatch:
-    """The window made whole, part by part into columns sized once (the slot table counted its events)."""
-    if events.slots is None:
-        return events.part(0, rng)
-    held: EventBatch | None = None
-    offset = 0
-    for index in range(len(events.parts)):
-        part = events.part(index, rng)
-        held = held or part.blank(events.slots.events)
-        held.put(offset, part)
-        offset += part.size
-    assert held is not None and offset == held.size
-    return held
 
 
 def _parts(config: Config, events: ProductionEvents, made: BatchInParts, rate: float) -> Iterator[BatchPart]:
@@ -153,10 +138,8 @@ def _apply_to_gathered(events: ProductionEvents, choice: DefectChoice, rng: np.r
     lean = np.setdiff1d(choice.rows, whole, assume_unique=True)
 
     def local(rows: np.ndarray) -> np.ndarray:
-        at = np.searchsorted(whole, rows)
-        found = (at < len(whole)) & (whole[np.minimum(at, max(len(whole) - 1, 0))] == rows) if len(whole) else \
-            np.zeros(len(rows), bool)
-        located: np.ndarray = np.where(found, at, len(whole) + np.searchsorted(lean, rows))
+        located: np.ndarray = np.where(np.isin(rows, whole), np.searchsorted(whole, rows),
+                                       len(whole) + np.searchsorted(lean, rows))
         return located
 
     ids = batch_rng(config.seed, "events", events.window)

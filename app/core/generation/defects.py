@@ -65,19 +65,13 @@ class DefectPlan:
 
 @dataclass
 class DefectChoice:
-    """Which rows of a batch of ``size`` records get a defect, of which kind and target, and which row
-    each duplicate copies: everything about a batch's defects that needs no record values."""
+    """Which rows of a batch get a defect, of which kind and target, and which row each duplicate copies:
+    everything about a batch's defects that needs no record values."""
 
-    size: int
     rows: np.ndarray  # sorted, int64
     kinds: np.ndarray
     target_index: np.ndarray  # per defect, into its kind's targets
     duplicate_sources: np.ndarray  # per duplicate defect (in defect order): the row it copies
-
-    def needed_rows(self) -> np.ndarray:
-        """The rows whose values applying the choice reads: the defective ones and the duplicates' sources."""
-        needed: np.ndarray = np.union1d(self.rows, self.duplicate_sources)
-        return needed
 
 
 def plan_defects(batch: ColumnBatch, quality: QualityInjectionConfig, rng: np.random.Generator) -> DefectPlan:
@@ -101,14 +95,14 @@ def choose_defects(n: int, targets: dict[str, list[DefectTarget]], rate: float, 
     for kind_code, kind in enumerate(DEFECT_TYPES):
         members = np.flatnonzero(kinds == kind_code)
         target_index[members] = rng.integers(0, len(targets[kind]), len(members))
-    return DefectChoice(n, rows, kinds, target_index, _duplicate_sources(n, rows, kinds, rng))
+    return DefectChoice(rows, kinds, target_index, _duplicate_sources(n, rows, kinds, rng))
 
 
 def apply_defects(batch: ColumnBatch, choice: DefectChoice, rng: np.random.Generator,
                   local: Callable[[np.ndarray], np.ndarray] | None = None) -> DefectPlan:
     """The second half: copy the duplicates and render the injected values. ``batch`` holds the rows
-    ``choice`` names (all of them, or just ``choice.needed_rows()`` with ``local`` mapping a row of the
-    whole batch to its row in ``batch``); the plan names rows of the whole batch."""
+    ``choice`` names (all of them, or just the defective rows and the duplicates' sources, with ``local``
+    mapping a row of the whole batch to its row in ``batch``); the plan names rows of the whole batch."""
     at = local or (lambda rows: rows)
     rows, kinds, target_index = choice.rows, choice.kinds, choice.target_index
     targets = batch.defect_targets()

@@ -192,13 +192,6 @@ class EventBatch(ColumnBatch):
         """A batch of ``size`` unset rows with this one's window, roster and columns (filled by copy_rows)."""
         return self._with_columns([np.empty((size, *column.shape[1:]), column.dtype) for column in self._columns()])
 
-    @classmethod
-    def joined(cls, parts: list[EventBatch]) -> EventBatch:
-        """Batches of one window and roster (production parts), end to end."""
-        first = parts[0]
-        if len(parts) == 1:
-            return first
-        return first._with_columns([np.concatenate(cols) for cols in zip(*(p._columns() for p in parts), strict=True)])
 
     @classmethod
     def defect_targets(cls) -> dict[str, list[DefectTarget]]:
@@ -354,7 +347,6 @@ class ProductionEvents:
                              window.end_s - window.start_s)
         self.shifts = shift_table(config.seed, self.fleet, window, self.slot_s, self.late)
         density = expected_events(self.shifts, window, self.slot_s, 2 + self.deliveries, self.late)
-        self.expected = float(density.sum())
         self.parts = _cut(self.shifts.t0, window.end_s, density, part_events or PART_EVENTS)
         self.slots = (slot_table(window, self.shifts, [a for a, _ in self.parts[1:]], self.slot_s, self.deliveries,
                                  self.late) if len(self.parts) > 1 else None)
@@ -375,8 +367,18 @@ class ProductionEvents:
                           day.timestamp_ms, lat, lon, truck=day.truck, max_delay_s=max_delay_s(self.config))
 
     def whole(self, rng: np.random.Generator) -> EventBatch:
-        """Every part, joined into one batch."""
-        return EventBatch.joined([self.part(i, rng) for i in range(len(self.parts))])
+        """Every part, put one after the other into columns sized once (the slot table counted the events)."""
+        if self.slots is None:
+            return self.part(0, rng)
+        held: EventBatch | None = None
+        offset = 0
+        for index in range(len(self.parts)):
+            part = self.part(index, rng)
+            held = held or part.blank(self.slots.events)
+            held.put(offset, part)
+            offset += part.size
+        assert held is not None and offset == held.size
+        return held
 
 
 def _cut(t0: int, t1: int, density: np.ndarray, part_events: int) -> list[tuple[int, int]]:

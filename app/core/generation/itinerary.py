@@ -423,7 +423,6 @@ def _events(fleet: Fleet, window: Window, shifts: Shifts, part_ms: tuple[int, in
             first_of_shift: np.ndarray, ckeys: np.ndarray) -> Itinerary:
     span_start_s = shifts.t0
     depart, arrive, made = _slot_times(shift_start, slot, day_key, slot_s, deliveries)
-    del shift_start
     # the events kept, as cells row * 4 + seq (seq 0 start, 1 stop, 2-3 deliveries), found one seq at a
     # time: only a part's own events are ever expanded, never all the events of the slots it meets
     cells, stamps = [], []
@@ -437,18 +436,16 @@ def _events(fleet: Fleet, window: Window, shifts: Shifts, part_ms: tuple[int, in
     del cells, stamps, depart, arrive, made, arrival_ms
     # Time order, ties in row order ((company, driver, slot, seq)): one sort of unique int64 keys
     # (time since the span's start, then the cell) is several times faster than a stable argsort.
-    if 4 * len(slot) > 1 << ROW_BITS:  # more cells than the key holds: number the kept ones in cell order
+    numbered = 4 * len(slot) > 1 << ROW_BITS  # more cells than the key holds: number the kept ones in cell order
+    if numbered:
         order = np.argsort(cell, kind="stable")
         cell, millis = cell[order], millis[order]
-        rank = np.arange(len(cell), dtype=np.int64)
-    else:
-        rank = cell
-    keys = ((millis - span_start_s * 1000) << ROW_BITS) | rank
-    del rank
+    keys = ((millis - span_start_s * 1000) << ROW_BITS) | (np.arange(len(cell), dtype=np.int64) if numbered else cell)
     keys.sort()
     millis = (keys >> ROW_BITS) + span_start_s * 1000
-    cell = keys & ((1 << ROW_BITS) - 1) if 4 * len(slot) <= 1 << ROW_BITS else cell[keys & ((1 << ROW_BITS) - 1)]
+    low = keys & ((1 << ROW_BITS) - 1)
     del keys
+    cell = cell[low] if numbered else low
     # the places and trucks of the slots that hold a kept event only (a part of a window meets many slots
     # whose events all fall in other parts): stop k where an event happens at it, and the stop before
     # (slot -1: where the shift begins, on the route at its start) where a start_driving leaves it, taken
