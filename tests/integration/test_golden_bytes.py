@@ -3,7 +3,8 @@ to what the code wrote before the rendering was reworked for speed (recorded at 
 at fda745e). Any change to a record, issue log or late-arrival log of either fails here.
 
 The production case is also made with its windows cut into many small parts (held whole once made, and made
-part by part with the defects drawn over the whole window): how a window is cut never shows in its bytes."""
+part by part with the defects drawn over the whole window): how a window is cut never shows in its bytes. Both
+are also written with the compiled line writer for every chunk (it serves only large chunks as shipped)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 
 from app.core.config import Config
-from app.core.generation import batch, events, itinerary
+from app.core.generation import batch, encoding, events, itinerary
 from tests.conftest import backfill
 
 CASES = {
@@ -38,11 +39,14 @@ CUTS = {  # part size (events), largest window held whole, driver-days per shift
     "small parts, held": (300, 10**9, 50),
     "small parts, streamed": (300, 0, 50),
 }
+WRITERS = {"as shipped": encoding.COMPILED_MIN_ROWS, "compiled for every chunk": 1}  # smallest compiled chunk
 
 
-@pytest.mark.parametrize(("name", "cut"), [("emulated", "as shipped"), *(("production", c) for c in CUTS)])
-def test_the_written_bytes_are_the_pinned_ones(name, cut, tmp_path, monkeypatch):
+@pytest.mark.parametrize(("name", "cut", "writer"), [
+    *((n, "as shipped", w) for n in CASES for w in WRITERS), *(("production", c, "as shipped") for c in CUTS)])
+def test_the_written_bytes_are_the_pinned_ones(name, cut, writer, tmp_path, monkeypatch):
     part_events, held_events, block = CUTS[cut]
+    monkeypatch.setattr(encoding, "COMPILED_MIN_ROWS", WRITERS[writer])
     monkeypatch.setattr(events, "PART_EVENTS", part_events)
     monkeypatch.setattr(batch, "HELD_EVENTS", held_events)
     monkeypatch.setattr(itinerary, "SHIFT_BLOCK_DRIVERS", block)

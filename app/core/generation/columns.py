@@ -22,6 +22,17 @@ class DefectTarget:
     inject: Callable[[Any, np.ndarray, np.random.Generator], Matrix] | None = None
 
 
+@dataclass(frozen=True)
+class Patches:
+    """A chunk's defects as its line writer takes them, sorted by (row, field): each either leaves the
+    field out (key and value) or replaces its value with a NUL-padded row of ``values``."""
+
+    row: np.ndarray  # int64, from the chunk's first row
+    field: np.ndarray  # int64, index into the batch's fields
+    absent: np.ndarray  # bool
+    values: np.ndarray  # (len, width) uint8; rows of absent patches unused
+
+
 class ColumnBatch(ABC):
     """Records of one batch held as columns; rendering takes row indices, never loops rows."""
 
@@ -36,6 +47,11 @@ class ColumnBatch(ABC):
     @abstractmethod
     def render(self, field: str, rows: np.ndarray | slice) -> Matrix:
         """The JSON text of ``field`` for ``rows``."""
+
+    def compiled_lines(self, start: int, stop: int, patches: Patches) -> memoryview | None:
+        """Rows [start, stop) as JSON Lines by a compiled writer, or None where this batch has none (the
+        numpy renderers then write them): the same bytes either way."""
+        return None
 
     @abstractmethod
     def copy_rows(self, dst: np.ndarray, src: np.ndarray) -> None:

@@ -11,11 +11,12 @@ import numpy as np
 
 from app.core.config import DEFECT_TYPES
 from app.core.generation import render as r
-from app.core.generation.columns import ColumnBatch
+from app.core.generation.columns import ColumnBatch, Patches
 from app.core.generation.defects import DefectPlan
 from app.core.generation.events import EventBatch
 from app.core.memory import limit_malloc_arenas
 
+COMPILED_MIN_ROWS = 2048  # smaller chunks (emulated batches, tests) skip loading the compiler
 CHUNK_ROWS = 16_384  # ~5 MB of text: stays in cache while it is assembled and compacted
 IN_FLIGHT = 4
 DEFECT_TYPE_TEXT = r.pool(DEFECT_TYPES)
@@ -32,6 +33,15 @@ def _executor() -> ThreadPoolExecutor:
 
 
 def render_chunk(batch: ColumnBatch, plan: DefectPlan, start: int, stop: int) -> memoryview:
+    if stop - start >= COMPILED_MIN_ROWS:
+        lines = batch.compiled_lines(start, stop, chunk_patches(batch, plan, start, stop))
+        if lines is not None:
+            return lines
+    return reference_chunk(batch, plan, start, stop)
+
+
+def reference_chunk(batch: ColumnBatch, plan: DefectPlan, start: int, stop: int) -> memoryview:
+    """Rows [start, stop) as JSON Lines by the numpy renderers: every stream, any chunk size."""
     rows = slice(start, stop)
     fields = []
     absent = {}
@@ -51,6 +61,36 @@ def render_chunk(batch: ColumnBatch, plan: DefectPlan, start: int, stop: int) ->
                 absent[name] = mask
         fields.append((name, values))
     return r.encode_lines(fields, absent)
+
+
+def chunk_patches(batch: ColumnBatch, plan: DefectPlan, start: int, stop: int) -> Patches:
+    """The plan's overrides and removed fields within rows [start, stop), as a line writer takes them."""
+    rows: list[np.ndarray] = []
+    fields: list[np.ndarray] = []
+    absent: list[np.ndarray] = []
+    values: list[r.Matrix] = []
+    for index, name in enumerate(batch.fields):
+        override = plan.overrides.get(name)
+        if override is not None:
+            lo, hi = np.searchsorted(override.rows, [start, stop])
+            rows.append(override.rows[lo:hi] - start)
+            values.append(override.values[lo:hi])
+            absent.append(np.zeros(hi - lo, bool))
+            fields.append(np.full(hi - lo, index))
+        missing = plan.absent.get(name)
+        if missing is not None:
+            lo, hi = np.searchsorted(missing, [start, stop])
+            rows.append(missing[lo:hi] - start)
+            values.append(np.zeros((hi - lo, 1), np.uint8))
+            absent.append(np.ones(hi - lo, bool))
+            fields.append(np.full(hi - lo, index))
+    if not rows:
+        return Patches(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool), np.zeros((0, 1), np.uint8))
+    width = max(v.shape[1] for v in values)
+    row, field = np.concatenate(rows).astype(np.int64), np.concatenate(fields).astype(np.int64)
+    order = np.lexsort((field, row))
+    padded = np.concatenate([r.widen(v, width) for v in values])
+    return Patches(row[order], field[order], np.concatenate(absent)[order], np.ascontiguousarray(padded[order]))
 
 
 def render_records(batch: ColumnBatch, plan: DefectPlan, chunk_rows: int = CHUNK_ROWS) -> Iterator[memoryview]:

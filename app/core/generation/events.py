@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import orjson
 
 from app.core.config import EVENT_TYPES, Config
 from app.core.generation import geography as geo
 from app.core.generation import render as r
-from app.core.generation.columns import ColumnBatch, DefectTarget
+from app.core.generation.columns import ColumnBatch, DefectTarget, Patches
 from app.core.generation.corruptions import malformed_timestamps, outside_window
 from app.core.generation.emulated_fleet import FleetState, Pending, Steps, slot_count, step_fleet
 from app.core.generation.geography import COORD_DECIMALS, COORD_SCALE
@@ -19,6 +20,8 @@ from app.core.timeline import Window
 from app.core.workday import mean_deliveries, slot_seconds
 
 EVENT_TYPE_TEXT = r.pool(EVENT_TYPES)
+_DRIVER_PREFIX = np.frombuffer(b'"DRV-', np.uint8)
+_TRUCK_PREFIX = np.frombuffer(b'"TRK-', np.uint8)
 INVALID_EVENT_TYPES = r.pool(["START_DRIVING", "unknown", "parked", "deliverd", "", "stop"])
 
 
@@ -130,8 +133,10 @@ class EventBatch(ColumnBatch):
         """Text of a per-company field, rendered once per roster company rather than per event."""
         if field not in self._per_company:
             ids = r.uuid_text(self.roster.company_uuid)
+            self._per_company["text"] = ids
             self._per_company["company_id"] = r.quoted(ids)
             self._per_company["tag"] = ids[:, 24:36]
+            self._per_company["heads"], self._per_company["blanks"] = _line_heads(ids)
         return self._per_company[field]
 
     @property
@@ -160,6 +165,22 @@ class EventBatch(ColumnBatch):
         if field == "location":
             return location_text(self.lat[rows], self.lon[rows])
         raise KeyError(field)
+
+    def compiled_lines(self, start: int, stop: int, patches: Patches) -> memoryview | None:
+        from app.core.generation import kernels  # numba loads when a large chunk first needs it
+
+        rows = slice(start, stop)
+        heads, blanks = self._company_column("heads"), self._company_column("blanks").ravel()
+        widest_line = heads.shape[1] + len(_TAILS_TEXT) + 26 + 2 * 10 + len(_TEXTS) + patches.values.shape[1] * 7
+        out = np.empty((stop - start) * widest_line, np.uint8)
+        driver = self.driver[rows]
+        written = kernels.event_lines(
+            out, heads, blanks, _TAILS_TEXT, _TAILS_ENDS, _TEXTS, _TEXT_ENDS,
+            self.event_uuid[rows], self.company[rows], driver, driver if self.truck is None else self.truck[rows],
+            self.event_type[rows], self.timestamp_ms[rows], self.lat[rows], self.lon[rows],
+            self._company_column("text"), EVENT_TYPE_TEXT, patches.row, patches.field, patches.absent,
+            patches.values)
+        return out[:written].data
 
     def _columns(self) -> list[np.ndarray]:
         columns = [self.event_uuid, self.company, self.driver, self.event_type, self.timestamp_ms, self.lat, self.lon]
@@ -208,6 +229,32 @@ class EventBatch(ColumnBatch):
                 DefectTarget("location", "LONGITUDE_OUT_OF_RANGE", _bad_longitude),
             ],
         }
+
+
+_KEYS = [(b"{" if i == 0 else b",") + orjson.dumps(name) + b":" for i, name in enumerate(EventBatch.fields)]
+# The compiled writer's fixed texts (kernels.event_lines says which is which) and, per event type, its
+# value followed by the timestamp's key.
+_TEXT_PIECES = [*_KEYS, b"}\n", b'"DRV-', b'"TRK-', b'Z"' + _KEYS[6] + b'{"lat":', b'{"lat":', b',"lon":']
+_TEXTS = np.frombuffer(b"".join(_TEXT_PIECES), np.uint8)
+_TEXT_ENDS = np.cumsum([len(t) for t in _TEXT_PIECES])
+_TAIL_PIECES = [bytes(row).rstrip(b"\0") + _KEYS[5] + b'"' for row in EVENT_TYPE_TEXT]
+_TAILS_TEXT = np.frombuffer(b"".join(_TAIL_PIECES), np.uint8)
+_TAILS_ENDS = np.cumsum([len(t) for t in _TAIL_PIECES])
+
+
+def _line_heads(ids: r.Matrix) -> tuple[r.Matrix, np.ndarray]:
+    """Per company (``ids``: its id text), every byte of a clean line up to the event type's value, with
+    the event id's hex digits and the driver and truck numbers left to fill; and where those go."""
+    m = len(ids)
+    blank_id = np.frombuffer(b"-".join(b"\0" * n for n in (8, 4, 4, 4, 12)), np.uint8)
+    pieces = [
+        r.literal(_KEYS[0] + b'"', m), r.literal(blank_id.tobytes(), m), r.literal(b'"' + _KEYS[1] + b'"', m), ids,
+        r.literal(b'"' + _KEYS[2] + b'"DRV-', m), ids[:, 24:36], r.literal(b"-", m), r.literal(b"0000", m),
+        r.literal(b'"' + _KEYS[3] + b'"TRK-', m), ids[:, 24:36], r.literal(b"-", m), r.literal(b"0000", m),
+        r.literal(b'"' + _KEYS[4], m),
+    ]
+    starts = np.cumsum([0] + [p.shape[1] for p in pieces])
+    return r.hcat(pieces), starts[[1, 7, 11]]
 
 
 def location_text(lat: np.ndarray, lon: np.ndarray) -> r.Matrix:

@@ -1,0 +1,88 @@
+"""The compiled line writer (kernels.event_lines) must write exactly what the numpy renderers write."""
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from app.core.config import EVENT_TYPES
+from app.core.generation import render as r
+from app.core.generation.defects import DefectPlan, FieldOverride
+from app.core.generation.encoding import chunk_patches, reference_chunk
+from app.core.generation.events import EventBatch, Roster
+from app.core.timeline import Window
+
+WINDOW = Window(datetime(2026, 11, 25, 10, tzinfo=UTC), datetime(2026, 11, 25, 10, 15, tzinfo=UTC))
+EDGE_MS = [0, -1, 999, -86_400_001, 951_782_400_000, 253_402_300_799_999, 1_764_064_800_000, -62_135_596_800_000]
+EDGE_COORDINATES = [0, 1, -1, 99_999, 100_000, -100_000, 999_999, 1_000_000, 9_999_999, 10_000_000, -18_000_000,
+                    18_000_000, 99_999_999, -99_999_999]
+
+
+def edge_batch(rows: int, seed: int, with_trucks: bool) -> EventBatch:
+    """Random columns with the edges of every value mixed in: epoch limits and negative times, every
+    width of coordinate, numbers past four digits, every event type."""
+    rng = np.random.default_rng(seed)
+    companies = 7
+    roster = Roster(rng.integers(0, 256, (companies, 16), dtype=np.uint8), np.zeros(companies, np.uint8),
+                    np.full(companies, 25, np.int32))
+
+    def mixed(values: np.ndarray, edges: list[int]) -> np.ndarray:
+        at = rng.choice(rows, min(rows, len(edges)), replace=False)
+        values[at] = edges[:len(at)]
+        return values
+
+    ms = mixed(np.sort(rng.integers(1_764_064_800_000, 1_764_065_700_000, rows)), EDGE_MS)
+    lat = mixed(rng.integers(-9_000_000, 9_000_001, rows).astype(np.int32), EDGE_COORDINATES)
+    lon = mixed(rng.integers(-18_000_000, 18_000_001, rows).astype(np.int32), EDGE_COORDINATES[::-1])
+    driver = rng.integers(1, 32_767, rows).astype(np.int16)
+    truck = rng.integers(1, 32_767, rows).astype(np.int16) if with_trucks else None
+    return EventBatch(WINDOW, roster, rng.integers(0, 256, (rows, 16), dtype=np.uint8),
+                      rng.integers(0, companies, rows).astype(np.int32), driver,
+                      rng.integers(0, len(EVENT_TYPES), rows).astype(np.uint8), ms, lat, lon, truck=truck)
+
+
+def edge_plan(batch: EventBatch, seed: int) -> DefectPlan:
+    """Overrides of every width (NULs inside and around the text) and removed fields, several on a row,
+    on the first and last rows too."""
+    rng = np.random.default_rng(seed)
+    plan = DefectPlan()
+    n = batch.size
+    for name in batch.fields:
+        rows = np.unique(np.concatenate([rng.choice(n, n // 10, replace=False), [0, n - 1]]))
+        width = int(rng.integers(1, 40))
+        values = rng.integers(32, 127, (len(rows), width)).astype(np.uint8)
+        values[rng.random(values.shape) < 0.2] = r.PAD
+        plan.overrides[name] = FieldOverride(rows, values)
+        plan.absent[name] = np.unique(np.concatenate([rng.choice(n, n // 20, replace=False), [n - 1]]))
+    return plan
+
+
+def compiled(batch: EventBatch, plan: DefectPlan, start: int, stop: int) -> bytes:
+    lines = batch.compiled_lines(start, stop, chunk_patches(batch, plan, start, stop))
+    assert lines is not None
+    return bytes(lines)
+
+
+@pytest.mark.parametrize("with_trucks", [False, True], ids=["trucks are drivers", "own trucks"])
+@pytest.mark.parametrize("seed", range(4))
+def test_clean_lines_match_the_reference(seed, with_trucks):
+    batch = edge_batch(3000, seed, with_trucks)
+    plan = DefectPlan()
+    for start, stop in ((0, batch.size), (17, 2048), (2999, 3000)):
+        assert compiled(batch, plan, start, stop) == bytes(reference_chunk(batch, plan, start, stop))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_lines_with_defects_match_the_reference(seed):
+    batch = edge_batch(3000, seed, with_trucks=seed % 2 == 1)
+    plan = edge_plan(batch, seed)
+    for start, stop in ((0, batch.size), (1, 1500), (1500, 3000)):
+        assert compiled(batch, plan, start, stop) == bytes(reference_chunk(batch, plan, start, stop))
+
+
+def test_the_writer_serves_large_chunks_of_a_real_batch():
+    from app.core.generation import encoding
+
+    batch = edge_batch(encoding.COMPILED_MIN_ROWS, 9, with_trucks=False)
+    chunks = list(encoding.render_records(batch, DefectPlan(), chunk_rows=encoding.COMPILED_MIN_ROWS))
+    assert len(chunks) == 1 and bytes(chunks[0]) == bytes(reference_chunk(batch, DefectPlan(), 0, batch.size))
