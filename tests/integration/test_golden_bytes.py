@@ -51,9 +51,9 @@ def test_the_written_bytes_are_the_pinned_ones(name, cut, writer, tmp_path, monk
     monkeypatch.setattr(batch, "HELD_EVENTS", held_events)
     monkeypatch.setattr(itinerary, "SHIFT_BLOCK_DRIVERS", block)
     made_parts = []
-    real_part = events.ProductionEvents.part
-    monkeypatch.setattr(events.ProductionEvents, "part",
-                        lambda self, index, rng: made_parts.append(index) or real_part(self, index, rng))
+    real_itinerary = events.ProductionEvents.itinerary
+    monkeypatch.setattr(events.ProductionEvents, "itinerary",
+                        lambda self, index: made_parts.append(index) or real_itinerary(self, index))
     settings, end, file_count, digest = CASES[name]
     config = Config.model_validate({"seed": 5, "output": {"data_dir": str(tmp_path / name)}, **settings})
     root = backfill(config, datetime(2026, 11, 25, 6, tzinfo=UTC), end)

@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import os
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
 from app.core.config import DEFECT_TYPES
 from app.core.generation import render as r
+from app.core.generation import workers
 from app.core.generation.columns import ColumnBatch, Patches
 from app.core.generation.defects import DefectPlan
 from app.core.generation.events import EventBatch
-from app.core.memory import limit_malloc_arenas
 
 COMPILED_MIN_ROWS = 2048  # smaller chunks (emulated batches, tests) skip loading the compiler
 CHUNK_ROWS = 16_384  # ~5 MB of text: stays in cache while it is assembled and compacted
 IN_FLIGHT = 4
 DEFECT_TYPE_TEXT = r.pool(DEFECT_TYPES)
-_EXECUTOR: ThreadPoolExecutor | None = None
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _EXECUTOR
-    if _EXECUTOR is None:
-        limit_malloc_arenas()  # before the render threads first allocate: see app/core/memory.py
-        _EXECUTOR = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)),
-                                       thread_name_prefix="fleetgen-render")
-    return _EXECUTOR
 
 
 def render_chunk(batch: ColumnBatch, plan: DefectPlan, start: int, stop: int) -> memoryview:
@@ -102,17 +89,8 @@ def _in_chunks(render: Callable[[int, int], memoryview], total: int, chunk_rows:
     """Results of ``render`` over consecutive row ranges, in order; a few ranges in flight at once."""
     bounds = [(a, min(a + chunk_rows, total)) for a in range(0, total, chunk_rows)]
     if len(bounds) <= 1:
-        for a, b in bounds:
-            yield render(a, b)
-        return
-    pool = _executor()
-    pending: deque[Future[memoryview]] = deque()
-    for a, b in bounds:
-        pending.append(pool.submit(render, a, b))
-        if len(pending) > IN_FLIGHT:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
+        return (render(a, b) for a, b in bounds)
+    return workers.in_order(lambda ab: render(*ab), bounds, IN_FLIGHT)
 
 
 def render_issues(batch: ColumnBatch, plan: DefectPlan, offset: int = 0) -> bytes:

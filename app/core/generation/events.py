@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -10,6 +11,7 @@ import orjson
 from app.core.config import EVENT_TYPES, Config
 from app.core.generation import geography as geo
 from app.core.generation import render as r
+from app.core.generation import workers
 from app.core.generation.columns import ColumnBatch, DefectTarget, Patches
 from app.core.generation.corruptions import malformed_timestamps, outside_window
 from app.core.generation.emulated_fleet import FleetState, Pending, Steps, slot_count, step_fleet
@@ -18,6 +20,11 @@ from app.core.generation.itinerary import Fleet, Lateness, expected_events, part
 from app.core.generation.lifecycle import Churn, lives
 from app.core.timeline import Window
 from app.core.workday import mean_deliveries, slot_seconds
+
+try:
+    from app.core.generation import _lines  # the compiled line writer (_lines.c)
+except ImportError:  # built where no C compiler was found: the numpy renderers write every chunk
+    _lines = None  # type: ignore[assignment]
 
 EVENT_TYPE_TEXT = r.pool(EVENT_TYPES)
 _DRIVER_PREFIX = np.frombuffer(b'"DRV-', np.uint8)
@@ -167,19 +174,24 @@ class EventBatch(ColumnBatch):
         raise KeyError(field)
 
     def compiled_lines(self, start: int, stop: int, patches: Patches) -> memoryview | None:
-        from app.core.generation import kernels  # numba loads when a large chunk first needs it
-
+        if _lines is None:
+            return None
         rows = slice(start, stop)
-        heads, blanks = self._company_column("heads"), self._company_column("blanks").ravel()
-        widest_line = heads.shape[1] + len(_TAILS_TEXT) + 26 + 2 * 10 + len(_TEXTS) + patches.values.shape[1] * 7
+        heads, blanks = self._company_column("heads"), self._company_column("blanks")
+        widest_line = (len(_TEXTS) + heads.shape[1] + int(np.diff(_TAILS_ENDS, prepend=0).max())
+                       + 38 * 2 + 23 * 2 + EVENT_TYPE_TEXT.shape[1] + 26 + 22 + 7 * patches.values.shape[1])
         out = np.empty((stop - start) * widest_line, np.uint8)
-        driver = self.driver[rows]
-        written = kernels.event_lines(
-            out, heads, blanks, _TAILS_TEXT, _TAILS_ENDS, _TEXTS, _TEXT_ENDS,
-            self.event_uuid[rows], self.company[rows], driver, driver if self.truck is None else self.truck[rows],
-            self.event_type[rows], self.timestamp_ms[rows], self.lat[rows], self.lon[rows],
-            self._company_column("text"), EVENT_TYPE_TEXT, patches.row, patches.field, patches.absent,
-            patches.values)
+
+        def column(values: np.ndarray, dtype: type) -> np.ndarray:  # as the writer reads them (no copy if so)
+            return np.ascontiguousarray(values[rows], dtype)
+
+        driver = column(self.driver, np.int16)
+        written = _lines.event_lines(
+            out, heads, blanks, _TAILS_TEXT, _TAILS_ENDS, _TEXTS, _TEXT_ENDS, column(self.event_uuid, np.uint8),
+            column(self.company, np.int32), driver, driver if self.truck is None else column(self.truck, np.int16),
+            column(self.event_type, np.uint8), column(self.timestamp_ms, np.int64), column(self.lat, np.int32),
+            column(self.lon, np.int32), self._company_column("text"), EVENT_TYPE_TEXT, patches.row, patches.field,
+            patches.absent, patches.values, widest_line)
         return out[:written].data
 
     def _columns(self) -> list[np.ndarray]:
@@ -232,14 +244,14 @@ class EventBatch(ColumnBatch):
 
 
 _KEYS = [(b"{" if i == 0 else b",") + orjson.dumps(name) + b":" for i, name in enumerate(EventBatch.fields)]
-# The compiled writer's fixed texts (kernels.event_lines says which is which) and, per event type, its
+# The compiled writer's fixed texts (_lines.c names them) and, per event type, its
 # value followed by the timestamp's key.
 _TEXT_PIECES = [*_KEYS, b"}\n", b'"DRV-', b'"TRK-', b'Z"' + _KEYS[6] + b'{"lat":', b'{"lat":', b',"lon":']
 _TEXTS = np.frombuffer(b"".join(_TEXT_PIECES), np.uint8)
-_TEXT_ENDS = np.cumsum([len(t) for t in _TEXT_PIECES])
+_TEXT_ENDS = np.cumsum([len(t) for t in _TEXT_PIECES], dtype=np.int64)
 _TAIL_PIECES = [bytes(row).rstrip(b"\0") + _KEYS[5] + b'"' for row in EVENT_TYPE_TEXT]
 _TAILS_TEXT = np.frombuffer(b"".join(_TAIL_PIECES), np.uint8)
-_TAILS_ENDS = np.cumsum([len(t) for t in _TAIL_PIECES])
+_TAILS_ENDS = np.cumsum([len(t) for t in _TAIL_PIECES], dtype=np.int64)
 
 
 def _line_heads(ids: r.Matrix) -> tuple[r.Matrix, np.ndarray]:
@@ -254,7 +266,7 @@ def _line_heads(ids: r.Matrix) -> tuple[r.Matrix, np.ndarray]:
         r.literal(b'"' + _KEYS[4], m),
     ]
     starts = np.cumsum([0] + [p.shape[1] for p in pieces])
-    return r.hcat(pieces), starts[[1, 7, 11]]
+    return r.hcat(pieces), starts[[1, 7, 11]].astype(np.int64)
 
 
 def location_text(lat: np.ndarray, lon: np.ndarray) -> r.Matrix:
@@ -395,23 +407,42 @@ class ProductionEvents:
         self.shifts = shift_table(config.seed, self.fleet, window, self.slot_s, self.late)
         density = expected_events(self.shifts, window, self.slot_s, 2 + self.deliveries, self.late)
         self.parts = _cut(self.shifts.t0, window.end_s, density, part_events or PART_EVENTS)
+        self.company_texts: dict[str, r.Matrix] = {}
         self.slots = (slot_table(window, self.shifts, [a for a, _ in self.parts[1:]], self.slot_s, self.deliveries,
                                  self.late) if len(self.parts) > 1 else None)
 
     def part(self, index: int, rng: np.random.Generator) -> EventBatch:
         """The events of part ``index``, with ids drawn from ``rng`` (the batch's generator, handed each
-        part in order). The first and last parts are open-ended."""
+        part in order)."""
+        return self._with_ids(self.itinerary(index), rng)
+
+    def itinerary(self, index: int) -> EventBatch:
+        """Part ``index``'s events without their ids (a pure function: parts are made on any thread). The
+        first and last parts are open-ended."""
         a, b = self.parts[index]
         bounds = (None if index == 0 else a, None if index == len(self.parts) - 1 else b)
         day = part_events(self.config.seed, self.fleet, self.window, self.shifts, bounds, self.slot_s,
                           self.deliveries, self.config.events.trucks_per_driver, self.boxes, self.late,
                           self.slots.of_part(self.shifts, index) if self.slots is not None else None)
-        count = len(day.timestamp_ms)
-        event_uuid = r.uuid4_bytes(r.random_bytes(rng, count, 16))
         lat = np.rint(day.lat * COORD_SCALE).astype(np.int32)
         lon = np.rint(day.lon * COORD_SCALE).astype(np.int32)
-        return EventBatch(self.window, self.roster, event_uuid, day.company, day.driver, day.event_type,
+        no_ids = np.zeros((0, 16), np.uint8)
+        return EventBatch(self.window, self.roster, no_ids, day.company, day.driver, day.event_type,
                           day.timestamp_ms, lat, lon, truck=day.truck, max_delay_s=max_delay_s(self.config))
+
+    def _with_ids(self, part: EventBatch, rng: np.random.Generator) -> EventBatch:
+        made = replace(part, event_uuid=r.uuid4_bytes(r.random_bytes(rng, part.size, 16)))
+        made._per_company = self.company_texts  # the roster's texts, rendered once for every part
+        return made
+
+    def in_order(self, rng: np.random.Generator, ahead: int = workers.THREADS) -> Iterator[EventBatch]:
+        """Every part in order, ids drawn from ``rng``; up to ``ahead`` parts made at once on the worker
+        threads beyond the one handed out."""
+        if len(self.parts) == 1:
+            yield self.part(0, rng)
+            return
+        for part in workers.in_order(self.itinerary, range(len(self.parts)), ahead):
+            yield self._with_ids(part, rng)
 
     def whole(self, rng: np.random.Generator) -> EventBatch:
         """Every part, put one after the other into columns sized once (the slot table counted the events)."""
@@ -419,8 +450,7 @@ class ProductionEvents:
             return self.part(0, rng)
         held: EventBatch | None = None
         offset = 0
-        for index in range(len(self.parts)):
-            part = self.part(index, rng)
+        for part in self.in_order(rng):
             held = held or part.blank(self.slots.events)
             held.put(offset, part)
             offset += part.size
@@ -431,7 +461,10 @@ class ProductionEvents:
 def _cut(t0: int, t1: int, density: np.ndarray, part_events: int) -> list[tuple[int, int]]:
     """[t0, t1) cut at whole seconds into parts of about ``part_events`` expected events each."""
     total = float(density.sum())
-    count = max(1, min(int(np.ceil(total / part_events)), t1 - t0, MAX_PARTS))
+    count = int(np.ceil(total / part_events))
+    if count > 1:  # a multiple of the worker threads, which make parts side by side
+        count = -(-count // workers.THREADS) * workers.THREADS
+    count = max(1, min(count, t1 - t0, MAX_PARTS))
     if count == 1:
         return [(t0, t1)]
     cumulative = np.cumsum(density)

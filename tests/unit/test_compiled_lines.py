@@ -1,4 +1,4 @@
-"""The compiled line writer (kernels.event_lines) must write exactly what the numpy renderers write."""
+"""The compiled line writer (_lines.c) must write exactly what the numpy renderers write."""
 
 from datetime import UTC, datetime
 
@@ -86,3 +86,27 @@ def test_the_writer_serves_large_chunks_of_a_real_batch():
     batch = edge_batch(encoding.COMPILED_MIN_ROWS, 9, with_trucks=False)
     chunks = list(encoding.render_records(batch, DefectPlan(), chunk_rows=encoding.COMPILED_MIN_ROWS))
     assert len(chunks) == 1 and bytes(chunks[0]) == bytes(reference_chunk(batch, DefectPlan(), 0, batch.size))
+
+
+def test_without_the_compiled_writer_the_reference_writes_every_chunk(monkeypatch):
+    """A machine that could not build _lines.c (no C compiler) writes the same bytes, by numpy."""
+    from app.core.generation import encoding, events
+
+    batch = edge_batch(encoding.COMPILED_MIN_ROWS * 2, 11, with_trucks=True)
+    expected = b"".join(encoding.render_records(batch, DefectPlan()))
+    monkeypatch.setattr(events, "_lines", None)
+    assert batch.compiled_lines(0, batch.size, chunk_patches(batch, DefectPlan(), 0, batch.size)) is None
+    assert b"".join(encoding.render_records(batch, DefectPlan())) == expected
+
+
+@pytest.mark.parametrize(("column", "value", "message"), [
+    ("company", 7, "a company index is outside the roster"),
+    ("company", -1, "a company index is outside the roster"),
+    ("event_type", len(EVENT_TYPES), "an event type index is outside the types"),
+    ("lat", 100_000_000, "a coordinate is 1000 degrees or more"),
+])
+def test_columns_the_writer_cannot_read_are_refused_not_read_out_of_bounds(column, value, message):
+    batch = edge_batch(100, 3, with_trucks=False)
+    getattr(batch, column)[50] = value
+    with pytest.raises(ValueError, match=message):
+        compiled(batch, DefectPlan(), 0, batch.size)
