@@ -8,8 +8,10 @@ import re
 import shutil
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -371,40 +373,57 @@ def _write_stream(path: Path, chunks: Iterable[bytes | memoryview], rows: int,
 
 
 class StreamWriter:
-    """One staged file written chunk by chunk and checksummed on its own thread, overlapping the write."""
+    """One staged file written chunk by chunk: each chunk goes to disk on the writer thread and into the
+    checksum on the hashing thread while the caller renders the next ones. At most ``WRITE_AHEAD`` chunks
+    wait (memory stays bounded); a failed write is raised by the next ``write`` or by ``close``."""
 
     def __init__(self, path: Path, large: bool):
         self.path = path
         self.digest = hashlib.sha256()
-        self.hashing: Future[None] | None = None
+        self.pending: deque[tuple[Future[None], Future[None]]] = deque()
         self.sink = FileSink(path, large=large)
 
     def write(self, chunk: bytes | memoryview) -> None:
-        if self.hashing is not None:
-            self.hashing.result()
-        if len(chunk) < HASH_INLINE_BYTES:
-            self.digest.update(chunk)  # a hand-off to the hashing thread would cost more than the hash
-            self.hashing = None
-        else:
-            self.hashing = _HASHER.submit(self.digest.update, chunk)
-        self.sink.write(chunk)
+        while len(self.pending) >= WRITE_AHEAD:
+            self._settle(self.pending.popleft())
+        if len(chunk) < HASH_INLINE_BYTES and not self.pending:
+            self.digest.update(chunk)  # a hand-off to the threads would cost more than the work
+            self.sink.write(chunk)
+            return
+        # each thread takes its tasks in order: the file and the checksum see the chunks as given
+        self.pending.append((_HASHER.submit(self.digest.update, chunk), _WRITER.submit(self.sink.write, chunk)))
 
     def close(self, rows: int, sync: bool = True) -> FileInfo:
         try:
-            if self.hashing is not None:
-                self.hashing.result()
+            while self.pending:
+                self._settle(self.pending.popleft())
         except BaseException:
-            self.sink.abort()
+            self.abort()
             raise
         size = self.sink.close(sync)
         return FileInfo(rows, size, self.digest.hexdigest())
 
     def abort(self) -> None:
-        if self.hashing is not None:
-            self.hashing.cancel()
+        """Drop what is still queued, let the write under way finish (the file is not closed under it),
+        and close the file."""
+        for hashing, writing in self.pending:
+            hashing.cancel()
+            writing.cancel()
+        for pair in self.pending:
+            for work in pair:
+                if not work.cancelled():
+                    futures_wait([work])
+        self.pending.clear()
         self.sink.abort()
 
+    @staticmethod
+    def _settle(pair: tuple[Future[None], Future[None]]) -> None:
+        for work in pair:
+            work.result()
 
+
+WRITE_AHEAD = 3
+_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetgen-write")
 _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetgen-sha256")
 HASH_INLINE_BYTES = 1 << 20
 DIRECT_IO_MIN_ROWS = 50_000  # below this a batch is a few MB: the page cache is the faster path

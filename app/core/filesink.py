@@ -14,6 +14,8 @@ import mmap
 import os
 from pathlib import Path
 
+import numpy as np
+
 BLOCK = 4096
 DIRECT_BUFFER = 8 << 20
 WRITEBACK_BYTES = 32 << 20
@@ -49,11 +51,13 @@ class FileSink:
         if self._buffer is None:
             self._write_buffered(view)
             return
-        buffer = memoryview(self._buffer)
+        # numpy copies without holding the GIL: the render threads go on meanwhile
+        buffer = np.frombuffer(self._buffer, np.uint8)
+        source = np.frombuffer(view, np.uint8)
         position = 0
         while position < len(view):
             take = min(len(view) - position, DIRECT_BUFFER - self._fill)
-            buffer[self._fill:self._fill + take] = view[position:position + take]
+            buffer[self._fill:self._fill + take] = source[position:position + take]
             self._fill += take
             position += take
             if self._fill == DIRECT_BUFFER:

@@ -95,3 +95,40 @@ def test_a_direct_write_failing_mid_file_is_reported_as_itself_and_abort_does_no
         sink.write(b"x" * (filesink.DIRECT_BUFFER + 1))
     sink.abort()  # while the failure's traceback still holds the buffer: no BufferError
     assert failure.value.errno == errno.ENOSPC
+
+
+def test_the_stream_writer_writes_and_checksums_chunks_in_order_on_its_threads(tmp_path):
+    import hashlib
+
+    from app.core import bronze
+
+    chunks = chunks_of(3 * filesink.DIRECT_BUFFER + 12345, 7) * 3  # large ones go to the threads, small inline
+    writer = bronze.StreamWriter(tmp_path / "out.bin", large=True)
+    for chunk in chunks:
+        writer.write(memoryview(chunk))
+    info = writer.close(rows=len(chunks))
+    text = b"".join(chunks)
+    assert (tmp_path / "out.bin").read_bytes() == text
+    assert (info.bytes, info.sha256) == (len(text), hashlib.sha256(text).hexdigest())
+
+
+def test_a_write_failing_on_the_writer_thread_is_raised_to_the_caller(tmp_path, monkeypatch):
+    from app.core import bronze
+
+    real_write = FileSink.write
+    calls = {"n": 0}
+
+    def disk_full_on_the_third(sink, data):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(sink, data)
+
+    monkeypatch.setattr(FileSink, "write", disk_full_on_the_third)
+    writer = bronze.StreamWriter(tmp_path / "out.bin", large=True)
+    with pytest.raises(OSError, match="No space left"):
+        for _ in range(20):
+            writer.write(bytes(bronze.HASH_INLINE_BYTES))
+        writer.close(rows=20)
+    writer.abort()  # what callers do on an error: nothing is written after, the file is closed
+    assert calls["n"] < 3 + bronze.WRITE_AHEAD + 1

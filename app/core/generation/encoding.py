@@ -90,7 +90,7 @@ def _in_chunks(render: Callable[[int, int], memoryview], total: int, chunk_rows:
     bounds = [(a, min(a + chunk_rows, total)) for a in range(0, total, chunk_rows)]
     if len(bounds) <= 1:
         return (render(a, b) for a, b in bounds)
-    return workers.in_order(lambda ab: render(*ab), bounds, IN_FLIGHT)
+    return workers.in_order(lambda ab: render(*ab), bounds, IN_FLIGHT, "render")
 
 
 def render_issues(batch: ColumnBatch, plan: DefectPlan, offset: int = 0) -> bytes:

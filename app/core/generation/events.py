@@ -441,7 +441,7 @@ class ProductionEvents:
         if len(self.parts) == 1:
             yield self.part(0, rng)
             return
-        for part in workers.in_order(self.itinerary, range(len(self.parts)), ahead):
+        for part in workers.in_order(self.itinerary, range(len(self.parts)), ahead, "generate"):
             yield self._with_ids(part, rng)
 
     def whole(self, rng: np.random.Generator) -> EventBatch:

@@ -1,5 +1,6 @@
-"""The threads generation and rendering share: numpy and the compiled writer release the GIL, so work
-split into independent pieces runs on every core."""
+"""Worker threads: numpy and the compiled writer release the GIL, so work split into independent pieces
+runs on every core. Generation and rendering have a pool each: a chunk to render never queues behind a
+part being generated ahead (the operating system shares the cores between them)."""
 
 from __future__ import annotations
 
@@ -14,24 +15,25 @@ from app.core.memory import limit_malloc_arenas
 T = TypeVar("T")
 R = TypeVar("R")
 THREADS = max(1, min(4, os.cpu_count() or 1))
-_EXECUTOR: ThreadPoolExecutor | None = None
+POOLS = ("generate", "render")
+_EXECUTORS: dict[str, ThreadPoolExecutor] = {}
 
 
-def executor() -> ThreadPoolExecutor:
-    global _EXECUTOR
-    if _EXECUTOR is None:
+def executor(pool: str) -> ThreadPoolExecutor:
+    if pool not in _EXECUTORS:
         limit_malloc_arenas()  # before the threads first allocate: see app/core/memory.py
-        _EXECUTOR = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="fleetgen-worker")
-    return _EXECUTOR
+        _EXECUTORS[pool] = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix=f"fleetgen-{pool}")
+    return _EXECUTORS[pool]
 
 
-def in_order(work: Callable[[T], R], items: Iterable[T], ahead: int) -> Iterator[R]:
-    """``work`` of each item, in the items' order, with up to ``ahead`` items worked on at once beyond
-    the one being handed out (memory stays bounded whatever the number of items)."""
-    pool = executor()
+def in_order(work: Callable[[T], R], items: Iterable[T], ahead: int, pool: str) -> Iterator[R]:
+    """``work`` of each item, in the items' order, on ``pool``'s threads, with up to ``ahead`` items worked
+    on at once beyond the one being handed out (memory stays bounded whatever the number of items)."""
+    assert pool in POOLS, pool
+    threads = executor(pool)
     pending: deque[Future[R]] = deque()
     for item in items:
-        pending.append(pool.submit(work, item))
+        pending.append(threads.submit(work, item))
         if len(pending) > ahead:
             yield pending.popleft().result()
     while pending:
