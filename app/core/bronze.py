@@ -422,7 +422,7 @@ class StreamWriter:
             work.result()
 
 
-WRITE_AHEAD = 3
+WRITE_AHEAD = 2
 _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetgen-write")
 _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetgen-sha256")
 HASH_INLINE_BYTES = 1 << 20

@@ -102,7 +102,7 @@ static uint8_t *coordinate(uint8_t *at, int64_t scaled) {
 }
 
 typedef struct {
-    Py_buffer out, heads, blanks, tails, tail_ends, texts, text_ends, uuid, company, driver, truck, event_type,
+    Py_buffer heads, blanks, tails, tail_ends, texts, text_ends, uuid, company, driver, truck, event_type,
         timestamp_ms, lat, lon, company_text, type_text, patch_row, patch_field, patch_absent, patch_values;
 } Buffers;
 
@@ -142,9 +142,9 @@ static uint8_t *identifier(uint8_t *at, const Texts *t, int prefix, const uint8_
 }
 
 static const char *KEYWORDS[] = {
-    "out", "heads", "blanks", "tails", "tail_ends", "texts", "text_ends", "uuid", "company", "driver", "truck",
+    "heads", "blanks", "tails", "tail_ends", "texts", "text_ends", "uuid", "company", "driver", "truck",
     "event_type", "timestamp_ms", "lat", "lon", "company_text", "type_text", "patch_row", "patch_field",
-    "patch_absent", "patch_values", "widest_line", NULL};
+    "patch_absent", "patch_values", NULL};
 
 static void release(Buffers *b) {
     Py_buffer *all = (Py_buffer *)b;
@@ -159,9 +159,9 @@ static int too_short(const Py_buffer *buffer, Py_ssize_t items, Py_ssize_t item_
     return 0;
 }
 
-/* event_lines(out, heads, blanks, tails, tail_ends, texts, text_ends, uuid, company, driver, truck,
-   event_type, timestamp_ms, lat, lon, company_text, type_text, patch_row, patch_field, patch_absent,
-   patch_values, widest_line) -> bytes written. Column dtypes: uuid (n, 16) uint8, company int32, driver and
+/* event_lines(heads, blanks, tails, tail_ends, texts, text_ends, uuid, company, driver, truck, event_type,
+   timestamp_ms, lat, lon, company_text, type_text, patch_row, patch_field, patch_absent, patch_values)
+   -> the lines, a bytearray. Column dtypes: uuid (n, 16) uint8, company int32, driver and
    truck int16, event_type uint8, timestamp_ms int64, lat and lon int32; heads (companies, width) uint8,
    blanks int64 x 3 (where the id, driver and truck number go in a head); tails and texts uint8 with int64
    ends; company_text (companies, 36); type_text (types, width) NUL-padded; patches sorted by (row, field):
@@ -169,12 +169,11 @@ static int too_short(const Py_buffer *buffer, Py_ssize_t items, Py_ssize_t item_
 static PyObject *event_lines(PyObject *self, PyObject *args, PyObject *kwargs) {
     Buffers b;
     memset(&b, 0, sizeof b);
-    Py_ssize_t widest_line;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "w*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*n", (char **)KEYWORDS,
-                                     &b.out, &b.heads, &b.blanks, &b.tails, &b.tail_ends, &b.texts, &b.text_ends,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*", (char **)KEYWORDS,
+                                     &b.heads, &b.blanks, &b.tails, &b.tail_ends, &b.texts, &b.text_ends,
                                      &b.uuid, &b.company, &b.driver, &b.truck, &b.event_type, &b.timestamp_ms,
                                      &b.lat, &b.lon, &b.company_text, &b.type_text, &b.patch_row, &b.patch_field,
-                                     &b.patch_absent, &b.patch_values, &widest_line))
+                                     &b.patch_absent, &b.patch_values))
         return NULL;
     Py_ssize_t rows = b.event_type.len, types = b.tail_ends.len / 8, patches = b.patch_row.len / 8;
     Py_ssize_t companies = b.company_text.len / 36;
@@ -186,7 +185,27 @@ static PyObject *event_lines(PyObject *self, PyObject *args, PyObject *kwargs) {
         || too_short(&b.timestamp_ms, rows, 8, "timestamp_ms") || too_short(&b.lat, rows, 4, "lat")
         || too_short(&b.lon, rows, 4, "lon") || too_short(&b.blanks, 3, 8, "blanks")
         || too_short(&b.text_ends, PIECES, 8, "text_ends") || too_short(&b.patch_field, patches, 8, "patch_field")
-        || too_short(&b.patch_absent, patches, 1, "patch_absent") || too_short(&b.out, rows, widest_line, "out")) {
+        || too_short(&b.patch_absent, patches, 1, "patch_absent")) {
+        release(&b);
+        return NULL;
+    }
+    const Texts t = {b.texts.buf, b.text_ends.buf};
+    /* The widest line without patches: a clean one, or one written field by field. */
+    Py_ssize_t longest_tail = 0, length;
+    for (Py_ssize_t k = 0; k < types; k++) {
+        int64_t from = k ? ((const int64_t *)b.tail_ends.buf)[k - 1] : 0;
+        if (((const int64_t *)b.tail_ends.buf)[k] - from > longest_tail)
+            longest_tail = (Py_ssize_t)(((const int64_t *)b.tail_ends.buf)[k] - from);
+    }
+    const Py_ssize_t coordinate_width = 10;  /* '-', three digits, '.', five */
+    Py_ssize_t location_width = coordinate_width * 2 + 1 + (piece(&t, LON_BETWEEN, &length), length);
+    Py_ssize_t clean = head_width + longest_tail + 20 + 3 + (piece(&t, STAMP_TAIL, &length), length) + location_width + 2;
+    Py_ssize_t by_field = (Py_ssize_t)((const int64_t *)b.text_ends.buf)[CLOSING] + 38 + 38
+                          + 2 * ((piece(&t, DRIVER_PREFIX, &length), length) + 12 + 1 + 4 + 1) + type_width + 26
+                          + (piece(&t, LAT_OPENING, &length), length) + location_width;
+    Py_ssize_t widest = clean > by_field ? clean : by_field;
+    PyObject *lines = PyByteArray_FromStringAndSize(NULL, rows * widest + patches * patch_width);
+    if (lines == NULL) {
         release(&b);
         return NULL;
     }
@@ -197,8 +216,8 @@ static PyObject *event_lines(PyObject *self, PyObject *args, PyObject *kwargs) {
     const uint8_t *patch_absent = b.patch_absent.buf, *patch_values = b.patch_values.buf;
     const int64_t *timestamp_ms = b.timestamp_ms.buf, *tail_ends = b.tail_ends.buf, *blanks = b.blanks.buf;
     const int64_t *patch_row = b.patch_row.buf, *patch_field = b.patch_field.buf;
-    const Texts t = {b.texts.buf, b.text_ends.buf};
-    uint8_t *const start = b.out.buf;
+    uint8_t *const start = (uint8_t *)PyByteArray_AS_STRING(lines);
+    uint8_t *const end = start + PyByteArray_GET_SIZE(lines);
     uint8_t *at = start;
     const char *bad = NULL;
     Py_ssize_t p = 0;
@@ -216,6 +235,13 @@ static PyObject *event_lines(PyObject *self, PyObject *args, PyObject *kwargs) {
         }
         if (lat[i] <= -100000000 || lat[i] >= 100000000 || lon[i] <= -100000000 || lon[i] >= 100000000) {
             bad = "a coordinate is 1000 degrees or more";
+            break;
+        }
+        uint8_t *line = at;
+        Py_ssize_t room = widest;  /* what this line may take: more for each patch it has */
+        for (Py_ssize_t q = p; q < patches && patch_row[q] == i; q++) room += patch_width;
+        if (at + room > end) {
+            bad = "the lines outgrew their buffer";
             break;
         }
         if (p < patches && patch_row[p] == i) {  /* a line with defects: field by field */
@@ -256,40 +282,47 @@ static PyObject *event_lines(PyObject *self, PyObject *args, PyObject *kwargs) {
                 bad = "patches are not sorted by (row, field)";
                 break;
             }
-            continue;
+        } else {  /* a clean line: its company's head, the blanks filled, then the tail */
+            at = copy(at, heads + head_width * c, head_width);
+            uuid_hex(line + blanks[0], uuid + 16 * i);
+            digits(line + blanks[1], (uint64_t)floor_mod(driver[i], 10000), 4);
+            digits(line + blanks[2], (uint64_t)floor_mod(truck[i], 10000), 4);
+            int64_t tail_start = kind ? tail_ends[kind - 1] : 0;
+            at = copy(at, tails + tail_start, (Py_ssize_t)(tail_ends[kind] - tail_start));
+            int64_t ms = timestamp_ms[i], this_second = floor_div(ms, 1000);
+            if (this_second != second) {
+                second = this_second;
+                second_text(stamp, second);
+            }
+            at = copy(at, stamp, 20);
+            at = digits(at, (uint64_t)(ms - second * 1000), 3);
+            at = location(at, &t, STAMP_TAIL, lat[i], lon[i]);
+            *at++ = '}';
+            *at++ = '\n';
         }
-        uint8_t *line = at;
-        at = copy(at, heads + head_width * c, head_width);
-        uuid_hex(line + blanks[0], uuid + 16 * i);
-        digits(line + blanks[1], (uint64_t)floor_mod(driver[i], 10000), 4);
-        digits(line + blanks[2], (uint64_t)floor_mod(truck[i], 10000), 4);
-        int64_t tail_start = kind ? tail_ends[kind - 1] : 0;
-        at = copy(at, tails + tail_start, (Py_ssize_t)(tail_ends[kind] - tail_start));
-        int64_t ms = timestamp_ms[i], this_second = floor_div(ms, 1000);
-        if (this_second != second) {
-            second = this_second;
-            second_text(stamp, second);
+        if (at - line > room) {
+            bad = "a line is wider than its bound";
+            break;
         }
-        at = copy(at, stamp, 20);
-        at = digits(at, (uint64_t)(ms - second * 1000), 3);
-        at = location(at, &t, STAMP_TAIL, lat[i], lon[i]);
-        *at++ = '}';
-        *at++ = '\n';
     }
     Py_END_ALLOW_THREADS
 
-    Py_ssize_t written = at - start;
     release(&b);
     if (bad != NULL) {
+        Py_DECREF(lines);
         PyErr_SetString(PyExc_ValueError, bad);
         return NULL;
     }
-    return PyLong_FromSsize_t(written);
+    if (PyByteArray_Resize(lines, at - start) < 0) {
+        Py_DECREF(lines);
+        return NULL;
+    }
+    return lines;
 }
 
 static PyMethodDef METHODS[] = {
     {"event_lines", (PyCFunction)(void (*)(void))event_lines, METH_VARARGS | METH_KEYWORDS,
-     "Write an events chunk's JSON Lines into `out`; returns the bytes written."},
+     "An events chunk's JSON Lines, as a bytearray."},
     {NULL, NULL, 0, NULL},
 };
 

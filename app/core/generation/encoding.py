@@ -14,8 +14,8 @@ from app.core.generation.defects import DefectPlan
 from app.core.generation.events import EventBatch
 
 COMPILED_MIN_ROWS = 2048  # smaller chunks (emulated batches, tests) skip loading the compiler
-CHUNK_ROWS = 16_384  # ~5 MB of text: stays in cache while it is assembled and compacted
-IN_FLIGHT = 4
+CHUNK_ROWS = 8_192  # ~2.4 MB of text: stays in cache while it is assembled
+IN_FLIGHT = 2  # chunks rendered ahead of the one handed out
 DEFECT_TYPE_TEXT = r.pool(DEFECT_TYPES)
 
 

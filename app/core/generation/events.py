@@ -137,13 +137,18 @@ class EventBatch(ColumnBatch):
         self._per_company: dict[str, r.Matrix] = {}
 
     def _company_column(self, field: str) -> r.Matrix:
-        """Text of a per-company field, rendered once per roster company rather than per event."""
+        """Text of a per-company field, rendered once per roster company rather than per event (and only
+        the ones asked for: a roster of 100,000 companies has 20 MB of line heads)."""
         if field not in self._per_company:
-            ids = r.uuid_text(self.roster.company_uuid)
-            self._per_company["text"] = ids
-            self._per_company["company_id"] = r.quoted(ids)
-            self._per_company["tag"] = ids[:, 24:36]
-            self._per_company["heads"], self._per_company["blanks"] = _line_heads(ids)
+            if "text" not in self._per_company:
+                self._per_company["text"] = r.uuid_text(self.roster.company_uuid)
+            ids = self._per_company["text"]
+            if field == "company_id":
+                self._per_company["company_id"] = r.quoted(ids)
+            elif field == "tag":
+                self._per_company["tag"] = ids[:, 24:36]
+            elif field in ("heads", "blanks"):
+                self._per_company["heads"], self._per_company["blanks"] = _line_heads(ids)
         return self._per_company[field]
 
     @property
@@ -178,21 +183,17 @@ class EventBatch(ColumnBatch):
             return None
         rows = slice(start, stop)
         heads, blanks = self._company_column("heads"), self._company_column("blanks")
-        widest_line = (len(_TEXTS) + heads.shape[1] + int(np.diff(_TAILS_ENDS, prepend=0).max())
-                       + 38 * 2 + 23 * 2 + EVENT_TYPE_TEXT.shape[1] + 26 + 22 + 7 * patches.values.shape[1])
-        out = np.empty((stop - start) * widest_line, np.uint8)
-
         def column(values: np.ndarray, dtype: type) -> np.ndarray:  # as the writer reads them (no copy if so)
             return np.ascontiguousarray(values[rows], dtype)
 
         driver = column(self.driver, np.int16)
-        written = _lines.event_lines(
-            out, heads, blanks, _TAILS_TEXT, _TAILS_ENDS, _TEXTS, _TEXT_ENDS, column(self.event_uuid, np.uint8),
+        lines = _lines.event_lines(
+            heads, blanks, _TAILS_TEXT, _TAILS_ENDS, _TEXTS, _TEXT_ENDS, column(self.event_uuid, np.uint8),
             column(self.company, np.int32), driver, driver if self.truck is None else column(self.truck, np.int16),
             column(self.event_type, np.uint8), column(self.timestamp_ms, np.int64), column(self.lat, np.int32),
             column(self.lon, np.int32), self._company_column("text"), EVENT_TYPE_TEXT, patches.row, patches.field,
-            patches.absent, patches.values, widest_line)
-        return out[:written].data
+            patches.absent, patches.values)
+        return memoryview(lines)
 
     def _columns(self) -> list[np.ndarray]:
         columns = [self.event_uuid, self.company, self.driver, self.event_type, self.timestamp_ms, self.lat, self.lon]
@@ -381,7 +382,7 @@ def _arrival_windows(rng: np.random.Generator, timestamp_ms: np.ndarray, window:
     return landing_ms // 1000
 
 
-PART_EVENTS = 300_000  # a production window is generated in time parts of about this many events
+PART_EVENTS = 150_000  # a production window is generated in time parts of about this many events
 MAX_PARTS = 1 << 16
 
 
@@ -435,13 +436,15 @@ class ProductionEvents:
         made._per_company = self.company_texts  # the roster's texts, rendered once for every part
         return made
 
-    def in_order(self, rng: np.random.Generator, ahead: int = workers.THREADS) -> Iterator[EventBatch]:
-        """Every part in order, ids drawn from ``rng``; up to ``ahead`` parts made at once on the worker
-        threads beyond the one handed out."""
+    def in_order(self, rng: np.random.Generator, side_by_side: bool) -> Iterator[EventBatch]:
+        """Every part in order, ids drawn from ``rng``, each made on a worker thread while the one before is
+        used. ``side_by_side``: parts are made on every core at once (a window held whole); otherwise one
+        at a time, so a window streamed part by part holds one part in the making whatever its size."""
         if len(self.parts) == 1:
             yield self.part(0, rng)
             return
-        for part in workers.in_order(self.itinerary, range(len(self.parts)), ahead, "generate"):
+        ahead, pool = (workers.THREADS, "generate") if side_by_side else (1, "prefetch")
+        for part in workers.in_order(self.itinerary, range(len(self.parts)), ahead, pool):
             yield self._with_ids(part, rng)
 
     def whole(self, rng: np.random.Generator) -> EventBatch:
@@ -450,7 +453,7 @@ class ProductionEvents:
             return self.part(0, rng)
         held: EventBatch | None = None
         offset = 0
-        for part in self.in_order(rng):
+        for part in self.in_order(rng, side_by_side=True):
             held = held or part.blank(self.slots.events)
             held.put(offset, part)
             offset += part.size

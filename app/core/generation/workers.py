@@ -1,6 +1,7 @@
 """Worker threads: numpy and the compiled writer release the GIL, so work split into independent pieces
-runs on every core. Generation and rendering have a pool each: a chunk to render never queues behind a
-part being generated ahead (the operating system shares the cores between them)."""
+runs on every core. Generation and rendering have pools of their own: a chunk to render never queues
+behind a part being generated ahead (the operating system shares the cores between them). "prefetch"
+makes the next part of a streamed window while this one is rendered, one at a time (bounded memory)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ from app.core.memory import limit_malloc_arenas
 T = TypeVar("T")
 R = TypeVar("R")
 THREADS = max(1, min(4, os.cpu_count() or 1))
-POOLS = ("generate", "render")
+POOLS = {"generate": THREADS, "render": THREADS, "prefetch": 1}  # pool -> threads
 _EXECUTORS: dict[str, ThreadPoolExecutor] = {}
 
 
 def executor(pool: str) -> ThreadPoolExecutor:
     if pool not in _EXECUTORS:
         limit_malloc_arenas()  # before the threads first allocate: see app/core/memory.py
-        _EXECUTORS[pool] = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix=f"fleetgen-{pool}")
+        _EXECUTORS[pool] = ThreadPoolExecutor(max_workers=POOLS[pool], thread_name_prefix=f"fleetgen-{pool}")
     return _EXECUTORS[pool]
 
 
