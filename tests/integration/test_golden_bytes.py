@@ -4,7 +4,8 @@ at fda745e). Any change to a record, issue log or late-arrival log of either fai
 
 The production case is also made with its windows cut into many small parts (held whole once made, and made
 part by part with the defects drawn over the whole window): how a window is cut never shows in its bytes. Both
-are also written with the compiled line writer for every chunk (it serves only large chunks as shipped)."""
+are also written with the compiled events writer for every chunk (it serves only large chunks as shipped)
+and with numpy alone (what a machine without a C compiler runs)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 import pytest
 
 from app.core.config import Config
-from app.core.generation import batch, encoding, events, itinerary
+from app.core.generation import batch, compiled, encoding, events, itinerary
 from tests.conftest import backfill
 
 CASES = {
@@ -39,14 +40,21 @@ CUTS = {  # part size (events), largest window held whole, driver-days per shift
     "small parts, held": (300, 10**9, 50),
     "small parts, streamed": (300, 0, 50),
 }
-WRITERS = {"as shipped": encoding.COMPILED_MIN_ROWS, "compiled for every chunk": 1}  # smallest compiled chunk
+WRITERS = {  # smallest chunk the compiled events writer takes, whether the compiled writers are there at all
+    "as shipped": (encoding.COMPILED_MIN_ROWS, True),
+    "compiled for every chunk": (1, True),
+    "numpy only (no C compiler at install)": (1, False),
+}
 
 
 @pytest.mark.parametrize(("name", "cut", "writer"), [
     *((n, "as shipped", w) for n in CASES for w in WRITERS), *(("production", c, "as shipped") for c in CUTS)])
 def test_the_written_bytes_are_the_pinned_ones(name, cut, writer, tmp_path, monkeypatch):
     part_events, held_events, block = CUTS[cut]
-    monkeypatch.setattr(encoding, "COMPILED_MIN_ROWS", WRITERS[writer])
+    smallest_compiled, built = WRITERS[writer]
+    monkeypatch.setattr(encoding, "COMPILED_MIN_ROWS", smallest_compiled)
+    if not built:
+        monkeypatch.setattr(compiled, "lines", None)
     monkeypatch.setattr(events, "PART_EVENTS", part_events)
     monkeypatch.setattr(batch, "HELD_EVENTS", held_events)
     monkeypatch.setattr(itinerary, "SHIFT_BLOCK_DRIVERS", block)

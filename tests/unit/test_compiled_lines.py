@@ -90,11 +90,11 @@ def test_the_writer_serves_large_chunks_of_a_real_batch():
 
 def test_without_the_compiled_writer_the_reference_writes_every_chunk(monkeypatch):
     """A machine that could not build _lines.c (no C compiler) writes the same bytes, by numpy."""
-    from app.core.generation import encoding, events
+    from app.core.generation import compiled, encoding
 
     batch = edge_batch(encoding.COMPILED_MIN_ROWS * 2, 11, with_trucks=True)
     expected = b"".join(encoding.render_records(batch, DefectPlan()))
-    monkeypatch.setattr(events, "_lines", None)
+    monkeypatch.setattr(compiled, "lines", None)
     assert batch.compiled_lines(0, batch.size, chunk_patches(batch, DefectPlan(), 0, batch.size)) is None
     assert b"".join(encoding.render_records(batch, DefectPlan())) == expected
 

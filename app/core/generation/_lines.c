@@ -320,7 +320,109 @@ static PyObject *event_lines(PyObject *self, PyObject *args, PyObject *kwargs) {
     return lines;
 }
 
+/* Take a (rows, width) uint8 matrix (rows < 0: any number) whose rows may repeat (stride 0) but whose
+   bytes are contiguous within a row; 0 with an error set if it is not one. */
+static int matrix(PyObject *source, Py_buffer *view, Py_ssize_t rows, Py_ssize_t *width, Py_ssize_t *stride) {
+    if (PyObject_GetBuffer(source, view, PyBUF_STRIDED_RO | PyBUF_FORMAT) < 0) return 0;
+    int ok = view->ndim == 2 && view->itemsize == 1 && (rows < 0 || view->shape[0] == rows)
+             && (view->shape[1] <= 1 || view->strides[1] == 1);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "a field is not a (rows, width) uint8 matrix with contiguous rows");
+        PyBuffer_Release(view);
+        return 0;
+    }
+    *width = view->shape[1];
+    *stride = view->strides[0];
+    return 1;
+}
+
+/* join_lines(keys, key_ends, fields, absent) -> bytearray: JSON Lines from rendered fields, as
+   render.encode_lines: row by row, each field's key (``keys`` pieces ending at ``key_ends``; one more piece
+   closes the line) and its value without the NUL padding; a field whose ``absent`` mask (None, or bool
+   per row) is set is left out, key and value. */
+static PyObject *join_lines(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer keys, key_ends;
+    PyObject *fields, *absent;
+    if (!PyArg_ParseTuple(args, "y*y*OO", &keys, &key_ends, &fields, &absent)) return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t count = PySequence_Check(fields) ? PySequence_Size(fields) : -1;
+    if (count <= 0 || !PySequence_Check(absent) || PySequence_Size(absent) != count
+        || key_ends.len != (count + 1) * 8) {
+        PyErr_SetString(PyExc_ValueError, "join_lines needs fields, as many absent masks and one key more");
+        PyBuffer_Release(&keys);
+        PyBuffer_Release(&key_ends);
+        return NULL;
+    }
+    const int64_t *ends = key_ends.buf;
+    Py_buffer *values = PyMem_Calloc((size_t)count, sizeof(Py_buffer));
+    Py_buffer *masks = PyMem_Calloc((size_t)count, sizeof(Py_buffer));
+    Py_ssize_t *widths = PyMem_Calloc((size_t)count, sizeof(Py_ssize_t));
+    Py_ssize_t *strides = PyMem_Calloc((size_t)count, sizeof(Py_ssize_t));
+    Py_ssize_t held = 0, rows = -1, line = 0;
+    if (values == NULL || masks == NULL || widths == NULL || strides == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (; held < count; held++) {
+        PyObject *field = PySequence_GetItem(fields, held), *mask = PySequence_GetItem(absent, held);
+        int got_value = field != NULL && mask != NULL && matrix(field, &values[held], rows, &widths[held],
+                                                                &strides[held]);
+        int ok = got_value;
+        if (ok && rows < 0) rows = values[held].shape[0];
+        if (ok && mask != Py_None) {
+            if (PyObject_GetBuffer(mask, &masks[held], PyBUF_C_CONTIGUOUS) < 0) {
+                masks[held].buf = NULL;
+                ok = 0;
+            } else if (masks[held].len != rows) {
+                PyErr_SetString(PyExc_ValueError, "an absent mask does not have one flag per row");
+                PyBuffer_Release(&masks[held]);
+                masks[held].buf = NULL;
+                ok = 0;
+            }
+        }
+        Py_XDECREF(field);
+        Py_XDECREF(mask);
+        if (!ok) {
+            if (got_value) PyBuffer_Release(&values[held]);
+            goto done;
+        }
+        line += widths[held];
+    }
+    line += (Py_ssize_t)ends[count];
+    result = PyByteArray_FromStringAndSize(NULL, rows * line);
+    if (result == NULL) goto done;
+    uint8_t *const start = (uint8_t *)PyByteArray_AS_STRING(result);
+    uint8_t *at = start;
+    const uint8_t *key_text = keys.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        for (Py_ssize_t f = 0; f < count; f++) {
+            if (masks[f].buf != NULL && ((const uint8_t *)masks[f].buf)[i]) continue;
+            int64_t from = f ? ends[f - 1] : 0;
+            at = copy(at, key_text + from, (Py_ssize_t)(ends[f] - from));
+            at = copy_unpadded(at, (const uint8_t *)values[f].buf + i * strides[f], widths[f]);
+        }
+        at = copy(at, key_text + ends[count - 1], (Py_ssize_t)(ends[count] - ends[count - 1]));
+    }
+    Py_END_ALLOW_THREADS
+    if (PyByteArray_Resize(result, at - start) < 0) Py_CLEAR(result);
+done:
+    for (Py_ssize_t f = 0; f < held; f++) {
+        PyBuffer_Release(&values[f]);
+        if (masks[f].buf != NULL) PyBuffer_Release(&masks[f]);
+    }
+    PyMem_Free(values);
+    PyMem_Free(masks);
+    PyMem_Free(widths);
+    PyMem_Free(strides);
+    PyBuffer_Release(&keys);
+    PyBuffer_Release(&key_ends);
+    return result;
+}
+
 static PyMethodDef METHODS[] = {
+    {"join_lines", join_lines, METH_VARARGS, "JSON Lines from rendered field matrices, as a bytearray."},
     {"event_lines", (PyCFunction)(void (*)(void))event_lines, METH_VARARGS | METH_KEYWORDS,
      "An events chunk's JSON Lines, as a bytearray."},
     {NULL, NULL, 0, NULL},

@@ -5,3 +5,6 @@ def event_lines(heads: np.ndarray, blanks: np.ndarray, tails: np.ndarray, tail_e
                 truck: np.ndarray, event_type: np.ndarray, timestamp_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray,
                 company_text: np.ndarray, type_text: np.ndarray, patch_row: np.ndarray, patch_field: np.ndarray,
                 patch_absent: np.ndarray, patch_values: np.ndarray) -> bytearray: ...
+
+def join_lines(keys: bytes, key_ends: np.ndarray, fields: list[np.ndarray],
+               absent: list[np.ndarray | None]) -> bytearray: ...

@@ -9,9 +9,9 @@ import numpy as np
 import orjson
 
 from app.core.config import EVENT_TYPES, Config
+from app.core.generation import compiled, workers
 from app.core.generation import geography as geo
 from app.core.generation import render as r
-from app.core.generation import workers
 from app.core.generation.columns import ColumnBatch, DefectTarget, Patches
 from app.core.generation.corruptions import malformed_timestamps, outside_window
 from app.core.generation.emulated_fleet import FleetState, Pending, Steps, slot_count, step_fleet
@@ -20,11 +20,6 @@ from app.core.generation.itinerary import Fleet, Lateness, expected_events, part
 from app.core.generation.lifecycle import Churn, lives
 from app.core.timeline import Window
 from app.core.workday import mean_deliveries, slot_seconds
-
-try:
-    from app.core.generation import _lines  # the compiled line writer (_lines.c)
-except ImportError:  # built where no C compiler was found: the numpy renderers write every chunk
-    _lines = None  # type: ignore[assignment]
 
 EVENT_TYPE_TEXT = r.pool(EVENT_TYPES)
 _DRIVER_PREFIX = np.frombuffer(b'"DRV-', np.uint8)
@@ -179,7 +174,7 @@ class EventBatch(ColumnBatch):
         raise KeyError(field)
 
     def compiled_lines(self, start: int, stop: int, patches: Patches) -> memoryview | None:
-        if _lines is None:
+        if compiled.lines is None:
             return None
         rows = slice(start, stop)
         heads, blanks = self._company_column("heads"), self._company_column("blanks")
@@ -187,7 +182,7 @@ class EventBatch(ColumnBatch):
             return np.ascontiguousarray(values[rows], dtype)
 
         driver = column(self.driver, np.int16)
-        lines = _lines.event_lines(
+        lines = compiled.lines.event_lines(
             heads, blanks, _TAILS_TEXT, _TAILS_ENDS, _TEXTS, _TEXT_ENDS, column(self.event_uuid, np.uint8),
             column(self.company, np.int32), driver, driver if self.truck is None else column(self.truck, np.int16),
             column(self.event_type, np.uint8), column(self.timestamp_ms, np.int64), column(self.lat, np.int32),
