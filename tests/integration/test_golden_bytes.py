@@ -54,7 +54,7 @@ def test_the_written_bytes_are_the_pinned_ones(name, cut, writer, tmp_path, monk
     smallest_compiled, built = WRITERS[writer]
     monkeypatch.setattr(encoding, "COMPILED_MIN_ROWS", smallest_compiled)
     if not built:
-        monkeypatch.setattr(compiled, "lines", None)
+        monkeypatch.setattr(compiled, "native", None)
     monkeypatch.setattr(events, "PART_EVENTS", part_events)
     monkeypatch.setattr(batch, "HELD_EVENTS", held_events)
     monkeypatch.setattr(itinerary, "SHIFT_BLOCK_DRIVERS", block)

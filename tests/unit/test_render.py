@@ -60,33 +60,3 @@ def test_encode_lines_drops_absent_fields_and_escapes_pool_strings():
     records = [json.loads(line) for line in bytes(text).decode().splitlines()]
     assert records == [{"id": 1, "name": 'Say "hi"'}, {"id": 2}, {"id": 3, "name": "back\\slash"}]
 
-
-@pytest.mark.parametrize("rows", [0, 1, 777])
-@pytest.mark.parametrize("sparse_padding", [True, False])
-def test_the_compiled_joiner_writes_what_numpy_writes(rows, sparse_padding, monkeypatch):
-    from app.core.generation import compiled
-
-    rng = np.random.default_rng(rows)
-    values = rng.integers(32, 127, (rows, 9)).astype(np.uint8)
-    values[rng.random(values.shape) < 0.3] = r.PAD
-    fields = [("id", r.integer(rng.integers(-10**6, 10**6, rows), 7)), ("text", values),
-              ("constant", r.literal(b'"same"', rows)), ("empty", np.zeros((rows, 0), np.uint8)),
-              ("tail", r.quoted(values[:, 2:5]))]
-    absent = {"text": rng.random(rows) < 0.4, "tail": np.zeros(rows, bool), "id": rng.random(rows) < 0.1}
-    joined = bytes(r.encode_lines(fields, absent, sparse_padding))
-    monkeypatch.setattr(compiled, "lines", None)
-    assert joined == bytes(r.encode_lines(fields, absent, sparse_padding))
-
-
-def test_the_compiled_joiner_refuses_what_it_cannot_read():
-    from app.core.generation import compiled
-
-    assert compiled.lines is not None, "the C extension was not built (see pyproject's ext-modules)"
-    ends = np.array([3, 6, 8], np.int64)
-    with pytest.raises(ValueError, match="uint8 matrix"):
-        compiled.lines.join_lines(b'{a:,b:}\n', ends, [np.zeros((2, 2), np.uint8), np.zeros((3, 2), np.uint8)],
-                                  [None, None])
-    with pytest.raises(ValueError, match="one flag per row"):
-        compiled.lines.join_lines(b'{a:,b:}\n', ends, [np.zeros((2, 2), np.uint8)] * 2, [np.zeros(3, bool), None])
-    with pytest.raises(ValueError, match="one key more"):
-        compiled.lines.join_lines(b'{a:}\n', ends, [np.zeros((2, 2), np.uint8)], [None])

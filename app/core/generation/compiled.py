@@ -1,12 +1,12 @@
-"""The compiled line writers (_lines.c), or None where the extension was not built (no C compiler at
-install): the numpy renderers then write every line, the same bytes."""
+"""The compiled kernels (_native.c: line writers, counter hashing), or None where the extension was not
+built (no C compiler at install): numpy then does the same work, to the same bytes."""
 
 from __future__ import annotations
 
 from types import ModuleType
 
-lines: ModuleType | None
+native: ModuleType | None
 try:
-    from app.core.generation import _lines as lines
+    from app.core.generation import _native as native
 except ImportError:
-    lines = None
+    native = None

@@ -174,7 +174,7 @@ class EventBatch(ColumnBatch):
         raise KeyError(field)
 
     def compiled_lines(self, start: int, stop: int, patches: Patches) -> memoryview | None:
-        if compiled.lines is None:
+        if compiled.native is None:
             return None
         rows = slice(start, stop)
         heads, blanks = self._company_column("heads"), self._company_column("blanks")
@@ -182,7 +182,7 @@ class EventBatch(ColumnBatch):
             return np.ascontiguousarray(values[rows], dtype)
 
         driver = column(self.driver, np.int16)
-        lines = compiled.lines.event_lines(
+        lines = compiled.native.event_lines(
             heads, blanks, _TAILS_TEXT, _TAILS_ENDS, _TEXTS, _TEXT_ENDS, column(self.event_uuid, np.uint8),
             column(self.company, np.int32), driver, driver if self.truck is None else column(self.truck, np.int16),
             column(self.event_type, np.uint8), column(self.timestamp_ms, np.int64), column(self.lat, np.int32),
@@ -240,7 +240,7 @@ class EventBatch(ColumnBatch):
 
 
 _KEYS = [(b"{" if i == 0 else b",") + orjson.dumps(name) + b":" for i, name in enumerate(EventBatch.fields)]
-# The compiled writer's fixed texts (_lines.c names them) and, per event type, its
+# The compiled writer's fixed texts (_native.c names them) and, per event type, its
 # value followed by the timestamp's key.
 _TEXT_PIECES = [*_KEYS, b"}\n", b'"DRV-', b'"TRK-', b'Z"' + _KEYS[6] + b'{"lat":', b'{"lat":', b',"lon":']
 _TEXTS = np.frombuffer(b"".join(_TEXT_PIECES), np.uint8)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from app.core.generation import compiled
+
 # What each hashed uniform is for; the numbers are part of the output (changing one changes the data).
 PURPOSE = {"shift_start": 1, "shift_length": 2, "route_phase": 3, "route_radius": 4, "route_turn": 5,
            "drive": 7, "deliveries": 8, "scatter_angle": 9, "scatter_radius": 10, "late": 11, "late_window": 12,
@@ -13,6 +15,9 @@ PURPOSE = {"shift_start": 1, "shift_length": 2, "route_phase": 3, "route_radius"
 
 def mix(values: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser, elementwise on uint64 (wrapping arithmetic)."""
+    values = np.asarray(values, np.uint64)
+    if compiled.native is not None and values.ndim == 1:
+        return _hashed(values, _ZERO, np.uint64)
     z = values + np.uint64(0x9E3779B97F4A7C15)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -22,7 +27,10 @@ def mix(values: np.ndarray) -> np.ndarray:
 
 def uniform(keys: np.ndarray, purpose: str) -> np.ndarray:
     """A uniform in [0, 1) per key, independent for each purpose."""
-    bits = mix(keys ^ mix(np.full(1, PURPOSE[purpose], np.uint64)))
+    salt = mix(np.full(1, PURPOSE[purpose], np.uint64))
+    if compiled.native is not None and np.ndim(keys) == 1:
+        return _hashed(np.asarray(keys, np.uint64), salt, np.float64)
+    bits = mix(keys ^ salt)
     out: np.ndarray = (bits >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
     return out
 
@@ -31,8 +39,22 @@ def key(*parts: np.ndarray) -> np.ndarray:
     """Chain-hash integer columns into one uint64 key per row."""
     chained = np.zeros(len(parts[0]), np.uint64)
     for part in parts:
-        chained = mix(chained ^ part.astype(np.uint64))
+        if compiled.native is not None and chained.ndim == 1:
+            chained = _hashed(chained, part.astype(np.uint64), np.uint64)
+        else:
+            chained = mix(chained ^ part.astype(np.uint64))
     return chained
+
+
+def _hashed(a: np.ndarray, b: np.ndarray, dtype: type) -> np.ndarray:
+    """mix(a ^ b) by the compiled kernel (one pass, no temporaries, no GIL), as uint64 or as uniforms."""
+    assert compiled.native is not None
+    out: np.ndarray = np.empty(len(a), dtype)
+    compiled.native.hash_into(np.ascontiguousarray(a), np.ascontiguousarray(b), out, dtype is np.float64)
+    return out
+
+
+_ZERO = np.zeros(1, np.uint64)
 
 
 def company_keys(seed: int, company_uuid: np.ndarray) -> np.ndarray:

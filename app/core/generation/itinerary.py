@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from app.core.generation import workers
 from app.core.generation.hashing import company_keys, key, mix, uniform
 from app.core.timeline import Window
 from app.core.workday import (
@@ -192,9 +193,10 @@ def shift_table(seed: int, fleet: Fleet, window: Window, slot_s: float, late: La
     cuts = np.searchsorted(ends, np.arange(SHIFT_BLOCK_DRIVERS, int(ends[-1]) if len(ends) else 0,
                                            SHIFT_BLOCK_DRIVERS), side="right")
     bounds = [0, *np.unique(cuts).tolist(), len(pairs)]
-    blocks: list[list[np.ndarray | None]] = [
-        list(_shift_block(fleet, pairs[a:b], pair_day[a:b], per_pair[a:b], offset_s, ckeys, t0, t1, slot_s))
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    spans = [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    blocks: list[list[np.ndarray | None]] = list(workers.in_order(
+        lambda ab: list(_shift_block(fleet, pairs[ab[0]:ab[1]], pair_day[ab[0]:ab[1]], per_pair[ab[0]:ab[1]],
+                                     offset_s, ckeys, t0, t1, slot_s)), spans, workers.THREADS, "generate"))
     if not blocks:
         return _no_shifts(t0)
     return Shifts(t0, *_joined(blocks))
@@ -282,14 +284,15 @@ def slot_table(window: Window, shifts: Shifts, cuts_s: list[int], slot_s: float,
     cuts_ms = np.array(cuts_s, np.int64) * 1000
     widest = int((shifts.last.astype(np.int64) - shifts.first).max()) if shifts.size else 0
     offset_type = np.uint16 if widest <= np.iinfo(np.uint16).max else np.int32
-    blocks: list[list[np.ndarray | None]] = []
-    events = 0
-    for lo in range(0, shifts.size, SLOT_BLOCK_SHIFTS):
+
+    def block(lo: int) -> tuple[list[np.ndarray | None], int]:
+        """Shifts [lo, lo + SLOT_BLOCK_SHIFTS): their held slots, and how many events they hold."""
         shift_of, slot = _slots_of(shifts, np.arange(lo, min(lo + SLOT_BLOCK_SHIFTS, shifts.size)))
         shift_of, slot, start, day_key, arrival_ms = _arriving(shifts, shift_of, slot, window, slot_s, late)
         depart, arrive, made = _slot_times(start, slot, day_key, slot_s, deliveries)
         first_part = np.full(len(slot), len(cuts_s) + 1, np.int64)
         last_part = np.full(len(slot), -1, np.int64)
+        events = 0
         for _, millis, ok in _kept_times(window, depart, arrive, made, slot_s, arrival_ms):
             events += int(np.count_nonzero(ok))
             part = np.searchsorted(cuts_ms, millis, side="right")
@@ -298,8 +301,12 @@ def slot_table(window: Window, shifts: Shifts, cuts_s: list[int], slot_s: float,
         held = np.flatnonzero(last_part >= 0)  # a slot none of whose events the window keeps is left out
         shift_of, slot = shift_of[held], slot[held]
         counts = np.bincount(shift_of - lo, minlength=min(SLOT_BLOCK_SHIFTS, shifts.size - lo))
-        blocks.append([counts, (slot - shifts.first[shift_of]).astype(offset_type),
-                       first_part[held].astype(np.uint16), last_part[held].astype(np.uint16)])
+        return [counts, (slot - shifts.first[shift_of]).astype(offset_type), first_part[held].astype(np.uint16),
+                last_part[held].astype(np.uint16)], events
+
+    made = list(workers.in_order(block, range(0, shifts.size, SLOT_BLOCK_SHIFTS), workers.THREADS, "generate"))
+    blocks = [columns for columns, _ in made]
+    events = sum(count for _, count in made)
     if not blocks:
         none = np.zeros(0, np.int32)
         return SlotTable(none.astype(np.int64), none, none, none)

@@ -269,10 +269,10 @@ def encode_lines(fields: Sequence[tuple[str, Matrix]], absent: dict[str, np.ndar
     them when it was built (without the GIL, in one pass); numpy otherwise."""
     absent = absent or {}
     keys = [(b"{" if position == 0 else b",") + orjson.dumps(name) + b":" for position, (name, _) in enumerate(fields)]
-    if compiled.lines is not None:
+    if compiled.native is not None:
         key_ends = np.cumsum([len(k) for k in keys] + [2], dtype=np.int64)
         masks = [absent.get(name) for name, _ in fields]
-        return memoryview(compiled.lines.join_lines(b"".join(keys) + b"}\n", key_ends, [v for _, v in fields],
+        return memoryview(compiled.native.join_lines(b"".join(keys) + b"}\n", key_ends, [v for _, v in fields],
                                                     [m if m is None or m.any() else None for m in masks]))
     rows = fields[0][1].shape[0]
     # One row holding every key (and the closing brace) is broadcast over the lines, then each field's

@@ -6,6 +6,7 @@ makes the next part of a streamed window while this one is rendered, one at a ti
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,6 +32,9 @@ def in_order(work: Callable[[T], R], items: Iterable[T], ahead: int, pool: str) 
     """``work`` of each item, in the items' order, on ``pool``'s threads, with up to ``ahead`` items worked
     on at once beyond the one being handed out (memory stays bounded whatever the number of items)."""
     assert pool in POOLS, pool
+    if threading.current_thread().name.startswith(f"fleetgen-{pool}_"):  # on this pool already: waiting on
+        yield from map(work, items)  # its own threads could leave none to do the work
+        return
     threads = executor(pool)
     pending: deque[Future[R]] = deque()
     for item in items:

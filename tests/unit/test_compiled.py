@@ -1,4 +1,5 @@
-"""The compiled line writer (_lines.c) must write exactly what the numpy renderers write."""
+"""The compiled kernels (_native.c) must give exactly what numpy gives: the events line writer, the joiner of
+rendered fields and the counter hashing."""
 
 from datetime import UTC, datetime
 
@@ -89,12 +90,12 @@ def test_the_writer_serves_large_chunks_of_a_real_batch():
 
 
 def test_without_the_compiled_writer_the_reference_writes_every_chunk(monkeypatch):
-    """A machine that could not build _lines.c (no C compiler) writes the same bytes, by numpy."""
+    """A machine that could not build _native.c (no C compiler) writes the same bytes, by numpy."""
     from app.core.generation import compiled, encoding
 
     batch = edge_batch(encoding.COMPILED_MIN_ROWS * 2, 11, with_trucks=True)
     expected = b"".join(encoding.render_records(batch, DefectPlan()))
-    monkeypatch.setattr(compiled, "lines", None)
+    monkeypatch.setattr(compiled, "native", None)
     assert batch.compiled_lines(0, batch.size, chunk_patches(batch, DefectPlan(), 0, batch.size)) is None
     assert b"".join(encoding.render_records(batch, DefectPlan())) == expected
 
@@ -110,3 +111,48 @@ def test_columns_the_writer_cannot_read_are_refused_not_read_out_of_bounds(colum
     getattr(batch, column)[50] = value
     with pytest.raises(ValueError, match=message):
         compiled(batch, DefectPlan(), 0, batch.size)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 777])
+@pytest.mark.parametrize("sparse_padding", [True, False])
+def test_the_compiled_joiner_writes_what_numpy_writes(rows, sparse_padding, monkeypatch):
+    from app.core.generation import compiled
+
+    rng = np.random.default_rng(rows)
+    values = rng.integers(32, 127, (rows, 9)).astype(np.uint8)
+    values[rng.random(values.shape) < 0.3] = r.PAD
+    fields = [("id", r.integer(rng.integers(-10**6, 10**6, rows), 7)), ("text", values),
+              ("constant", r.literal(b'"same"', rows)), ("empty", np.zeros((rows, 0), np.uint8)),
+              ("tail", r.quoted(values[:, 2:5]))]
+    absent = {"text": rng.random(rows) < 0.4, "tail": np.zeros(rows, bool), "id": rng.random(rows) < 0.1}
+    joined = bytes(r.encode_lines(fields, absent, sparse_padding))
+    monkeypatch.setattr(compiled, "native", None)
+    assert joined == bytes(r.encode_lines(fields, absent, sparse_padding))
+
+
+def test_the_compiled_joiner_refuses_what_it_cannot_read():
+    from app.core.generation import compiled
+
+    assert compiled.native is not None, "the C extension was not built (see pyproject's ext-modules)"
+    ends = np.array([3, 6, 8], np.int64)
+    with pytest.raises(ValueError, match="uint8 matrix"):
+        compiled.native.join_lines(b'{a:,b:}\n', ends, [np.zeros((2, 2), np.uint8), np.zeros((3, 2), np.uint8)],
+                                  [None, None])
+    with pytest.raises(ValueError, match="one flag per row"):
+        compiled.native.join_lines(b'{a:,b:}\n', ends, [np.zeros((2, 2), np.uint8)] * 2, [np.zeros(3, bool), None])
+    with pytest.raises(ValueError, match="one key more"):
+        compiled.native.join_lines(b'{a:}\n', ends, [np.zeros((2, 2), np.uint8)], [None])
+
+
+@pytest.mark.parametrize("size", [0, 1, 1000])
+def test_the_compiled_hashing_is_numpys(size, monkeypatch):
+    from app.core.generation import compiled, hashing
+
+    rng = np.random.default_rng(size)
+    keys = rng.integers(0, 2**64, size, dtype=np.uint64, endpoint=False)
+    parts = (keys, rng.integers(-2**31, 2**31, size).astype(np.int32), rng.integers(-2**62, 2**62, size))
+    fast = hashing.mix(keys), hashing.uniform(keys, "late"), hashing.key(*parts)
+    monkeypatch.setattr(compiled, "native", None)
+    slow = hashing.mix(keys), hashing.uniform(keys, "late"), hashing.key(*parts)
+    for a, b in zip(fast, slow, strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b)

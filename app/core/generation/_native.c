@@ -1,6 +1,9 @@
-/* The events stream's JSON Lines written straight from its columns (EventBatch.compiled_lines calls it).
+/* Compiled kernels (app/core/generation/compiled.py says whether they were built; numpy does the same work
+   otherwise, to the same bytes): the events stream's JSON Lines written straight from its columns
+   (EventBatch.compiled_lines), any rendered fields joined into lines (render.encode_lines), and the counter
+   hashing (hashing.py).
 
-   The numpy renderers are the reference; tests/unit/test_compiled_lines.py holds this writer to their bytes.
+   The numpy renderers are the reference; tests/unit/test_compiled.py holds this writer to their bytes.
    A clean line is mostly fixed per company: its head (every byte up to the event type's value, the
    event id's hex digits and the driver and truck numbers blank) is copied whole and the blanks filled,
    then the tail is written. Lines with defects are written field by field. The GIL is released while
@@ -421,13 +424,53 @@ done:
     return result;
 }
 
+/* splitmix64's finaliser (as hashing.mix). */
+static inline uint64_t splitmix(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* hash_into(a, b, out, as_uniform): out[i] = mix(a[i] ^ b[i]) (b of one value: the same for every i), as
+   uint64, or as_uniform its top 53 bits as a double in [0, 1) (as hashing.uniform). */
+static PyObject *hash_into(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer a, b, out;
+    int as_uniform;
+    if (!PyArg_ParseTuple(args, "y*y*w*p", &a, &b, &out, &as_uniform)) return NULL;
+    Py_ssize_t n = a.len / 8;
+    PyObject *result = NULL;
+    if (a.len % 8 || out.len != n * 8 || (b.len != 8 && b.len != a.len)) {
+        PyErr_SetString(PyExc_ValueError, "hash_into needs 8-byte values: a and out of one length, b of it or one");
+    } else {
+        const uint64_t *x = a.buf, *y = b.buf;
+        int one = b.len == 8;
+        Py_BEGIN_ALLOW_THREADS
+        if (as_uniform) {
+            double *u = out.buf;
+            for (Py_ssize_t i = 0; i < n; i++) u[i] = (double)(splitmix(x[i] ^ y[one ? 0 : i]) >> 11) * 0x1p-53;
+        } else {
+            uint64_t *z = out.buf;
+            for (Py_ssize_t i = 0; i < n; i++) z[i] = splitmix(x[i] ^ y[one ? 0 : i]);
+        }
+        Py_END_ALLOW_THREADS
+        result = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&b);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef METHODS[] = {
+    {"hash_into", hash_into, METH_VARARGS, "out = mix(a ^ b), as uint64 or as uniforms in [0, 1)."},
     {"join_lines", join_lines, METH_VARARGS, "JSON Lines from rendered field matrices, as a bytearray."},
     {"event_lines", (PyCFunction)(void (*)(void))event_lines, METH_VARARGS | METH_KEYWORDS,
      "An events chunk's JSON Lines, as a bytearray."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_lines", NULL, -1, METHODS};
+static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_native", NULL, -1, METHODS};
 
-PyMODINIT_FUNC PyInit__lines(void) { return PyModule_Create(&MODULE); }
+PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&MODULE); }
