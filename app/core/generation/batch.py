@@ -117,7 +117,7 @@ def _parts(config: Config, events: ProductionEvents, made: BatchInParts, rate: f
     made.plan = plan
     rng = batch_rng(config.seed, stream, window)
     offset = 0
-    for batch in events.in_order(rng, side_by_side=False):
+    for batch in events.in_order(rng):
         lo, hi = offset, offset + batch.size
         if copies is not None:
             a, b = np.searchsorted(copied_rows, [lo, hi])
@@ -144,7 +144,7 @@ def _apply_to_gathered(events: ProductionEvents, choice: DefectChoice, rng: np.r
     ids = batch_rng(config.seed, "events", events.window)
     gathered: EventBatch | None = None
     offset = 0
-    for part in events.in_order(ids, side_by_side=False):
+    for part in events.in_order(ids):
         if gathered is None:  # whole records first; time and place go on for the lean rows (read by nothing else)
             gathered = part.blank(len(whole))
             total = len(whole) + len(lean)

@@ -58,6 +58,22 @@ class DefectPlan:
             positions.append(members)
         return _gather(before, positions, len(self.rows)), _gather(after, positions, len(self.rows))
 
+    def between(self, a: int, b: int) -> DefectPlan:
+        """Defects [a, b) (in row order) as a plan of their own; rows keep their numbers."""
+        part = DefectPlan(rows=self.rows[a:b], kinds=self.kinds[a:b], target_codes=self.target_codes[a:b],
+                          targets=self.targets, duplicate_of=self.duplicate_of[a:b])
+        if b > a:
+            lo, hi = int(self.rows[a]), int(self.rows[b - 1]) + 1
+            for name, override in self.overrides.items():
+                c, d = np.searchsorted(override.rows, [lo, hi])
+                if d > c:
+                    part.overrides[name] = FieldOverride(override.rows[c:d], override.values[c:d])
+            for name, absent in self.absent.items():
+                c, d = np.searchsorted(absent, [lo, hi])
+                if d > c:
+                    part.absent[name] = absent[c:d]
+        return part
+
     def counts(self) -> dict[str, int]:
         tally = np.bincount(self.kinds, minlength=len(DEFECT_TYPES))
         return {name: int(tally[i]) for i, name in enumerate(DEFECT_TYPES)}
@@ -163,17 +179,10 @@ def _duplicate_sources(n: int, rows: np.ndarray, kinds: np.ndarray, rng: np.rand
 
 def restrict(plan: DefectPlan, lo: int, hi: int) -> DefectPlan:
     """The defects of rows [lo, hi), renumbered from 0 (``duplicate_of`` keeps naming rows of the batch)."""
-    a, b = np.searchsorted(plan.rows, [lo, hi])
-    part = DefectPlan(rows=plan.rows[a:b] - lo, kinds=plan.kinds[a:b], target_codes=plan.target_codes[a:b],
-                      targets=plan.targets, duplicate_of=plan.duplicate_of[a:b])
-    for name, override in plan.overrides.items():
-        c, d = np.searchsorted(override.rows, [lo, hi])
-        if d > c:
-            part.overrides[name] = FieldOverride(override.rows[c:d] - lo, override.values[c:d])
-    for name, absent in plan.absent.items():
-        c, d = np.searchsorted(absent, [lo, hi])
-        if d > c:
-            part.absent[name] = absent[c:d] - lo
+    part = plan.between(*np.searchsorted(plan.rows, [lo, hi]).tolist())
+    part.rows = part.rows - lo
+    part.overrides = {name: FieldOverride(o.rows - lo, o.values) for name, o in part.overrides.items()}
+    part.absent = {name: rows - lo for name, rows in part.absent.items()}
     return part
 
 

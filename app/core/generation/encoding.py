@@ -16,6 +16,7 @@ from app.core.generation.events import EventBatch
 COMPILED_MIN_ROWS = 2048  # smaller chunks (emulated batches, tests) skip loading the compiler
 CHUNK_ROWS = 8_192  # ~2.4 MB of text: stays in cache while it is assembled
 IN_FLIGHT = 2  # chunks rendered ahead of the one handed out
+ISSUE_CHUNK_ROWS = 32_768  # defects: each chunk renders its values field by field, worth a larger chunk
 DEFECT_TYPE_TEXT = r.pool(DEFECT_TYPES)
 
 
@@ -95,30 +96,35 @@ def _in_chunks(render: Callable[[int, int], memoryview], total: int, chunk_rows:
 
 def render_issues(batch: ColumnBatch, plan: DefectPlan, offset: int = 0) -> bytes:
     """One line per injected defect: where, what, and the value before and after (``offset``: the
-    batch's first record, when it is a part of a larger one)."""
-    n = plan.corrupted_count
-    if n == 0:
+    batch's first record, when it is a part of a larger one). Rendered in chunks of defects on the render
+    threads, each from its own slice of the plan."""
+    if plan.corrupted_count == 0:
         return b""
     field_text = r.raw_pool([b"null" if not t.field else b'"' + t.field.encode() + b'"' for t in plan.targets])
     reason_text = r.pool([t.reason for t in plan.targets])
-    before, after = plan.values(batch)
-    has_source = plan.duplicate_of >= 0
-    source_line = r.integer(np.where(has_source, plan.duplicate_of + 1, 0), 10)
-    source_line = r.replace_rows(source_line, np.flatnonzero(~has_source), r.literal(b"null", int((~has_source).sum())))
-    fields = [
-        ("line", r.integer(plan.rows + offset + 1, 10)),
-        ("record_id", batch.render(batch.id_field, plan.rows)),
-        ("stream", r.literal(b'"' + batch.stream.encode() + b'"', n)),
-        ("defect_type", r.pick(DEFECT_TYPE_TEXT, plan.kinds)),
-        ("field", r.pick(field_text, plan.target_codes)),
-        ("original_value", before),
-        ("injected_value", after),
-        ("reason_code", r.pick(reason_text, plan.target_codes)),
-        ("duplicate_of_line", source_line),
-    ]
-    chunks = _in_chunks(lambda a, b: r.encode_lines([(k, v[a:b]) for k, v in fields], sparse_padding=False), n,
-                        CHUNK_ROWS)
-    return b"".join(chunks)
+    stream = b'"' + batch.stream.encode() + b'"'
+
+    def chunk(a: int, b: int) -> memoryview:
+        some = plan.between(a, b)
+        n = some.corrupted_count
+        before, after = some.values(batch)
+        has_source = some.duplicate_of >= 0
+        source_line = r.integer(np.where(has_source, some.duplicate_of + 1, 0), 10)
+        source_line = r.replace_rows(source_line, np.flatnonzero(~has_source),
+                                     r.literal(b"null", int((~has_source).sum())))
+        return r.encode_lines([
+            ("line", r.integer(some.rows + offset + 1, 10)),
+            ("record_id", batch.render(batch.id_field, some.rows)),
+            ("stream", r.literal(stream, n)),
+            ("defect_type", r.pick(DEFECT_TYPE_TEXT, some.kinds)),
+            ("field", r.pick(field_text, some.target_codes)),
+            ("original_value", before),
+            ("injected_value", after),
+            ("reason_code", r.pick(reason_text, some.target_codes)),
+            ("duplicate_of_line", source_line),
+        ], sparse_padding=False)
+
+    return b"".join(_in_chunks(chunk, plan.corrupted_count, ISSUE_CHUNK_ROWS))
 
 
 def render_late(batch: EventBatch, interval_s: int, offset: int = 0) -> tuple[bytes, int]:

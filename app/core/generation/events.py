@@ -379,6 +379,7 @@ def _arrival_windows(rng: np.random.Generator, timestamp_ms: np.ndarray, window:
 
 PART_EVENTS = 150_000  # a production window is generated in time parts of about this many events
 MAX_PARTS = 1 << 16
+SIDE_BY_SIDE_EVENTS = 2_000_000  # windows up to this size make their parts on every core at once
 
 
 class ProductionEvents:
@@ -431,13 +432,14 @@ class ProductionEvents:
         made._per_company = self.company_texts  # the roster's texts, rendered once for every part
         return made
 
-    def in_order(self, rng: np.random.Generator, side_by_side: bool) -> Iterator[EventBatch]:
+    def in_order(self, rng: np.random.Generator) -> Iterator[EventBatch]:
         """Every part in order, ids drawn from ``rng``, each made on a worker thread while the one before is
-        used. ``side_by_side``: parts are made on every core at once (a window held whole); otherwise one
-        at a time, so a window streamed part by part holds one part in the making whatever its size."""
+        used: on every core at once for a window of up to ``SIDE_BY_SIDE_EVENTS``, one at a time for a
+        larger one (which then holds one part in the making whatever its size)."""
         if len(self.parts) == 1:
             yield self.part(0, rng)
             return
+        side_by_side = self.slots is None or self.slots.events <= SIDE_BY_SIDE_EVENTS
         ahead, pool = (workers.THREADS, "generate") if side_by_side else (1, "prefetch")
         for part in workers.in_order(self.itinerary, range(len(self.parts)), ahead, pool):
             yield self._with_ids(part, rng)
@@ -448,7 +450,7 @@ class ProductionEvents:
             return self.part(0, rng)
         held: EventBatch | None = None
         offset = 0
-        for part in self.in_order(rng, side_by_side=True):
+        for part in self.in_order(rng):
             held = held or part.blank(self.slots.events)
             held.put(offset, part)
             offset += part.size
