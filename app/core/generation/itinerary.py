@@ -100,6 +100,17 @@ class Fleet:
     since_s: np.ndarray  # (m,) int64: a company's drivers work from the first slot starting at or after it
     lives: Lives | None = None  # with companies.churn: when each company leaves, its driver counts
 
+    def depots(self, boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, ...]:
+        """Each company's depot (lat, lon) and the km in a degree of longitude there, computed once for
+        every part of a window."""
+        cache = self.__dict__.setdefault("_depots", {})  # a frozen dataclass: its dict is still its own
+        key = tuple(id(box) for box in boxes)
+        if key not in cache:
+            lat, lon = depots(self.company_uuid, self.geography, *boxes)
+            cache[key] = (lat, lon, KM_PER_DEG * np.cos(np.radians(lat)))
+        found: tuple[np.ndarray, ...] = cache[key]
+        return found
+
 
 @dataclass(frozen=True)
 class Itinerary:
@@ -470,7 +481,7 @@ def _events(fleet: Fleet, window: Window, shifts: Shifts, part_ms: tuple[int, in
     shift_of, day_key, slot = shift_of[used], day_key[used], slot[used]
     company, driver = shifts.company[shift_of].astype(np.int64), shifts.driver[shift_of].astype(np.int64)
     day = shifts.day[shift_of].astype(np.int64)
-    depot = depots(fleet.company_uuid, fleet.geography, *boxes)
+    depot = fleet.depots(boxes)
     lat_k, lon_k = np.zeros(len(used)), np.zeros(len(used))
     stops = np.flatnonzero(at_stop)
     lat_k[stops], lon_k[stops] = _stop(depot, company[stops], day_key[stops], slot[stops], slot_s)
@@ -507,10 +518,10 @@ def _arriving_slots(late: Lateness, window: Window, shift_start: np.ndarray, slo
     return kept, arrival
 
 
-def _stop(depot: tuple[np.ndarray, np.ndarray], company: np.ndarray, day_key: np.ndarray, slot: np.ndarray,
+def _stop(depot: tuple[np.ndarray, ...], company: np.ndarray, day_key: np.ndarray, slot: np.ndarray,
           slot_s: float) -> tuple[np.ndarray, np.ndarray]:
     """Where stop ``slot`` of a shift is: on the route loop at the slot's arrival-ish time, scattered."""
-    depot_lat, depot_lon = depot
+    depot_lat, depot_lon, lon_km = depot
     radius = ROUTE_RADIUS_KM[0] + (ROUTE_RADIUS_KM[1] - ROUTE_RADIUS_KM[0]) * uniform(day_key, "route_radius")
     phase = 2 * np.pi * uniform(day_key, "route_phase")
     turn = np.where(uniform(day_key, "route_turn") < 0.5, -1.0, 1.0)
@@ -525,7 +536,7 @@ def _stop(depot: tuple[np.ndarray, np.ndarray], company: np.ndarray, day_key: np
     north = north + distance * np.sin(direction)
     east = east + distance * np.cos(direction)
     lat = depot_lat[company] + north / KM_PER_DEG
-    lon = depot_lon[company] + east / (KM_PER_DEG * np.cos(np.radians(depot_lat[company])))
+    lon = depot_lon[company] + east / lon_km[company]
     return lat, lon
 
 
