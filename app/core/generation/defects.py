@@ -9,7 +9,7 @@ import numpy as np
 
 from app.core.config import DEFECT_TYPES, QualityInjectionConfig
 from app.core.generation import render as r
-from app.core.generation.columns import ColumnBatch, DefectTarget
+from app.core.generation.columns import ColumnBatch, DefectTarget, Patches
 
 
 @dataclass
@@ -31,6 +31,7 @@ class DefectPlan:
     duplicate_of: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     overrides: dict[str, FieldOverride] = field(default_factory=dict)  # the injected values
     absent: dict[str, np.ndarray] = field(default_factory=dict)  # field -> sorted rows
+    _patches: dict[tuple[str, ...], Patches] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def corrupted_count(self) -> int:
@@ -73,6 +74,37 @@ class DefectPlan:
                 if d > c:
                     part.absent[name] = absent[c:d]
         return part
+
+    def patches(self, fields: tuple[str, ...]) -> Patches:
+        """Every override and removed field as one list sorted by (row, field index in ``fields``): what the
+        compiled line writer takes, sliced per chunk. Made once per plan."""
+        made = self._patches.get(fields)
+        if made is not None:
+            return made
+        rows: list[np.ndarray] = [np.zeros(0, np.int64)]
+        codes: list[np.ndarray] = [np.zeros(0, np.int64)]
+        absent: list[np.ndarray] = [np.zeros(0, bool)]
+        values: list[r.Matrix] = [np.zeros((0, 1), np.uint8)]
+        for index, name in enumerate(fields):
+            override = self.overrides.get(name)
+            if override is not None:
+                rows.append(override.rows)
+                values.append(override.values)
+                absent.append(np.zeros(len(override.rows), bool))
+                codes.append(np.full(len(override.rows), index))
+            missing = self.absent.get(name)
+            if missing is not None:
+                rows.append(missing)
+                values.append(np.zeros((len(missing), 1), np.uint8))
+                absent.append(np.ones(len(missing), bool))
+                codes.append(np.full(len(missing), index))
+        width = max(v.shape[1] for v in values)
+        row, code = np.concatenate(rows).astype(np.int64), np.concatenate(codes).astype(np.int64)
+        order = np.lexsort((code, row))
+        padded = np.concatenate([r.widen(v, width) for v in values])
+        made = Patches(row[order], code[order], np.concatenate(absent)[order], np.ascontiguousarray(padded[order]))
+        self._patches[fields] = made
+        return made
 
     def counts(self) -> dict[str, int]:
         tally = np.bincount(self.kinds, minlength=len(DEFECT_TYPES))

@@ -53,32 +53,9 @@ def reference_chunk(batch: ColumnBatch, plan: DefectPlan, start: int, stop: int)
 
 def chunk_patches(batch: ColumnBatch, plan: DefectPlan, start: int, stop: int) -> Patches:
     """The plan's overrides and removed fields within rows [start, stop), as a line writer takes them."""
-    rows: list[np.ndarray] = []
-    fields: list[np.ndarray] = []
-    absent: list[np.ndarray] = []
-    values: list[r.Matrix] = []
-    for index, name in enumerate(batch.fields):
-        override = plan.overrides.get(name)
-        if override is not None:
-            lo, hi = np.searchsorted(override.rows, [start, stop])
-            rows.append(override.rows[lo:hi] - start)
-            values.append(override.values[lo:hi])
-            absent.append(np.zeros(hi - lo, bool))
-            fields.append(np.full(hi - lo, index))
-        missing = plan.absent.get(name)
-        if missing is not None:
-            lo, hi = np.searchsorted(missing, [start, stop])
-            rows.append(missing[lo:hi] - start)
-            values.append(np.zeros((hi - lo, 1), np.uint8))
-            absent.append(np.ones(hi - lo, bool))
-            fields.append(np.full(hi - lo, index))
-    if not rows:
-        return Patches(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool), np.zeros((0, 1), np.uint8))
-    width = max(v.shape[1] for v in values)
-    row, field = np.concatenate(rows).astype(np.int64), np.concatenate(fields).astype(np.int64)
-    order = np.lexsort((field, row))
-    padded = np.concatenate([r.widen(v, width) for v in values])
-    return Patches(row[order], field[order], np.concatenate(absent)[order], np.ascontiguousarray(padded[order]))
+    every = plan.patches(batch.fields)
+    a, b = np.searchsorted(every.row, [start, stop])
+    return Patches(every.row[a:b] - start, every.field[a:b], every.absent[a:b], every.values[a:b])
 
 
 def render_records(batch: ColumnBatch, plan: DefectPlan, chunk_rows: int = CHUNK_ROWS) -> Iterator[memoryview]:
