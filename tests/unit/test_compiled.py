@@ -156,3 +156,18 @@ def test_the_compiled_hashing_is_numpys(size, monkeypatch):
     slow = hashing.mix(keys), hashing.uniform(keys, "late"), hashing.key(*parts)
     for a, b in zip(fast, slow, strict=True):
         assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("width", [1, 4, 6, 10, 13, 16, 18])
+def test_the_compiled_integers_and_uuids_are_numpys(width, monkeypatch):
+    from app.core.generation import compiled
+
+    rng = np.random.default_rng(width)
+    values = np.concatenate([rng.integers(-10**18, 10**18, 3000), [0, 1, -1, 9, 10, -10, 99, 10**width - 1, 10**width,
+                                                                     -(10**width) - 7, 2**63 - 1, -(2**63) + 1]])
+    raw = rng.integers(0, 256, (500, 16), dtype=np.uint8)
+    fast = r.integer(values, width), r.uuid_text(raw), r.uuid_text(raw, quoted=True)
+    monkeypatch.setattr(compiled, "native", None)
+    slow = r.integer(values, width), r.uuid_text(raw), r.uuid_text(raw, quoted=True)
+    for a, b in zip(fast, slow, strict=True):
+        assert np.array_equal(a, b)

@@ -41,9 +41,12 @@ static uint8_t *copy(uint8_t *at, const uint8_t *text, Py_ssize_t length) {
     return at + length;
 }
 
+/* Without a branch per byte (padding comes in runs the branch predictor misses): every byte is stored and
+   the cursor moves past the ones that are not padding; the caller's buffer has room for the full width. */
 static uint8_t *copy_unpadded(uint8_t *at, const uint8_t *value, Py_ssize_t width) {
     for (Py_ssize_t k = 0; k < width; k++) {
-        if (value[k] != 0) *at++ = value[k];
+        *at = value[k];
+        at += value[k] != 0;
     }
     return at;
 }
@@ -463,7 +466,70 @@ static PyObject *hash_into(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* uuid_text_into(raw, out): (rows, 16) bytes as canonical UUID text into (rows, 36) or, quoted, (rows, 38). */
+static PyObject *uuid_text_into(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer raw, out;
+    if (!PyArg_ParseTuple(args, "y*w*", &raw, &out)) return NULL;
+    Py_ssize_t rows = raw.len / 16, width = rows ? out.len / rows : 36;
+    PyObject *result = NULL;
+    if (raw.len % 16 || (width != 36 && width != 38) || out.len != rows * width) {
+        PyErr_SetString(PyExc_ValueError, "uuid_text_into needs (rows, 16) bytes and a (rows, 36 or 38) output");
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        int quoted = width == 38;
+        for (Py_ssize_t i = 0; i < rows; i++) {
+            uint8_t *at = (uint8_t *)out.buf + i * width;
+            if (quoted) at[0] = at[37] = '"';
+            at[quoted + 8] = at[quoted + 13] = at[quoted + 18] = at[quoted + 23] = '-';
+            uuid_hex(at + quoted, (const uint8_t *)raw.buf + 16 * i);
+        }
+        Py_END_ALLOW_THREADS
+        result = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&raw);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+/* integer_into(values, out): int64 values as render.integer does, into (rows, width + 1): a sign column
+   ('-' or NUL), then the last `width` digits of the magnitude, its leading zeros NUL (the last digit kept). */
+static PyObject *integer_into(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer values, out;
+    if (!PyArg_ParseTuple(args, "y*w*", &values, &out)) return NULL;
+    Py_ssize_t rows = values.len / 8, width = rows ? out.len / rows - 1 : 0;
+    PyObject *result = NULL;
+    if (values.len % 8 || (rows && (width < 1 || width > 19 || out.len != rows * (width + 1)))) {
+        PyErr_SetString(PyExc_ValueError, "integer_into needs int64 values and a (rows, 2 to 20) output");
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        uint64_t limit = 1;
+        for (Py_ssize_t k = 0; k < width; k++) limit *= 10;
+        for (Py_ssize_t i = 0; i < rows; i++) {
+            int64_t value = ((const int64_t *)values.buf)[i];
+            uint64_t magnitude = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
+            uint8_t *at = (uint8_t *)out.buf + i * (width + 1);
+            at[0] = value < 0 ? '-' : 0;
+            uint64_t v = magnitude % limit;
+            for (Py_ssize_t k = width; k >= 1; k--) {
+                at[k] = (uint8_t)('0' + v % 10);
+                v /= 10;
+            }
+            uint64_t power = limit / 10;  /* the place of at[1] */
+            for (Py_ssize_t k = 1; k < width && magnitude < power; k++, power /= 10) at[k] = 0;
+        }
+        Py_END_ALLOW_THREADS
+        result = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&values);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef METHODS[] = {
+    {"uuid_text_into", uuid_text_into, METH_VARARGS, "UUID text of (rows, 16) bytes into (rows, 36 or 38)."},
+    {"integer_into", integer_into, METH_VARARGS, "int64 values as render.integer writes them."},
     {"hash_into", hash_into, METH_VARARGS, "out = mix(a ^ b), as uint64 or as uniforms in [0, 1)."},
     {"join_lines", join_lines, METH_VARARGS, "JSON Lines from rendered field matrices, as a bytearray."},
     {"event_lines", (PyCFunction)(void (*)(void))event_lines, METH_VARARGS | METH_KEYWORDS,

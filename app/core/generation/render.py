@@ -87,6 +87,10 @@ def zero_padded(values: np.ndarray, width: int) -> Matrix:
 def integer(values: np.ndarray, width: int) -> Matrix:
     """Integers in JSON form (no leading zeros, '-' for negatives) within ``width`` digits."""
     values = np.asarray(values, dtype=np.int64)
+    if compiled.native is not None and values.ndim == 1 and width <= 19:
+        out = np.empty((len(values), width + 1), np.uint8)
+        compiled.native.integer_into(np.ascontiguousarray(values), out)
+        return out
     magnitude = np.abs(values)
     digits = zero_padded(magnitude, width)
     significant = magnitude[:, None] >= 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
@@ -164,9 +168,12 @@ def uuid_text(raw: np.ndarray, quoted: bool = False) -> Matrix:
     """(rows, 16) bytes as canonical lower-case UUID text, 36 characters (38 with ``quoted``: the JSON
     string, without a second copy to add the quotes). Two bytes at a time from a 256 KiB table."""
     rows = raw.shape[0]
-    hexed = np.take(_hex_quads(), np.ascontiguousarray(raw).view(np.uint16)).view(np.uint8)  # (rows, 32)
     q = int(quoted)
     out = np.empty((rows, 36 + 2 * q), dtype=np.uint8)
+    if compiled.native is not None:
+        compiled.native.uuid_text_into(np.ascontiguousarray(raw, np.uint8), out)
+        return out
+    hexed = np.take(_hex_quads(), np.ascontiguousarray(raw).view(np.uint16)).view(np.uint8)  # (rows, 32)
     if quoted:
         out[:, 0] = out[:, 37] = ord('"')
     for start, stop, at in ((0, 8, 0), (8, 12, 9), (12, 16, 14), (16, 20, 19), (20, 32, 24)):
