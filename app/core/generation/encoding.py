@@ -13,7 +13,7 @@ from app.core.generation.columns import ColumnBatch, Patches
 from app.core.generation.defects import DefectPlan
 from app.core.generation.events import EventBatch
 
-COMPILED_MIN_ROWS = 2048  # smaller chunks (emulated batches, tests) skip loading the compiler
+COMPILED_MIN_ROWS = 2048  # below this (emulated batches) preparing each company's line head costs more than it saves
 CHUNK_ROWS = 8_192  # ~2.4 MB of text: stays in cache while it is assembled
 IN_FLIGHT = 2  # chunks rendered ahead of the one handed out
 ISSUE_CHUNK_ROWS = 32_768  # defects: each chunk renders its values field by field, worth a larger chunk
