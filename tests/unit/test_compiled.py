@@ -171,3 +171,11 @@ def test_the_compiled_integers_and_uuids_are_numpys(width, monkeypatch):
     slow = r.integer(values, width), r.uuid_text(raw), r.uuid_text(raw, quoted=True)
     for a, b in zip(fast, slow, strict=True):
         assert np.array_equal(a, b)
+
+
+def test_the_writer_refuses_blanks_outside_the_line_head():
+    batch = edge_batch(100, 5, with_trucks=False)
+    batch._company_column("heads")
+    batch._per_company["blanks"] = np.array([0, 4, batch._per_company["heads"].shape[1] - 3], np.int64)
+    with pytest.raises(ValueError, match="outside what it indexes"):
+        compiled(batch, DefectPlan(), 0, batch.size)

@@ -165,6 +165,25 @@ static int too_short(const Py_buffer *buffer, Py_ssize_t items, Py_ssize_t item_
     return 0;
 }
 
+static int ascending_within(const Py_buffer *ends, Py_ssize_t count, Py_ssize_t limit) {
+    const int64_t *end = ends->buf;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        if (end[k] < (k ? end[k - 1] : 0) || end[k] > limit) return 0;
+    }
+    return 1;
+}
+
+/* Whether the pieces' ends and the blanks in a head lie inside what they index (else an error is set). */
+static int within(const Buffers *b, Py_ssize_t head_width) {
+    const int64_t *blanks = b->blanks.buf;
+    int ok = ascending_within(&b->text_ends, PIECES, b->texts.len)
+             && ascending_within(&b->tail_ends, b->tail_ends.len / 8, b->tails.len)
+             && blanks[0] >= 0 && blanks[0] + 36 <= head_width && blanks[1] >= 0 && blanks[1] + 4 <= head_width
+             && blanks[2] >= 0 && blanks[2] + 4 <= head_width;
+    if (!ok) PyErr_SetString(PyExc_ValueError, "a text end or a head's blank lies outside what it indexes");
+    return ok;
+}
+
 /* event_lines(heads, blanks, tails, tail_ends, texts, text_ends, uuid, company, driver, truck, event_type,
    timestamp_ms, lat, lon, company_text, type_text, patch_row, patch_field, patch_absent, patch_values)
    -> the lines, a bytearray. Column dtypes: uuid (n, 16) uint8, company int32, driver and
@@ -191,7 +210,7 @@ static PyObject *event_lines(PyObject *self, PyObject *args, PyObject *kwargs) {
         || too_short(&b.timestamp_ms, rows, 8, "timestamp_ms") || too_short(&b.lat, rows, 4, "lat")
         || too_short(&b.lon, rows, 4, "lon") || too_short(&b.blanks, 3, 8, "blanks")
         || too_short(&b.text_ends, PIECES, 8, "text_ends") || too_short(&b.patch_field, patches, 8, "patch_field")
-        || too_short(&b.patch_absent, patches, 1, "patch_absent")) {
+        || too_short(&b.patch_absent, patches, 1, "patch_absent") || !within(&b, head_width)) {
         release(&b);
         return NULL;
     }
