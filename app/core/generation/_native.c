@@ -28,11 +28,29 @@ static int64_t floor_div(int64_t a, int64_t b) {
 
 static int64_t floor_mod(int64_t a, int64_t b) { return a - floor_div(a, b) * b; }
 
-static uint8_t *digits(uint8_t *at, uint64_t value, int width) {
-    for (int k = width - 1; k >= 0; k--) {
-        at[k] = (uint8_t)('0' + value % 10);
-        value /= 10;
+static char PAIRS[200];  /* "00" .. "99" */
+static char HEX_PAIRS[512];  /* "00" .. "ff" */
+
+static void fill_tables(void) {
+    for (int v = 0; v < 100; v++) {
+        PAIRS[2 * v] = (char)('0' + v / 10);
+        PAIRS[2 * v + 1] = (char)('0' + v % 10);
     }
+    for (int v = 0; v < 256; v++) {
+        HEX_PAIRS[2 * v] = HEX[v >> 4];
+        HEX_PAIRS[2 * v + 1] = HEX[v & 15];
+    }
+}
+
+/* `value` as exactly `width` decimal digits (leading zeros kept), two at a time from the right. */
+static uint8_t *digits(uint8_t *at, uint64_t value, int width) {
+    int k = width;
+    while (k >= 2) {
+        memcpy(at + k - 2, PAIRS + 2 * (value % 100), 2);
+        value /= 100;
+        k -= 2;
+    }
+    if (k) at[0] = (uint8_t)('0' + value % 10);
     return at + width;
 }
 
@@ -52,10 +70,7 @@ static uint8_t *copy_unpadded(uint8_t *at, const uint8_t *value, Py_ssize_t widt
 }
 
 static void uuid_hex(uint8_t *at, const uint8_t *raw) {
-    for (int k = 0; k < 16; k++) {
-        at[UUID_HEX_AT[k]] = (uint8_t)HEX[raw[k] >> 4];
-        at[UUID_HEX_AT[k] + 1] = (uint8_t)HEX[raw[k] & 15];
-    }
+    for (int k = 0; k < 16; k++) memcpy(at + UUID_HEX_AT[k], HEX_PAIRS + 2 * raw[k], 2);
 }
 
 /* 'YYYY-MM-DDTHH:MM:SS.' of a second since the epoch (H. Hinnant's civil-from-days, as
@@ -558,4 +573,7 @@ static PyMethodDef METHODS[] = {
 
 static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_native", NULL, -1, METHODS};
 
-PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&MODULE); }
+PyMODINIT_FUNC PyInit__native(void) {
+    fill_tables();
+    return PyModule_Create(&MODULE);
+}
