@@ -75,12 +75,17 @@ class FileSink:
                 os.fsync(self._fd)
         finally:
             os.close(self._fd)
+            self._fd = -1
             if self._buffer is not None:
                 self._buffer.close()
         return self.size
 
     def abort(self) -> None:
+        """Close without finishing; a no-op once closed (an error path may abort every file of a batch)."""
+        if self._fd < 0:
+            return
         os.close(self._fd)
+        self._fd = -1
         if self._buffer is not None:
             # the failed write's traceback may still hold a view of the buffer: then it goes with the view,
             # and the write's own error (disk full, ...) is what the caller sees

@@ -607,13 +607,14 @@ def make_batch(config: Config, layout: bronze.Layout, stream: str, window: Windo
             for chunk in record_chunks(layout.record_format, stream, lines()):
                 checkpoint()
                 records.write(chunk)
+            # a write fails on the writer thread: it may surface only here, and then every file is let go
+            files = {record_file: records.close(made.size, sync=False)}
+            for name, writer in sidecars.items():
+                files[name] = writer.close(rows[name], sync=False)
         except BaseException:
             for writer in (records, *sidecars.values()):
                 writer.abort()
             raise
-        files = {record_file: records.close(made.size, sync=False)}
-        for name, writer in sidecars.items():
-            files[name] = writer.close(rows[name], sync=False)
         late_count = rows[bronze.LATE_FILE]
         return files
 

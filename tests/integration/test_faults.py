@@ -6,6 +6,7 @@ import subprocess
 import threading
 from datetime import timedelta
 
+import numpy as np
 import pytest
 
 from app.api.health import health_document
@@ -147,3 +148,39 @@ def test_concurrent_wakeups_never_duplicate(make_config):
         thread.join()
     assert_ledger_matches_disk(service)
     service.store.close()
+
+
+def test_a_write_failing_on_the_writer_thread_lets_every_file_of_the_batch_go(make_config, monkeypatch):
+    """The last chunk's write fails on the writer thread, so the error surfaces when the record file is
+    closed: it is reported as itself, the sidecars are closed too (no descriptor left open) and nothing is
+    left in staging."""
+    import os
+
+    from app.core.errors import PublishError
+    from app.core.filesink import FileSink
+    from app.core.generation.events import DriverPool, Roster
+    from app.core.timeline import Window
+    from app.service.pipeline import make_batch
+
+    config = make_config(number_of_companies=40, drivers_per_company=10,
+                         quality_injection={"enabled": True, "error_rate": 0.2},
+                         late_arrival={"probability": 0.2, "max_delay": "PT30M"})
+    rng = np.random.default_rng(3)
+    roster = Roster(rng.integers(0, 256, (40, 16), dtype=np.uint8), rng.integers(0, 3, 40).astype(np.uint8),
+                    np.full(40, 10, np.int32))
+    monkeypatch.setattr(bronze, "HASH_INLINE_BYTES", 0)  # every chunk goes to the threads
+    real_write = FileSink.write
+
+    def full_disk(sink, data):
+        if sink.path.name == "events.jsonl":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(sink, data)
+
+    monkeypatch.setattr(FileSink, "write", full_disk)
+    layout = bronze.Layout(config.output.local_dir)
+    window = Window(utc(2026, 11, 25, 10), utc(2026, 11, 25, 10, 15))
+    open_before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(PublishError, match="No space left"):
+        make_batch(config, layout, "events", window, DriverPool.of(roster), None)
+    assert len(os.listdir("/proc/self/fd")) == open_before
+    assert not layout.staging.exists() or list(layout.staging.iterdir()) == []
