@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
-import orjson
 
 from app.core.config import EVENT_TYPES, Config
 from app.core.generation import compiled, workers
@@ -22,8 +21,7 @@ from app.core.timeline import Window
 from app.core.workday import mean_deliveries, slot_seconds
 
 EVENT_TYPE_TEXT = r.pool(EVENT_TYPES)
-_DRIVER_PREFIX = np.frombuffer(b'"DRV-', np.uint8)
-_TRUCK_PREFIX = np.frombuffer(b'"TRK-', np.uint8)
+_ID_PREFIX = {"driver_id": b'"DRV-', "truck_id": b'"TRK-'}  # then the company's tag, '-' and the number
 INVALID_EVENT_TYPES = r.pool(["START_DRIVING", "unknown", "parked", "deliverd", "", "stop"])
 
 
@@ -158,7 +156,7 @@ class EventBatch(ColumnBatch):
         if field in ("driver_id", "truck_id"):
             company = self.company[rows]
             out = np.empty((len(company), 23), np.uint8)
-            out[:, 0:5] = np.frombuffer(b'"DRV-' if field == "driver_id" else b'"TRK-', np.uint8)
+            out[:, 0:5] = np.frombuffer(_ID_PREFIX[field], np.uint8)
             out[:, 5:17] = r.pick(self._company_column("tag"), company)
             out[:, 17] = ord("-")
             numbers = self.driver if field == "driver_id" or self.truck is None else self.truck
@@ -178,6 +176,7 @@ class EventBatch(ColumnBatch):
             return None
         rows = slice(start, stop)
         heads, blanks = self._company_column("heads"), self._company_column("blanks")
+
         def column(values: np.ndarray, dtype: type) -> np.ndarray:  # as the writer reads them (no copy if so)
             return np.ascontiguousarray(values[rows], dtype)
 
@@ -239,10 +238,11 @@ class EventBatch(ColumnBatch):
         }
 
 
-_KEYS = [(b"{" if i == 0 else b",") + orjson.dumps(name) + b":" for i, name in enumerate(EventBatch.fields)]
+_KEYS = r.line_keys(EventBatch.fields)
 # The compiled writer's fixed texts (_native.c names them) and, per event type, its
 # value followed by the timestamp's key.
-_TEXT_PIECES = [*_KEYS, b"}\n", b'"DRV-', b'"TRK-', b'Z"' + _KEYS[6] + b'{"lat":', b'{"lat":', b',"lon":']
+_TEXT_PIECES = [*_KEYS, b"}\n", _ID_PREFIX["driver_id"], _ID_PREFIX["truck_id"], b'Z"' + _KEYS[6] + b'{"lat":',
+                b'{"lat":', b',"lon":']
 _TEXTS = np.frombuffer(b"".join(_TEXT_PIECES), np.uint8)
 _TEXT_ENDS = np.cumsum([len(t) for t in _TEXT_PIECES], dtype=np.int64)
 _TAIL_PIECES = [bytes(row).rstrip(b"\0") + _KEYS[5] + b'"' for row in EVENT_TYPE_TEXT]
@@ -257,8 +257,10 @@ def _line_heads(ids: r.Matrix) -> tuple[r.Matrix, np.ndarray]:
     blank_id = np.frombuffer(b"-".join(b"\0" * n for n in (8, 4, 4, 4, 12)), np.uint8)
     pieces = [
         r.literal(_KEYS[0] + b'"', m), r.literal(blank_id.tobytes(), m), r.literal(b'"' + _KEYS[1] + b'"', m), ids,
-        r.literal(b'"' + _KEYS[2] + b'"DRV-', m), ids[:, 24:36], r.literal(b"-", m), r.literal(b"0000", m),
-        r.literal(b'"' + _KEYS[3] + b'"TRK-', m), ids[:, 24:36], r.literal(b"-", m), r.literal(b"0000", m),
+        r.literal(b'"' + _KEYS[2] + _ID_PREFIX["driver_id"], m), ids[:, 24:36], r.literal(b"-", m),
+        r.literal(b"0000", m),
+        r.literal(b'"' + _KEYS[3] + _ID_PREFIX["truck_id"], m), ids[:, 24:36], r.literal(b"-", m),
+        r.literal(b"0000", m),
         r.literal(b'"' + _KEYS[4], m),
     ]
     starts = np.cumsum([0] + [p.shape[1] for p in pieces])

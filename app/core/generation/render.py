@@ -166,7 +166,8 @@ def _hex_quads() -> np.ndarray:
 
 def uuid_text(raw: np.ndarray, quoted: bool = False) -> Matrix:
     """(rows, 16) bytes as canonical lower-case UUID text, 36 characters (38 with ``quoted``: the JSON
-    string, without a second copy to add the quotes). Two bytes at a time from a 256 KiB table."""
+    string, without a second copy to add the quotes). The compiled kernel when built; numpy otherwise, two
+    bytes at a time from a 256 KiB table."""
     rows = raw.shape[0]
     q = int(quoted)
     out = np.empty((rows, 36 + 2 * q), dtype=np.uint8)
@@ -268,6 +269,11 @@ def replace_rows(values: Matrix, rows: np.ndarray, replacement: Matrix) -> Matri
     return out
 
 
+def line_keys(names: Sequence[str]) -> list[bytes]:
+    """Each field's key as it opens its place in a line: ``{"first":``, then ``,"next":``."""
+    return [(b"{" if position == 0 else b",") + orjson.dumps(name) + b":" for position, name in enumerate(names)]
+
+
 def encode_lines(fields: Sequence[tuple[str, Matrix]], absent: dict[str, np.ndarray] | None = None,
                  sparse_padding: bool = True) -> memoryview:
     """Join per-field JSON values into JSON Lines; ``absent`` masks drop a field from rows.
@@ -275,7 +281,7 @@ def encode_lines(fields: Sequence[tuple[str, Matrix]], absent: dict[str, np.ndar
     values are often much narrower than their column (the issue log: ~20 %). The compiled joiner writes
     them when it was built (without the GIL, in one pass); numpy otherwise."""
     absent = absent or {}
-    keys = [(b"{" if position == 0 else b",") + orjson.dumps(name) + b":" for position, (name, _) in enumerate(fields)]
+    keys = line_keys([name for name, _ in fields])
     if compiled.native is not None:
         key_ends = np.cumsum([len(k) for k in keys] + [2], dtype=np.int64)
         masks = [absent.get(name) for name, _ in fields]

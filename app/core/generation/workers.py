@@ -19,13 +19,15 @@ R = TypeVar("R")
 THREADS = max(1, min(4, os.cpu_count() or 1))
 POOLS = {"generate": THREADS, "render": THREADS, "prefetch": 1}  # pool -> threads
 _EXECUTORS: dict[str, ThreadPoolExecutor] = {}
+_CREATING = threading.Lock()  # two streams' batches may first ask for a pool at once
 
 
 def executor(pool: str) -> ThreadPoolExecutor:
-    if pool not in _EXECUTORS:
-        limit_malloc_arenas()  # before the threads first allocate: see app/core/memory.py
-        _EXECUTORS[pool] = ThreadPoolExecutor(max_workers=POOLS[pool], thread_name_prefix=f"fleetgen-{pool}")
-    return _EXECUTORS[pool]
+    with _CREATING:
+        if pool not in _EXECUTORS:
+            limit_malloc_arenas()  # before the threads first allocate: see app/core/memory.py
+            _EXECUTORS[pool] = ThreadPoolExecutor(max_workers=POOLS[pool], thread_name_prefix=f"fleetgen-{pool}")
+        return _EXECUTORS[pool]
 
 
 def in_order(work: Callable[[T], R], items: Iterable[T], ahead: int, pool: str) -> Iterator[R]:
