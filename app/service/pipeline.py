@@ -592,7 +592,7 @@ def make_batch(config: Config, layout: bronze.Layout, stream: str, window: Windo
                 rows[name] += count
 
         def lines() -> Iterator[memoryview]:
-            for part in made.parts():
+            for part in made.parts(spill_dir=staging):
                 yield from render_records(part.batch, part.plan)
                 if config.quality_injection.log_injected_issues:
                     side(bronze.ISSUES_FILE, render_issues(part.batch, part.plan, part.offset),

@@ -3,7 +3,8 @@ to what the code wrote before the rendering was reworked for speed (recorded at 
 at fda745e). Any change to a record, issue log or late-arrival log of either fails here.
 
 The production case is also made with its windows cut into many small parts (held whole once made, and made
-part by part with the defects drawn over the whole window): how a window is cut never shows in its bytes. Both
+part by part with the defects drawn over the whole window and kept in a file): how a window is cut never shows
+in its bytes. Both
 are also written with the compiled events writer for every chunk (it serves only large chunks as shipped)
 and with numpy alone (what a machine without a C compiler runs)."""
 
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 import pytest
 
 from app.core.config import Config
-from app.core.generation import batch, compiled, encoding, events, itinerary
+from app.core.generation import batch, compiled, encoding, events, itinerary, spill
 from tests.conftest import backfill
 
 CASES = {
@@ -58,6 +59,10 @@ def test_the_written_bytes_are_the_pinned_ones(name, cut, writer, tmp_path, monk
     monkeypatch.setattr(events, "PART_EVENTS", part_events)
     monkeypatch.setattr(batch, "HELD_EVENTS", held_events)
     monkeypatch.setattr(itinerary, "SHIFT_BLOCK_DRIVERS", block)
+    monkeypatch.setattr(spill, "STRIDE", 3)  # a streamed window's spilled plan is read a few rows at a time
+    spilled = []
+    real_spill = spill.SpilledPlan.__init__
+    monkeypatch.setattr(spill.SpilledPlan, "__init__", lambda self, *a: spilled.append(1) or real_spill(self, *a))
     made_parts = []
     real_itinerary = events.ProductionEvents.itinerary
     monkeypatch.setattr(events.ProductionEvents, "itinerary",
@@ -72,6 +77,7 @@ def test_the_written_bytes_are_the_pinned_ones(name, cut, writer, tmp_path, monk
     assert (len(files), hashed.hexdigest()) == (file_count, digest)
     if cut != "as shipped":  # the windows were really cut
         assert max(made_parts) >= 10
+    assert bool(spilled) == (cut == "small parts, streamed")
 
 
 def test_a_window_made_in_parts_has_the_counts_of_one_made_whole(tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from app.core.config import EVENT_TYPES
+from app.core.generation import events as events_module
 from app.core.generation import render as r
 from app.core.generation.defects import DefectPlan, FieldOverride
 from app.core.generation.encoding import chunk_patches, reference_chunk
@@ -173,9 +174,11 @@ def test_the_compiled_integers_and_uuids_are_numpys(width, monkeypatch):
         assert np.array_equal(a, b)
 
 
-def test_the_writer_refuses_blanks_outside_the_line_head():
+@pytest.mark.parametrize("blank", range(6))
+def test_the_writer_refuses_blanks_outside_the_line_head(monkeypatch, blank):
     batch = edge_batch(100, 5, with_trucks=False)
-    batch._company_column("heads")
-    batch._per_company["blanks"] = np.array([0, 4, batch._per_company["heads"].shape[1] - 3], np.int64)
+    blanks = events_module._BLANKS.copy()
+    blanks[blank] = len(events_module._HEAD) - 3  # every blank is wider than 3 bytes
+    monkeypatch.setattr(events_module, "_BLANKS", blanks)
     with pytest.raises(ValueError, match="outside what it indexes"):
         compiled(batch, DefectPlan(), 0, batch.size)

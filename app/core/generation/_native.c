@@ -4,9 +4,9 @@
    hashing (hashing.py).
 
    The numpy renderers are the reference; tests/unit/test_compiled.py holds this writer to their bytes.
-   A clean line is mostly fixed per company: its head (every byte up to the event type's value, the
-   event id's hex digits and the driver and truck numbers blank) is copied whole and the blanks filled,
-   then the tail is written. Lines with defects are written field by field. The GIL is released while
+   A clean line starts with the same head whatever its company (every byte up to the event type's value,
+   with blanks for the event id's hex digits, the company id and the driver and truck ids' company tags and
+   numbers): it is copied whole and the blanks filled, then the tail is written. Lines with defects are written field by field. The GIL is released while
    the lines are written, so the render threads use every core. */
 
 #define PY_SSIZE_T_CLEAN
@@ -123,7 +123,7 @@ static uint8_t *coordinate(uint8_t *at, int64_t scaled) {
 }
 
 typedef struct {
-    Py_buffer heads, blanks, tails, tail_ends, texts, text_ends, uuid, company, driver, truck, event_type,
+    Py_buffer head, blanks, tails, tail_ends, texts, text_ends, uuid, company, driver, truck, event_type,
         timestamp_ms, lat, lon, company_text, type_text, patch_row, patch_field, patch_absent, patch_values;
 } Buffers;
 
@@ -163,7 +163,7 @@ static uint8_t *identifier(uint8_t *at, const Texts *t, int prefix, const uint8_
 }
 
 static const char *KEYWORDS[] = {
-    "heads", "blanks", "tails", "tail_ends", "texts", "text_ends", "uuid", "company", "driver", "truck",
+    "head", "blanks", "tails", "tail_ends", "texts", "text_ends", "uuid", "company", "driver", "truck",
     "event_type", "timestamp_ms", "lat", "lon", "company_text", "type_text", "patch_row", "patch_field",
     "patch_absent", "patch_values", NULL};
 
@@ -188,42 +188,46 @@ static int ascending_within(const Py_buffer *ends, Py_ssize_t count, Py_ssize_t 
     return 1;
 }
 
-/* Whether the pieces' ends and the blanks in a head lie inside what they index (else an error is set). */
+/* The blanks of the head, in order: the event id's hex digits (36 bytes with its dashes), the company id
+   (36), the driver id's company tag (12) and number (4), the truck id's tag and number. */
+static const Py_ssize_t BLANK_WIDTHS[] = {36, 36, 12, 4, 12, 4};
+enum { BLANKS = 6 };
+
+/* Whether the pieces' ends and the head's blanks lie inside what they index (else an error is set). */
 static int within(const Buffers *b, Py_ssize_t head_width) {
     const int64_t *blanks = b->blanks.buf;
     int ok = ascending_within(&b->text_ends, PIECES, b->texts.len)
-             && ascending_within(&b->tail_ends, b->tail_ends.len / 8, b->tails.len)
-             && blanks[0] >= 0 && blanks[0] + 36 <= head_width && blanks[1] >= 0 && blanks[1] + 4 <= head_width
-             && blanks[2] >= 0 && blanks[2] + 4 <= head_width;
+             && ascending_within(&b->tail_ends, b->tail_ends.len / 8, b->tails.len);
+    for (int k = 0; ok && k < BLANKS; k++) ok = blanks[k] >= 0 && blanks[k] + BLANK_WIDTHS[k] <= head_width;
     if (!ok) PyErr_SetString(PyExc_ValueError, "a text end or a head's blank lies outside what it indexes");
     return ok;
 }
 
-/* event_lines(heads, blanks, tails, tail_ends, texts, text_ends, uuid, company, driver, truck, event_type,
+/* event_lines(head, blanks, tails, tail_ends, texts, text_ends, uuid, company, driver, truck, event_type,
    timestamp_ms, lat, lon, company_text, type_text, patch_row, patch_field, patch_absent, patch_values)
    -> the lines, a bytearray. Column dtypes: uuid (n, 16) uint8, company int32, driver and
-   truck int16, event_type uint8, timestamp_ms int64, lat and lon int32; heads (companies, width) uint8,
-   blanks int64 x 3 (where the id, driver and truck number go in a head); tails and texts uint8 with int64
+   truck int16, event_type uint8, timestamp_ms int64, lat and lon int32; head uint8, blanks int64 x 6
+   (where BLANK_WIDTHS' values go in it); tails and texts uint8 with int64
    ends; company_text (companies, 36); type_text (types, width) NUL-padded; patches sorted by (row, field):
    int64 rows and fields, bool absent, (patches, width) uint8 NUL-padded values. */
 static PyObject *event_lines(PyObject *self, PyObject *args, PyObject *kwargs) {
     Buffers b;
     memset(&b, 0, sizeof b);
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*", (char **)KEYWORDS,
-                                     &b.heads, &b.blanks, &b.tails, &b.tail_ends, &b.texts, &b.text_ends,
+                                     &b.head, &b.blanks, &b.tails, &b.tail_ends, &b.texts, &b.text_ends,
                                      &b.uuid, &b.company, &b.driver, &b.truck, &b.event_type, &b.timestamp_ms,
                                      &b.lat, &b.lon, &b.company_text, &b.type_text, &b.patch_row, &b.patch_field,
                                      &b.patch_absent, &b.patch_values))
         return NULL;
     Py_ssize_t rows = b.event_type.len, types = b.tail_ends.len / 8, patches = b.patch_row.len / 8;
     Py_ssize_t companies = b.company_text.len / 36;
-    Py_ssize_t head_width = companies ? b.heads.len / companies : 0;
+    Py_ssize_t head_width = b.head.len;
     Py_ssize_t type_width = types ? b.type_text.len / types : 0;
     Py_ssize_t patch_width = patches ? b.patch_values.len / patches : 0;
     if (too_short(&b.uuid, rows, 16, "uuid") || too_short(&b.company, rows, 4, "company")
         || too_short(&b.driver, rows, 2, "driver") || too_short(&b.truck, rows, 2, "truck")
         || too_short(&b.timestamp_ms, rows, 8, "timestamp_ms") || too_short(&b.lat, rows, 4, "lat")
-        || too_short(&b.lon, rows, 4, "lon") || too_short(&b.blanks, 3, 8, "blanks")
+        || too_short(&b.lon, rows, 4, "lon") || too_short(&b.blanks, BLANKS, 8, "blanks")
         || too_short(&b.text_ends, PIECES, 8, "text_ends") || too_short(&b.patch_field, patches, 8, "patch_field")
         || too_short(&b.patch_absent, patches, 1, "patch_absent") || !within(&b, head_width)) {
         release(&b);
@@ -251,7 +255,7 @@ static PyObject *event_lines(PyObject *self, PyObject *args, PyObject *kwargs) {
     }
     const int32_t *company = b.company.buf, *lat = b.lat.buf, *lon = b.lon.buf;
     const int16_t *driver = b.driver.buf, *truck = b.truck.buf;
-    const uint8_t *event_type = b.event_type.buf, *uuid = b.uuid.buf, *heads = b.heads.buf;
+    const uint8_t *event_type = b.event_type.buf, *uuid = b.uuid.buf, *head = b.head.buf;
     const uint8_t *company_text = b.company_text.buf, *type_text = b.type_text.buf, *tails = b.tails.buf;
     const uint8_t *patch_absent = b.patch_absent.buf, *patch_values = b.patch_values.buf;
     const int64_t *timestamp_ms = b.timestamp_ms.buf, *tail_ends = b.tail_ends.buf, *blanks = b.blanks.buf;
@@ -322,11 +326,14 @@ static PyObject *event_lines(PyObject *self, PyObject *args, PyObject *kwargs) {
                 bad = "patches are not sorted by (row, field)";
                 break;
             }
-        } else {  /* a clean line: its company's head, the blanks filled, then the tail */
-            at = copy(at, heads + head_width * c, head_width);
+        } else {  /* a clean line: the head, its blanks filled, then the tail */
+            at = copy(at, head, head_width);
             uuid_hex(line + blanks[0], uuid + 16 * i);
-            digits(line + blanks[1], (uint64_t)floor_mod(driver[i], 10000), 4);
-            digits(line + blanks[2], (uint64_t)floor_mod(truck[i], 10000), 4);
+            copy(line + blanks[1], company_text + 36 * c, 36);
+            copy(line + blanks[2], company_text + 36 * c + 24, 12);
+            digits(line + blanks[3], (uint64_t)floor_mod(driver[i], 10000), 4);
+            copy(line + blanks[4], company_text + 36 * c + 24, 12);
+            digits(line + blanks[5], (uint64_t)floor_mod(truck[i], 10000), 4);
             int64_t tail_start = kind ? tail_ends[kind - 1] : 0;
             at = copy(at, tails + tail_start, (Py_ssize_t)(tail_ends[kind] - tail_start));
             int64_t ms = timestamp_ms[i], this_second = floor_div(ms, 1000);

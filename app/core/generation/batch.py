@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -11,10 +12,11 @@ from app.core.config import DEFECT_TYPES, Config
 from app.core.generation import events as events_module
 from app.core.generation.columns import ColumnBatch
 from app.core.generation.companies import generate_companies
-from app.core.generation.defects import DefectChoice, DefectPlan, apply_defects, choose_defects, plan_defects, restrict
+from app.core.generation.defects import DefectChoice, DefectPlan, apply_defects, choose_defects, plan_defects
 from app.core.generation.emulated_fleet import FleetState
 from app.core.generation.events import DriverPool, EventBatch, ProductionEvents, Roster, generate_events
 from app.core.generation.seeding import batch_rng
+from app.core.generation.spill import SpilledPlan
 from app.core.timeline import Window
 
 HELD_EVENTS = 2_000_000  # a production batch with defects up to this size is made once and held (~41 bytes an event)
@@ -51,23 +53,27 @@ class BatchInParts:
 
     whole: ColumnBatch | None
     size: int = 0
-    plan: DefectPlan = field(default_factory=DefectPlan)
+    plan: DefectPlan | SpilledPlan = field(default_factory=DefectPlan)
     _parts: Iterator[BatchPart] | None = None
+    spill_dir: Path | None = None  # where a plan drawn for a window made in parts is kept (None: in memory)
 
     @property
     def corrupted_count(self) -> int:
         return self.plan.corrupted_count
 
-    def parts(self) -> Iterator[BatchPart]:
+    def parts(self, spill_dir: Path | None = None) -> Iterator[BatchPart]:
         """The batch's records in order, part by part; a large batch held whole is handed out in slices,
-        so that its issue and late-arrival logs are rendered (and held) a slice at a time too."""
+        so that its issue and late-arrival logs are rendered (and held) a slice at a time too. A window
+        made in parts keeps its defect plan in a file in ``spill_dir`` while they are made (see ``spill``)."""
+        self.spill_dir = spill_dir
         whole = self.whole
         if isinstance(whole, EventBatch) and whole.size > events_module.PART_EVENTS:
             for lo in range(0, whole.size, events_module.PART_EVENTS):
                 hi = min(lo + events_module.PART_EVENTS, whole.size)
-                yield BatchPart(lo, whole.between(lo, hi), restrict(self.plan, lo, hi))
+                yield BatchPart(lo, whole.between(lo, hi), self.plan.restrict(lo, hi))
             return
         if whole is not None:
+            assert isinstance(self.plan, DefectPlan), "a batch held whole holds its plan"
             yield BatchPart(0, whole, self.plan)
             return
         assert self._parts is not None, "a batch's parts are gone through once"
@@ -102,7 +108,8 @@ def _parts(config: Config, events: ProductionEvents, made: BatchInParts, rate: f
     records); a first pass over the parts gathers the rows the defects read, and the parts are then made
     again with the defects laid on."""
     stream, window = "events", events.window
-    plan, copies, copied_rows = DefectPlan(), None, np.zeros(0, np.int64)
+    plan: DefectPlan | SpilledPlan = DefectPlan()
+    copies, copied_rows = None, np.zeros(0, np.int64)
     if rate > 0:
         assert events.slots is not None
         n = events.slots.events
@@ -112,19 +119,25 @@ def _parts(config: Config, events: ProductionEvents, made: BatchInParts, rate: f
         bits.advance(2 * n)  # the ids take two 64-bit words each
         choice = choose_defects(n, EventBatch.defect_targets(), rate, config.quality_injection, rng)
         if choice is not None:
-            plan, copies, copied_rows = _apply_to_gathered(events, choice, rng, config)
+            held, copies, copied_rows = _apply_to_gathered(events, choice, rng, config)
+            plan = SpilledPlan(held, made.spill_dir) if made.spill_dir is not None else held
+            del held
         del choice  # its rows and kinds live on in the plan; the rest is not needed again
     made.plan = plan
     rng = batch_rng(config.seed, stream, window)
     offset = 0
-    for batch in events.in_order(rng):
-        lo, hi = offset, offset + batch.size
-        if copies is not None:
-            a, b = np.searchsorted(copied_rows, [lo, hi])
-            if b > a:
-                batch.copy_rows(copied_rows[a:b] - lo, np.arange(a, b), copies)
-        yield BatchPart(offset, batch, restrict(plan, lo, hi))
-        offset = hi
+    try:
+        for batch in events.in_order(rng):
+            lo, hi = offset, offset + batch.size
+            if copies is not None:
+                a, b = np.searchsorted(copied_rows, [lo, hi])
+                if b > a:
+                    batch.copy_rows(copied_rows[a:b] - lo, np.arange(a, b), copies)
+            yield BatchPart(offset, batch, plan.restrict(lo, hi))
+            offset = hi
+    finally:
+        if isinstance(plan, SpilledPlan):
+            plan.close()
 
 
 def _apply_to_gathered(events: ProductionEvents, choice: DefectChoice, rng: np.random.Generator,

@@ -106,6 +106,9 @@ class DefectPlan:
         self._patches[fields] = made
         return made
 
+    def restrict(self, lo: int, hi: int) -> DefectPlan:
+        return restrict(self, lo, hi)
+
     def counts(self) -> dict[str, int]:
         tally = np.bincount(self.kinds, minlength=len(DEFECT_TYPES))
         return {name: int(tally[i]) for i, name in enumerate(DEFECT_TYPES)}
@@ -136,10 +139,10 @@ def choose_defects(n: int, targets: dict[str, list[DefectTarget]], rate: float, 
         return None
     weights = np.array([quality.type_weights()[name] for name in DEFECT_TYPES], dtype=np.float64)
     chosen = int(rng.binomial(n, rate))
-    rows = np.sort(rng.choice(n, chosen, replace=False)).astype(np.int64)
+    rows = np.sort(rng.choice(n, chosen, replace=False)).astype(np.int64, copy=False)
     kinds = rng.choice(len(DEFECT_TYPES), chosen, p=weights / weights.sum()).astype(np.int8)
     rows, kinds = _keep_a_source_for_duplicates(rows, kinds, n)
-    target_index = np.zeros(len(rows), np.int64)
+    target_index = np.zeros(len(rows), np.int8)  # a kind has a handful of targets
     for kind_code, kind in enumerate(DEFECT_TYPES):
         members = np.flatnonzero(kinds == kind_code)
         target_index[members] = rng.integers(0, len(targets[kind]), len(members))
@@ -154,7 +157,10 @@ def apply_defects(batch: ColumnBatch, choice: DefectChoice, rng: np.random.Gener
     at = local or (lambda rows: rows)
     rows, kinds, target_index = choice.rows, choice.kinds, choice.target_index
     targets = batch.defect_targets()
-    plan = DefectPlan(rows=rows, kinds=kinds, duplicate_of=np.full(len(rows), -1, np.int64))
+    # a row number per defect, held as long as the plan: 4 bytes where they fit
+    last_row = max(int(rows[-1]) if len(rows) else 0, int(choice.duplicate_sources.max(initial=0)))
+    plan = DefectPlan(rows=rows, kinds=kinds,
+                      duplicate_of=np.full(len(rows), -1, np.int32 if last_row < 2**31 - 1 else np.int64))
     duplicates = np.flatnonzero(kinds == DEFECT_TYPES.index("duplicate"))
     if len(duplicates):
         batch.copy_rows(at(rows[duplicates]), at(choice.duplicate_sources))

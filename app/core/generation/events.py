@@ -131,7 +131,7 @@ class EventBatch(ColumnBatch):
 
     def _company_column(self, field: str) -> r.Matrix:
         """Text of a per-company field, rendered once per roster company rather than per event (and only
-        the ones asked for: a roster of 100,000 companies has 20 MB of line heads)."""
+        the ones asked for)."""
         if field not in self._per_company:
             if "text" not in self._per_company:
                 self._per_company["text"] = r.uuid_text(self.roster.company_uuid)
@@ -140,8 +140,6 @@ class EventBatch(ColumnBatch):
                 self._per_company["company_id"] = r.quoted(ids)
             elif field == "tag":
                 self._per_company["tag"] = ids[:, 24:36]
-            elif field in ("heads", "blanks"):
-                self._per_company["heads"], self._per_company["blanks"] = _line_heads(ids)
         return self._per_company[field]
 
     @property
@@ -175,14 +173,13 @@ class EventBatch(ColumnBatch):
         if compiled.native is None:
             return None
         rows = slice(start, stop)
-        heads, blanks = self._company_column("heads"), self._company_column("blanks")
 
         def column(values: np.ndarray, dtype: type) -> np.ndarray:  # as the writer reads them (no copy if so)
             return np.ascontiguousarray(values[rows], dtype)
 
         driver = column(self.driver, np.int16)
         lines = compiled.native.event_lines(
-            heads, blanks, _TAILS_TEXT, _TAILS_ENDS, _TEXTS, _TEXT_ENDS, column(self.event_uuid, np.uint8),
+            _HEAD, _BLANKS, _TAILS_TEXT, _TAILS_ENDS, _TEXTS, _TEXT_ENDS, column(self.event_uuid, np.uint8),
             column(self.company, np.int32), driver, driver if self.truck is None else column(self.truck, np.int16),
             column(self.event_type, np.uint8), column(self.timestamp_ms, np.int64), column(self.lat, np.int32),
             column(self.lon, np.int32), self._company_column("text"), EVENT_TYPE_TEXT, patches.row, patches.field,
@@ -250,21 +247,19 @@ _TAILS_TEXT = np.frombuffer(b"".join(_TAIL_PIECES), np.uint8)
 _TAILS_ENDS = np.cumsum([len(t) for t in _TAIL_PIECES], dtype=np.int64)
 
 
-def _line_heads(ids: r.Matrix) -> tuple[r.Matrix, np.ndarray]:
-    """Per company (``ids``: its id text), every byte of a clean line up to the event type's value, with
-    the event id's hex digits and the driver and truck numbers left to fill; and where those go."""
-    m = len(ids)
-    blank_id = np.frombuffer(b"-".join(b"\0" * n for n in (8, 4, 4, 4, 12)), np.uint8)
-    pieces = [
-        r.literal(_KEYS[0] + b'"', m), r.literal(blank_id.tobytes(), m), r.literal(b'"' + _KEYS[1] + b'"', m), ids,
-        r.literal(b'"' + _KEYS[2] + _ID_PREFIX["driver_id"], m), ids[:, 24:36], r.literal(b"-", m),
-        r.literal(b"0000", m),
-        r.literal(b'"' + _KEYS[3] + _ID_PREFIX["truck_id"], m), ids[:, 24:36], r.literal(b"-", m),
-        r.literal(b"0000", m),
-        r.literal(b'"' + _KEYS[4], m),
-    ]
-    starts = np.cumsum([0] + [p.shape[1] for p in pieces])
-    return r.hcat(pieces), starts[[1, 7, 11]].astype(np.int64)
+def _line_head() -> tuple[np.ndarray, np.ndarray]:
+    """Every byte of a clean line up to the event type's value, the same for every company, with blanks for
+    the event id's hex digits, the company id, and the driver and truck ids' company tags and numbers; and
+    where those go (the compiled writer fills them)."""
+    blank_id = b"-".join(b"\0" * n for n in (8, 4, 4, 4, 12))
+    pieces = [_KEYS[0] + b'"', blank_id, b'"' + _KEYS[1] + b'"', b"\0" * 36,
+              b'"' + _KEYS[2] + _ID_PREFIX["driver_id"], b"\0" * 12, b"-", b"0000",
+              b'"' + _KEYS[3] + _ID_PREFIX["truck_id"], b"\0" * 12, b"-", b"0000", b'"' + _KEYS[4]]
+    starts = np.cumsum([0] + [len(p) for p in pieces])
+    return np.frombuffer(b"".join(pieces), np.uint8), starts[[1, 3, 5, 7, 9, 11]].astype(np.int64)
+
+
+_HEAD, _BLANKS = _line_head()
 
 
 def location_text(lat: np.ndarray, lon: np.ndarray) -> r.Matrix:

@@ -145,20 +145,42 @@ SHIFT_BLOCK_DRIVERS = 1 << 16  # the shift table is built this many driver-days 
 @dataclass(frozen=True)
 class Shifts:
     """The shifts of a window's drivers that can hold its events, one row per (driver, local day), in the
-    order (day step, company, driver); ``first``/``last`` bound the slots that can hold them."""
+    order (day step, company, driver); ``first``/``last`` bound the slots that can hold them. A shift's day
+    key and start are derived when asked (``day_key_of``, ``start_of``), not held: 16 bytes a shift less
+    for a table that lives as long as the window."""
 
     t0: int  # the span's start (s): the window's, less the look-back of late arrivals
     company: np.ndarray  # int32 index into the fleet
     driver: np.ndarray  # int32 driver number, from 1
     day: np.ndarray  # int32 local day
-    day_key: np.ndarray  # uint64
-    start: np.ndarray  # float64 (s)
     first: np.ndarray  # int32: first slot that can hold an event of the span
     last: np.ndarray  # int32: one past the last
+    company_key: np.ndarray  # uint64 per company of the fleet (``company_keys``)
+    offset_s: np.ndarray  # int64 per company: its region's UTC offset (s)
 
     @property
     def size(self) -> int:
-        return len(self.start)
+        return len(self.first)
+
+    def day_key_of(self, rows: np.ndarray) -> np.ndarray:
+        return _day_key(self.company_key, self.company[rows], self.driver[rows], self.day[rows])
+
+    def start_of(self, rows: np.ndarray, day_key: np.ndarray | None = None) -> np.ndarray:
+        """When shifts ``rows`` start (s, float64); ``day_key``: theirs, when already at hand."""
+        company, day = self.company[rows], self.day[rows]
+        keys = day_key if day_key is not None else _day_key(self.company_key, company, self.driver[rows], day)
+        return _shift_start(day.astype(np.int64), self.offset_s[company], keys)
+
+
+def _day_key(company_key: np.ndarray, company: np.ndarray, driver: np.ndarray, day: np.ndarray) -> np.ndarray:
+    return key(company_key[company], driver.astype(np.uint64), day.astype(np.uint64))
+
+
+def _shift_start(day: np.ndarray, offset_s: np.ndarray, day_key: np.ndarray) -> np.ndarray:
+    local_midnight = day * DAY_S - offset_s
+    hours = SHIFT_START_MIN_H + SHIFT_START_SPAN_H * uniform(day_key, "shift_start")
+    start: np.ndarray = local_midnight + hours * 3600
+    return start
 
 
 def window_events(seed: int, fleet: Fleet, window: Window, slot_s: float, deliveries: float,
@@ -210,7 +232,8 @@ def shift_table(seed: int, fleet: Fleet, window: Window, slot_s: float, late: La
                                      offset_s, ckeys, t0, t1, slot_s)), spans, workers.THREADS, "generate"))
     if not blocks:
         return _no_shifts(t0)
-    return Shifts(t0, *_joined(blocks))
+    company, driver, day, first, last = _joined(blocks)
+    return Shifts(t0, company, driver, day, first, last, ckeys, offset_s)
 
 
 def _shift_block(fleet: Fleet, pairs: np.ndarray, pair_day: np.ndarray, per_pair: np.ndarray, offset_s: np.ndarray,
@@ -218,9 +241,8 @@ def _shift_block(fleet: Fleet, pairs: np.ndarray, pair_day: np.ndarray, per_pair
     company = np.repeat(pairs, per_pair)
     day = np.repeat(pair_day, per_pair)
     driver = np.arange(len(company), dtype=np.int64) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair) + 1
-    day_key = key(ckeys[company], driver.astype(np.uint64), day.astype(np.uint64))
-    local_midnight = day * DAY_S - offset_s[company]
-    start = local_midnight + (SHIFT_START_MIN_H + SHIFT_START_SPAN_H * uniform(day_key, "shift_start")) * 3600
+    day_key = _day_key(ckeys, company, driver, day)
+    start = _shift_start(day, offset_s[company], day_key)
     length = (SHIFT_LENGTH_MIN_H + SHIFT_LENGTH_SPAN_H * uniform(day_key, "shift_length")) * 3600
     slots = np.rint(length / slot_s).astype(np.int64)
     end = start + slots * slot_s
@@ -244,12 +266,12 @@ def _shift_block(fleet: Fleet, pairs: np.ndarray, pair_day: np.ndarray, per_pair
         last_slot = np.clip(np.minimum(last_slot, whole), first_slot, slots)
     held = np.flatnonzero(last_slot > first_slot)
     return (company[held].astype(np.int32), driver[held].astype(np.int32), day[held].astype(np.int32),
-            day_key[held], start[held], first_slot[held].astype(np.int32), last_slot[held].astype(np.int32))
+            first_slot[held].astype(np.int32), last_slot[held].astype(np.int32))
 
 
 def _no_shifts(t0: int) -> Shifts:
     i32 = np.zeros(0, np.int32)
-    return Shifts(t0, i32, i32, i32, np.zeros(0, np.uint64), np.zeros(0, np.float64), i32, i32)
+    return Shifts(t0, i32, i32, i32, i32, i32, np.zeros(0, np.uint64), np.zeros(0, np.int64))
 
 
 def expected_events(shifts: Shifts, window: Window, slot_s: float, per_slot: float,
@@ -259,8 +281,10 @@ def expected_events(shifts: Shifts, window: Window, slot_s: float, per_slot: flo
     seconds = window.end_s - shifts.t0
     if shifts.size == 0 or seconds <= 0:
         return np.zeros(max(seconds, 0))
-    begin = np.clip(np.floor(shifts.start + shifts.first * slot_s).astype(np.int64) - shifts.t0, 0, seconds)
-    end = np.clip(np.floor(shifts.start + shifts.last * slot_s).astype(np.int64) - shifts.t0, 0, seconds)
+    start = shifts.start_of(np.arange(shifts.size))
+    begin = np.clip(np.floor(start + shifts.first * slot_s).astype(np.int64) - shifts.t0, 0, seconds)
+    end = np.clip(np.floor(start + shifts.last * slot_s).astype(np.int64) - shifts.t0, 0, seconds)
+    del start
     active = np.cumsum(np.bincount(begin, minlength=seconds + 1) - np.bincount(end, minlength=seconds + 1))
     density = active[:seconds] * (per_slot / slot_s)
     if late is not None and late.probability > 0:
@@ -276,14 +300,14 @@ class SlotTable:
     """Every slot that can hold an event of a window cut into parts, in row order (shift, slot), with the
     first and last part its events fall in: a part then meets only its own slots."""
 
-    ends: np.ndarray  # int64 per shift: one past its last slot's row (the slots are grouped by shift)
+    ends: np.ndarray  # int32 (int64 if need be) per shift: one past its last slot's row (grouped by shift)
     slot: np.ndarray  # uint16 (int32 if need be): the slot, counted from the shift's first one
     first_part: np.ndarray  # uint16
     last_part: np.ndarray  # uint16
     events: int = 0  # the window's events (every kept event of every slot)
 
     def of_part(self, shifts: Shifts, index: int) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.flatnonzero((self.first_part <= index) & (self.last_part >= index))
+        rows = np.flatnonzero((self.first_part <= index) & (self.last_part >= index)).astype(self.ends.dtype)
         shift = np.searchsorted(self.ends, rows, side="right")
         return shift, self.slot[rows].astype(np.int64) + shifts.first[shift]
 
@@ -322,7 +346,8 @@ def slot_table(window: Window, shifts: Shifts, cuts_s: list[int], slot_s: float,
         none = np.zeros(0, np.int32)
         return SlotTable(none.astype(np.int64), none, none, none)
     counts, slots, first, last = _joined(blocks)
-    return SlotTable(np.cumsum(counts, dtype=np.int64), slots, first, last, events)
+    row_type = np.int32 if len(slots) <= np.iinfo(np.int32).max else np.int64
+    return SlotTable(np.cumsum(counts, dtype=row_type), slots, first, last, events)
 
 
 def _joined(blocks: list[list[np.ndarray | None]]) -> list[np.ndarray]:
@@ -340,7 +365,8 @@ def _arriving(shifts: Shifts, shift_of: np.ndarray, slot: np.ndarray, window: Wi
     """The slots that can hold events arriving in ``window`` (with a look-back, only the late ones of earlier
     windows that land in it), with their shift's start and day key, and each one's landing (None: no
     look-back)."""
-    start, day_key = shifts.start[shift_of], shifts.day_key[shift_of]
+    day_key = shifts.day_key_of(shift_of)
+    start = shifts.start_of(shift_of, day_key)
     if not _looks_back(late) or late is None:
         return shift_of, slot, start, day_key, None
     kept, arrival_ms = _arriving_slots(late, window, start, slot, slot_s, day_key)
@@ -351,7 +377,7 @@ def _slots_of(shifts: Shifts, rows: np.ndarray, part: tuple[int | None, int | No
               slot_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """(shift row, slot) of every slot of shifts ``rows`` that can hold an event of ``part`` (s), in order."""
     a, b = part
-    start = shifts.start[rows]
+    start = shifts.start_of(rows)
     first, last = shifts.first[rows].astype(np.int64), shifts.last[rows].astype(np.int64)
     if a is not None:
         first = np.clip(np.floor((a - start) / slot_s).astype(np.int64), first, last)
