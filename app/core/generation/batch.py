@@ -144,10 +144,17 @@ def _apply_to_gathered(events: ProductionEvents, choice: DefectChoice, rng: np.r
                        config: Config) -> tuple[DefectPlan, EventBatch, np.ndarray]:
     """The defect plan, applied to just the records it reads (gathered part by part); returns it with the
     duplicates' records (as copied) and their rows. Duplicates and their sources are gathered whole, the
-    other defective records only for the values the injections read (time and place), after them."""
+    records whose injected value is made from their own only for what the injections read (time and
+    place), after them; the others (a null, an unknown event type) are not gathered at all."""
     duplicate_rows = choice.rows[choice.kinds == DEFECT_TYPES.index("duplicate")]
     whole = np.union1d(duplicate_rows, choice.duplicate_sources)
-    lean = np.setdiff1d(choice.rows, whole, assume_unique=True)
+    reads = np.zeros(len(choice.rows), bool)
+    for kind_code, kind in enumerate(DEFECT_TYPES):
+        table = np.array([t.inject is not None and t.reads_record for t in EventBatch.defect_targets()[kind]])
+        members = np.flatnonzero(choice.kinds == kind_code)
+        reads[members] = table[choice.target_index[members]]
+    lean = np.setdiff1d(choice.rows[reads], whole, assume_unique=True)
+    del reads
 
     def local(rows: np.ndarray) -> np.ndarray:
         located: np.ndarray = np.where(np.isin(rows, whole), np.searchsorted(whole, rows),

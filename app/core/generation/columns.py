@@ -20,6 +20,7 @@ class DefectTarget:
     reason: str
     # Any: each stream's injectors take its own batch type (EventBatch, CompanyBatch)
     inject: Callable[[Any, np.ndarray, np.random.Generator], Matrix] | None = None
+    reads_record: bool = True  # whether ``inject`` reads the record's values (False: only the batch's window)
 
 
 @dataclass(frozen=True)

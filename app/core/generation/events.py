@@ -223,12 +223,12 @@ class EventBatch(ColumnBatch):
         optional = ("company_id", "driver_id", "truck_id", "event_type", "event_timestamp", "location")
         return {
             "missing_field": [DefectTarget(f, "FIELD_REMOVED") for f in optional],
-            "null_value": [DefectTarget(f, "NULL_INJECTED", _null) for f in optional],
+            "null_value": [DefectTarget(f, "NULL_INJECTED", _null, reads_record=False) for f in optional],
             "malformed_timestamp": [DefectTarget("event_timestamp", "TIMESTAMP_MALFORMED", _malformed)],
-            "invalid_enum": [DefectTarget("event_type", "ENUM_OUT_OF_DOMAIN", _invalid_type)],
+            "invalid_enum": [DefectTarget("event_type", "ENUM_OUT_OF_DOMAIN", _invalid_type, reads_record=False)],
             "duplicate": [DefectTarget("", "DUPLICATE_RECORD")],
             "boundary_violation": [
-                DefectTarget("event_timestamp", "TIMESTAMP_OUTSIDE_WINDOW", _outside),
+                DefectTarget("event_timestamp", "TIMESTAMP_OUTSIDE_WINDOW", _outside, reads_record=False),
                 DefectTarget("location", "LATITUDE_OUT_OF_RANGE", _bad_latitude),
                 DefectTarget("location", "LONGITUDE_OUT_OF_RANGE", _bad_longitude),
             ],

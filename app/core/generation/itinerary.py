@@ -145,35 +145,26 @@ SHIFT_BLOCK_DRIVERS = 1 << 16  # the shift table is built this many driver-days 
 @dataclass(frozen=True)
 class Shifts:
     """The shifts of a window's drivers that can hold its events, one row per (driver, local day), in the
-    order (day step, company, driver); ``first``/``last`` bound the slots that can hold them. A shift's day
-    key and start are derived when asked (``day_key_of``, ``start_of``), not held: 16 bytes a shift less
-    for a table that lives as long as the window."""
+    order (day step, company, driver); ``first``/``last`` bound the slots that can hold them. A shift's
+    start is derived from its day key when asked (``start_of``), not held: a table that lives as long as the
+    window is 8 bytes a shift smaller, for a hash per slot (the day key itself would cost three)."""
 
     t0: int  # the span's start (s): the window's, less the look-back of late arrivals
     company: np.ndarray  # int32 index into the fleet
     driver: np.ndarray  # int32 driver number, from 1
     day: np.ndarray  # int32 local day
+    day_key: np.ndarray  # uint64
     first: np.ndarray  # int32: first slot that can hold an event of the span
     last: np.ndarray  # int32: one past the last
-    company_key: np.ndarray  # uint64 per company of the fleet (``company_keys``)
-    offset_s: np.ndarray  # int64 per company: its region's UTC offset (s)
+    offset_s: np.ndarray  # int64 per company of the fleet: its region's UTC offset (s)
 
     @property
     def size(self) -> int:
         return len(self.first)
 
-    def day_key_of(self, rows: np.ndarray) -> np.ndarray:
-        return _day_key(self.company_key, self.company[rows], self.driver[rows], self.day[rows])
-
-    def start_of(self, rows: np.ndarray, day_key: np.ndarray | None = None) -> np.ndarray:
-        """When shifts ``rows`` start (s, float64); ``day_key``: theirs, when already at hand."""
-        company, day = self.company[rows], self.day[rows]
-        keys = day_key if day_key is not None else _day_key(self.company_key, company, self.driver[rows], day)
-        return _shift_start(day.astype(np.int64), self.offset_s[company], keys)
-
-
-def _day_key(company_key: np.ndarray, company: np.ndarray, driver: np.ndarray, day: np.ndarray) -> np.ndarray:
-    return key(company_key[company], driver.astype(np.uint64), day.astype(np.uint64))
+    def start_of(self, rows: np.ndarray) -> np.ndarray:
+        """When shifts ``rows`` start (s, float64)."""
+        return _shift_start(self.day[rows].astype(np.int64), self.offset_s[self.company[rows]], self.day_key[rows])
 
 
 def _shift_start(day: np.ndarray, offset_s: np.ndarray, day_key: np.ndarray) -> np.ndarray:
@@ -232,8 +223,8 @@ def shift_table(seed: int, fleet: Fleet, window: Window, slot_s: float, late: La
                                      offset_s, ckeys, t0, t1, slot_s)), spans, workers.THREADS, "generate"))
     if not blocks:
         return _no_shifts(t0)
-    company, driver, day, first, last = _joined(blocks)
-    return Shifts(t0, company, driver, day, first, last, ckeys, offset_s)
+    company, driver, day, day_key, first, last = _joined(blocks)
+    return Shifts(t0, company, driver, day, day_key, first, last, offset_s)
 
 
 def _shift_block(fleet: Fleet, pairs: np.ndarray, pair_day: np.ndarray, per_pair: np.ndarray, offset_s: np.ndarray,
@@ -241,7 +232,7 @@ def _shift_block(fleet: Fleet, pairs: np.ndarray, pair_day: np.ndarray, per_pair
     company = np.repeat(pairs, per_pair)
     day = np.repeat(pair_day, per_pair)
     driver = np.arange(len(company), dtype=np.int64) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair) + 1
-    day_key = _day_key(ckeys, company, driver, day)
+    day_key = key(ckeys[company], driver.astype(np.uint64), day.astype(np.uint64))
     start = _shift_start(day, offset_s[company], day_key)
     length = (SHIFT_LENGTH_MIN_H + SHIFT_LENGTH_SPAN_H * uniform(day_key, "shift_length")) * 3600
     slots = np.rint(length / slot_s).astype(np.int64)
@@ -266,12 +257,12 @@ def _shift_block(fleet: Fleet, pairs: np.ndarray, pair_day: np.ndarray, per_pair
         last_slot = np.clip(np.minimum(last_slot, whole), first_slot, slots)
     held = np.flatnonzero(last_slot > first_slot)
     return (company[held].astype(np.int32), driver[held].astype(np.int32), day[held].astype(np.int32),
-            first_slot[held].astype(np.int32), last_slot[held].astype(np.int32))
+            day_key[held], first_slot[held].astype(np.int32), last_slot[held].astype(np.int32))
 
 
 def _no_shifts(t0: int) -> Shifts:
     i32 = np.zeros(0, np.int32)
-    return Shifts(t0, i32, i32, i32, i32, i32, np.zeros(0, np.uint64), np.zeros(0, np.int64))
+    return Shifts(t0, i32, i32, i32, np.zeros(0, np.uint64), i32, i32, np.zeros(0, np.int64))
 
 
 def expected_events(shifts: Shifts, window: Window, slot_s: float, per_slot: float,
@@ -365,8 +356,8 @@ def _arriving(shifts: Shifts, shift_of: np.ndarray, slot: np.ndarray, window: Wi
     """The slots that can hold events arriving in ``window`` (with a look-back, only the late ones of earlier
     windows that land in it), with their shift's start and day key, and each one's landing (None: no
     look-back)."""
-    day_key = shifts.day_key_of(shift_of)
-    start = shifts.start_of(shift_of, day_key)
+    day_key = shifts.day_key[shift_of]
+    start = _shift_start(shifts.day[shift_of].astype(np.int64), shifts.offset_s[shifts.company[shift_of]], day_key)
     if not _looks_back(late) or late is None:
         return shift_of, slot, start, day_key, None
     kept, arrival_ms = _arriving_slots(late, window, start, slot, slot_s, day_key)
