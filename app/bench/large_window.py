@@ -5,19 +5,15 @@ ERROR_RATE FOLDER` prints one JSON line; run by the `generation_large_window` be
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.bench.registry import peak_rss_mb
 from app.core.memory import limit_malloc_arenas
 
 DRIVERS, RATE = 25, 4.0
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main(companies: int, error_rate: float, folder: Path) -> dict[str, float | int | str]:
@@ -40,7 +36,7 @@ def main(companies: int, error_rate: float, folder: Path) -> dict[str, float | i
     roster = Roster(made.company_uuid[active], made.geography[active], made.drivers_count[active])
     del made
     window = Window(datetime(2026, 11, 25, 10, tzinfo=UTC), datetime(2026, 11, 25, 10, 15, tzinfo=UTC))
-    before = _peak_rss_mb()
+    before = peak_rss_mb()
     started = time.perf_counter()
     layout = bronze.Layout(config.output.local_dir)
     staged = make_batch(config, layout, "events", window, DriverPool.of(roster), None)
@@ -49,7 +45,7 @@ def main(companies: int, error_rate: float, folder: Path) -> dict[str, float | i
     return {"active_companies": int(active.sum()), "events": staged.record_count,
             "bytes": sum(f.bytes for f in published.files.values()), "seconds": round(seconds, 2),
             "events_per_s": round(staged.record_count / seconds), "peak_rss_mb_before_the_window": round(before, 1),
-            "peak_rss_mb": round(_peak_rss_mb(), 1)}
+            "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
 if __name__ == "__main__":

@@ -19,6 +19,15 @@ def benchmark(name: str):
 
 
 def peak_rss_mb() -> float:
+    """This program's peak RSS. Linux's VmHWM belongs to the program; ru_maxrss carries over an exec, so a
+    benchmark started by a larger process (`fleetgen bench` starts each one) would report that one's."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -30,9 +30,10 @@ from app.core.workday import max_rate_per_window, mean_deliveries
 
 MODE_ENV_VAR = "FLEETGEN_MODE"
 # Peak memory of a production driver window, which is made in parts of bounded size (`fleetgen bench --only
-# generation_large_window`: ~300 MB for 10 M events clean): what still grows with the window is its slot
-# and shift tables (~7.5 bytes an event measured), the defect draw (8 bytes an event while the defective
-# rows are chosen) and the defect plan (~110 bytes a defect).
+# generation_large_window`: ~260 MB for 10 M events clean, ~290 MB with 15 % defects): what still grows with
+# the window is its slot and shift tables (~5.5 bytes an event, from their arrays), the defect draw (8 bytes
+# an event while the defective rows are chosen) and the defect plan while it is drawn (~110 bytes a defect
+# with the records it reads; it is then spilled to a file, see generation/spill.py).
 PART_BYTES = 300 * 2**20
 BYTES_PER_EVENT = 16
 BYTES_PER_DEFECT = 128
