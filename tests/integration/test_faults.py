@@ -184,3 +184,58 @@ def test_a_write_failing_on_the_writer_thread_lets_every_file_of_the_batch_go(ma
         make_batch(config, layout, "events", window, DriverPool.of(roster), None)
     assert len(os.listdir("/proc/self/fd")) == open_before
     assert not layout.staging.exists() or list(layout.staging.iterdir()) == []
+
+
+@pytest.mark.parametrize("failing", ["spilling the plan", "reading it back"])
+def test_a_spilled_defect_plan_that_fails_fails_its_batch_and_leaves_nothing(make_config, monkeypatch, failing):
+    """A window made in parts keeps its defect plan in a file in staging: a full disk while it is written, or
+    a read that fails, fails the batch like any write (reported as itself), with no descriptor left open and
+    nothing left in staging; the same window then makes the bytes it always does."""
+    import os
+
+    from app.core.errors import PublishError
+    from app.core.generation import batch, events, spill
+    from app.core.generation.events import DriverPool, Roster
+    from app.core.timeline import Window
+    from app.service.pipeline import make_batch
+
+    config = make_config(number_of_companies=40, drivers_per_company=10,
+                         quality_injection={"enabled": True, "error_rate": 0.2})
+    rng = np.random.default_rng(3)
+    roster = Roster(rng.integers(0, 256, (40, 16), dtype=np.uint8), rng.integers(0, 3, 40).astype(np.uint8),
+                    np.full(40, 10, np.int32))
+    monkeypatch.setattr(events, "PART_EVENTS", 50)
+    monkeypatch.setattr(batch, "HELD_EVENTS", 0)  # made in parts, the plan spilled
+    layout = bronze.Layout(config.output.local_dir)
+    window = Window(utc(2026, 11, 25, 10), utc(2026, 11, 25, 10, 15))
+    healthy = make_batch(config, layout, "events", window, DriverPool.of(roster), None)
+    digest = healthy.staged.files["events.jsonl"].sha256
+    bronze.discard(healthy.staged)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if failing == "spilling the plan":
+        monkeypatch.setattr(spill.SpilledPlan, "_put", full_disk)
+    else:
+        reads = {"count": 0}
+        real_read = spill.SpilledPlan._read
+
+        def fails_later(self, *args):
+            reads["count"] += 1
+            if reads["count"] > 40:
+                raise OSError(errno.EIO, "Input/output error")
+            return real_read(self, *args)
+
+        monkeypatch.setattr(spill.SpilledPlan, "_read", fails_later)
+    open_before = len(os.listdir("/proc/self/fd"))
+    staged_before = set(layout.staging.iterdir())
+    with pytest.raises(PublishError, match="No space left|Input/output error"):
+        make_batch(config, layout, "events", window, DriverPool.of(roster), None)
+    assert len(os.listdir("/proc/self/fd")) == open_before
+    assert set(layout.staging.iterdir()) == staged_before
+    monkeypatch.undo()
+    monkeypatch.setattr(events, "PART_EVENTS", 50)
+    monkeypatch.setattr(batch, "HELD_EVENTS", 0)
+    again = make_batch(config, layout, "events", window, DriverPool.of(roster), None)
+    assert again.staged.files["events.jsonl"].sha256 == digest
