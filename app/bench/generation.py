@@ -9,6 +9,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
@@ -40,13 +42,16 @@ def _production_config(data_dir: Path, error_rate: float, companies: int, driver
 LATE_MAX_DELAY = "PT30M"  # the generation_late benchmark: a window looks back on two 15-minute windows
 
 
-def _publish_once(config, stream: str, window, roster=None) -> tuple[int, float, int]:
-    """One batch made and published as a run does (``make_batch``: part by part, sidecars alongside)."""
-    started = time.perf_counter()
+def _publish_once(config, stream: str, window, roster=None, cpu: list[float] | None = None) -> tuple[int, float, int]:
+    """One batch made and published as a run does (``make_batch``: part by part, sidecars alongside);
+    the process's CPU seconds (every thread) go to ``cpu``."""
+    started, cpu_started = time.perf_counter(), time.process_time()
     layout = bronze.Layout(config.output.local_dir)
     made = make_batch(config, layout, stream, window, DriverPool.of(roster) if roster is not None else None, None)
     published = bronze.finish_batch(layout, made.staged, {"bench": True}, time.time())
     elapsed = time.perf_counter() - started
+    if cpu is not None:
+        cpu.append(time.process_time() - cpu_started)
     return made.record_count, elapsed, sum(f.bytes for f in published.files.values())
 
 
@@ -60,7 +65,8 @@ def _generation(error_rate: float, quick: bool, late: float = 0.0) -> dict[str, 
         roster = Roster(made.company_uuid[active], made.geography[active], made.drivers_count[active])
         windows = [Window(datetime(2026, 11, 25, 10, 15 * i, tzinfo=UTC),
                           datetime(2026, 11, 25, 10, 15 * (i + 1), tzinfo=UTC)) for i in range(3)]
-        runs = [_publish_once(config, "events", window, roster) for window in windows]
+        run_cpu: list[float] = []
+        runs = [_publish_once(config, "events", window, roster, run_cpu) for window in windows]
         comp_runs = [_publish_once(config, "companies", Window(company_window.start.replace(hour=h),
                                                                company_window.end.replace(hour=h + 1)))
                      for h in range(3)]
@@ -71,6 +77,12 @@ def _generation(error_rate: float, quick: bool, late: float = 0.0) -> dict[str, 
     in_memory_s = [s["generate_s"] + s["render_s"] for s in stages]
     dd_s = runs[0][2] / (disk["dd_oflag_direct_mb_per_s"] * 2**20) if "dd_oflag_direct_mb_per_s" in disk else None
     headline = [max(m, dd_s or 0.0) / t for m, (_, t, _) in zip(in_memory_s, runs, strict=True)]
+    # The work end to end adds to in memory (hash, copy and write) needs CPU on the same cores: with every core
+    # busy, a batch takes at least its CPU seconds over the cores, which caps the headline below 1.
+    cores = os.cpu_count() or 1
+    cpu_floor_s = [sum(s[f"{name}_cpu_s"] for name in ("generate", "render", "hash", "write")) / cores for s in stages]
+    ceiling = [max(m, dd_s or 0.0) / max(floor, m, dd_s or 0.0) for m, floor in zip(in_memory_s, cpu_floor_s,
+                                                                                      strict=True)]
     return {
         "batch": f"{companies} companies x {drivers} drivers x {rate} events, error_rate {error_rate}"
                  + (f", late_arrival {late} up to {LATE_MAX_DELAY}" if late else ""),
@@ -87,38 +99,46 @@ def _generation(error_rate: float, quick: bool, late: float = 0.0) -> dict[str, 
         "disk_write_fsync_mb_per_s": round(_disk_speed()),
         **disk,
         "headline_end_to_end_over_min_in_memory_disk": [round(h, 2) for h in headline],
+        "end_to_end_cpu_s": [round(c, 3) for c in run_cpu],
+        "cores": cores,
+        "cpu_floor_s": [round(f, 3) for f in cpu_floor_s],
+        "headline_ceiling_cpu_bound": [round(c, 2) for c in ceiling],
         "peak_rss_mb": round(peak_rss, 1),
     }
 
 
 def _stages(config, roster, window, folder: Path) -> dict[str, float]:
-    """One batch, each stage alone (seconds): generate, render (records and issue log, streamed as the
-    writer takes them, each chunk dropped), hash (sha256 of the text), write (O_DIRECT, no fsync) and fsync.
-    In memory = generate + render. Hash and write run over the text rendered again and held (untimed)."""
+    """One batch, each stage alone (seconds, and CPU seconds of every thread as ``<stage>_cpu_s``): generate,
+    render (records and issue log, streamed as the writer takes them, each chunk dropped), hash (sha256 of the
+    text), write (O_DIRECT, no fsync) and fsync. In memory = generate + render. Hash and write run over the
+    text rendered again and held (untimed)."""
     timings: dict[str, float] = {}
-    started = time.perf_counter()
-    batch, plan = generate_batch(config, "events", window, roster)
-    timings["generate_s"] = time.perf_counter() - started
-    started = time.perf_counter()
-    size = sum(len(chunk) for chunk in render_records(batch, plan)) + len(render_issues(batch, plan))
-    timings["render_s"] = time.perf_counter() - started
+
+    @contextmanager
+    def stage(name: str) -> Iterator[None]:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        yield
+        timings[f"{name}_s"] = time.perf_counter() - started
+        timings[f"{name}_cpu_s"] = time.process_time() - cpu_started
+
+    with stage("generate"):
+        batch, plan = generate_batch(config, "events", window, roster)
+    with stage("render"):
+        size = sum(len(chunk) for chunk in render_records(batch, plan)) + len(render_issues(batch, plan))
     chunks: list[bytes | memoryview] = [*render_records(batch, plan), render_issues(batch, plan)]
     assert sum(len(chunk) for chunk in chunks) == size
-    started = time.perf_counter()
-    digest = hashlib.sha256()
-    for chunk in chunks:
-        digest.update(chunk)
-    timings["hash_s"] = time.perf_counter() - started
+    with stage("hash"):
+        digest = hashlib.sha256()
+        for chunk in chunks:
+            digest.update(chunk)
     path = folder / "stages.bin"
-    started = time.perf_counter()
-    sink = FileSink(path, large=True)
-    for chunk in chunks:
-        sink.write(chunk)
-    sink.close(sync=False)
-    timings["write_s"] = time.perf_counter() - started
-    started = time.perf_counter()
-    bronze.fsync(path)
-    timings["fsync_s"] = time.perf_counter() - started
+    with stage("write"):
+        sink = FileSink(path, large=True)
+        for chunk in chunks:
+            sink.write(chunk)
+        sink.close(sync=False)
+    with stage("fsync"):
+        bronze.fsync(path)
     path.unlink()
     return timings
 
