@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -22,7 +23,7 @@ from app.core.config import Config
 from app.core.filesink import FileSink
 from app.core.generation.batch import generate_batch
 from app.core.generation.companies import generate_companies
-from app.core.generation.encoding import render_issues, render_records
+from app.core.generation.encoding import issue_chunks, render_records
 from app.core.generation.events import DriverPool, Roster
 from app.core.generation.seeding import batch_rng
 from app.core.timeline import Window
@@ -124,8 +125,8 @@ def _stages(config, roster, window, folder: Path) -> dict[str, float]:
     with stage("generate"):
         batch, plan = generate_batch(config, "events", window, roster)
     with stage("render"):
-        size = sum(len(chunk) for chunk in render_records(batch, plan)) + len(render_issues(batch, plan))
-    chunks: list[bytes | memoryview] = [*render_records(batch, plan), render_issues(batch, plan)]
+        size = sum(len(chunk) for chunk in chain(render_records(batch, plan), issue_chunks(batch, plan)))
+    chunks: list[bytes | memoryview] = [*render_records(batch, plan), *issue_chunks(batch, plan)]
     assert sum(len(chunk) for chunk in chunks) == size
     with stage("hash"):
         digest = hashlib.sha256()

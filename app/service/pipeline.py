@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -22,7 +22,7 @@ from app.core.generation.batch import generate_in_parts
 from app.core.generation.columns import ColumnBatch
 from app.core.generation.companies import CompanyBatch
 from app.core.generation.emulated_fleet import FleetState
-from app.core.generation.encoding import render_issues, render_late, render_records
+from app.core.generation.encoding import issue_chunks, render_late, render_records
 from app.core.generation.events import DriverPool, EventBatch, max_delay_s
 from app.core.generation.parquet import record_chunks
 from app.core.remote_bronze import RemoteBronze
@@ -584,21 +584,25 @@ def make_batch(config: Config, layout: bronze.Layout, stream: str, window: Windo
         sidecars: dict[str, bronze.StreamWriter] = {}
         rows = {bronze.ISSUES_FILE: 0, bronze.LATE_FILE: 0}
 
-        def side(name: str, text: bytes, count: int) -> None:
-            if text:
+        def side(name: str, text: Iterable[bytes | memoryview], count: int) -> None:
+            for chunk in text:
+                if not chunk:
+                    continue
                 if name not in sidecars:
                     sidecars[name] = bronze.StreamWriter(staging / name, large=False)
-                sidecars[name].write(text)
+                sidecars[name].write(chunk)
+            if name in sidecars:
                 rows[name] += count
 
         def lines() -> Iterator[memoryview]:
             for part in made.parts(spill_dir=staging):
                 yield from render_records(part.batch, part.plan)
                 if config.quality_injection.log_injected_issues:
-                    side(bronze.ISSUES_FILE, render_issues(part.batch, part.plan, part.offset),
+                    side(bronze.ISSUES_FILE, issue_chunks(part.batch, part.plan, part.offset),
                          part.plan.corrupted_count)
                 if isinstance(part.batch, EventBatch):
-                    side(bronze.LATE_FILE, *render_late(part.batch, window.end_s - window.start_s, part.offset))
+                    late_text, late_lines = render_late(part.batch, window.end_s - window.start_s, part.offset)
+                    side(bronze.LATE_FILE, (late_text,), late_lines)
 
         record_file = layout.record_file(stream)
         records = bronze.StreamWriter(staging / record_file, large=made.whole is None

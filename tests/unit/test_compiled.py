@@ -122,9 +122,15 @@ def test_the_compiled_joiner_writes_what_numpy_writes(rows, sparse_padding, monk
     rng = np.random.default_rng(rows)
     values = rng.integers(32, 127, (rows, 9)).astype(np.uint8)
     values[rng.random(values.shape) < 0.3] = r.PAD
+    # text padded at its end only (the joiner copies it whole up to the first NUL), of every length, and the
+    # same with a byte after a run of padding (which must not be lost)
+    lengths = rng.integers(0, 22, rows)
+    padded_end = np.where(np.arange(21) < lengths[:, None], rng.integers(32, 127, (rows, 21)), 0).astype(np.uint8)
+    after_a_gap = padded_end.copy()
+    after_a_gap[rng.random(rows) < 0.5, 20] = ord("x")
     fields = [("id", r.integer(rng.integers(-10**6, 10**6, rows), 7)), ("text", values),
               ("constant", r.literal(b'"same"', rows)), ("empty", np.zeros((rows, 0), np.uint8)),
-              ("tail", r.quoted(values[:, 2:5]))]
+              ("tail", r.quoted(values[:, 2:5])), ("padded_end", padded_end), ("after_a_gap", after_a_gap)]
     absent = {"text": rng.random(rows) < 0.4, "tail": np.zeros(rows, bool), "id": rng.random(rows) < 0.1}
     joined = bytes(r.encode_lines(fields, absent, sparse_padding))
     monkeypatch.setattr(compiled, "native", None)

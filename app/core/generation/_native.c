@@ -61,8 +61,26 @@ static uint8_t *copy(uint8_t *at, const uint8_t *text, Py_ssize_t length) {
 
 /* Without a branch per byte (padding comes in runs the branch predictor misses): every byte is stored and
    the cursor moves past the ones that are not padding; the caller's buffer has room for the full width. */
+static int all_zero(const uint8_t *bytes, Py_ssize_t length) {
+    uint64_t any = 0, word;
+    Py_ssize_t k = 0;
+    for (; k + 8 <= length; k += 8) {
+        memcpy(&word, bytes + k, 8);
+        any |= word;
+    }
+    for (; k < length; k++) any |= bytes[k];
+    return any == 0;
+}
+
+/* A NUL-padded value without its NULs. Most values are padded at the end only (text narrower than its
+   column) or not at all: those are copied whole up to the first NUL; the rest byte by byte. */
 static uint8_t *copy_unpadded(uint8_t *at, const uint8_t *value, Py_ssize_t width) {
-    for (Py_ssize_t k = 0; k < width; k++) {
+    const uint8_t *nul = memchr(value, 0, (size_t)width);
+    Py_ssize_t kept = nul == NULL ? width : nul - value;
+    memcpy(at, value, (size_t)kept);
+    at += kept;
+    if (nul == NULL || all_zero(nul, width - kept)) return at;
+    for (Py_ssize_t k = kept + 1; k < width; k++) {
         *at = value[k];
         at += value[k] != 0;
     }

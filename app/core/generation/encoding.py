@@ -73,10 +73,15 @@ def _in_chunks(render: Callable[[int, int], memoryview], total: int, chunk_rows:
 
 def render_issues(batch: ColumnBatch, plan: DefectPlan, offset: int = 0) -> bytes:
     """One line per injected defect: where, what, and the value before and after (``offset``: the
-    batch's first record, when it is a part of a larger one). Rendered in chunks of defects on the render
-    threads, each from its own slice of the plan."""
+    batch's first record, when it is a part of a larger one); the text of ``issue_chunks`` in one piece."""
+    return b"".join(issue_chunks(batch, plan, offset))
+
+
+def issue_chunks(batch: ColumnBatch, plan: DefectPlan, offset: int = 0) -> Iterator[memoryview]:
+    """The issue log (see ``render_issues``) in order, chunk by chunk: rendered in chunks of defects on the
+    render threads, each from its own slice of the plan, and handed out as they are (not joined)."""
     if plan.corrupted_count == 0:
-        return b""
+        return iter(())
     field_text = r.raw_pool([b"null" if not t.field else b'"' + t.field.encode() + b'"' for t in plan.targets])
     reason_text = r.pool([t.reason for t in plan.targets])
     stream = b'"' + batch.stream.encode() + b'"'
@@ -101,7 +106,7 @@ def render_issues(batch: ColumnBatch, plan: DefectPlan, offset: int = 0) -> byte
             ("duplicate_of_line", source_line),
         ], sparse_padding=False)
 
-    return b"".join(_in_chunks(chunk, plan.corrupted_count, ISSUE_CHUNK_ROWS))
+    return _in_chunks(chunk, plan.corrupted_count, ISSUE_CHUNK_ROWS)
 
 
 def render_late(batch: EventBatch, interval_s: int, offset: int = 0) -> tuple[bytes, int]:
