@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -13,11 +12,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from app.core import bronze
 from app.core.config import GEOGRAPHIES, Config, format_duration
 from app.core.errors import Abandoned, ConfigError, FleetgenError, RangeError, StoreError
+from app.core.generation import render as r
 from app.core.generation.batch import generate_in_parts
 from app.core.generation.columns import ColumnBatch
 from app.core.generation.companies import CompanyBatch
@@ -663,13 +664,14 @@ def _roster_of(batch: CompanyBatch) -> NewCompanies:
     """The companies a batch onboards: its distinct records, with their true (pre-defect) values."""
     rows = batch.distinct_rows()
     names = batch.company_names()
+    ids = r.uuid_text(batch.company_uuid[rows])  # canonical text, as str(uuid.UUID(bytes=...)), column-wise
     return NewCompanies(
-        company_ids=[str(uuid.UUID(bytes=bytes(batch.company_uuid[i]))) for i in rows],
-        names=[names[i] for i in rows],
-        geography=[GEOGRAPHIES[batch.geography[i]] for i in rows],
-        active=[bool(batch.active[i]) for i in rows],
-        drivers_count=[int(batch.drivers_count[i]) for i in rows],
-        onboarded_at_ms=[int(batch.onboarded_ms[i]) for i in rows],
+        company_ids=ids.view("S36").ravel().astype(str).tolist(),
+        names=[names[i] for i in rows.tolist()],
+        geography=np.asarray(GEOGRAPHIES, object)[batch.geography[rows]].tolist(),
+        active=batch.active[rows].astype(bool).tolist(),
+        drivers_count=batch.drivers_count[rows].astype(np.int64).tolist(),
+        onboarded_at_ms=batch.onboarded_ms[rows].astype(np.int64).tolist(),
     )
 
 
