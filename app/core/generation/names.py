@@ -6,7 +6,6 @@ import threading
 from functools import lru_cache
 
 import numpy as np
-from faker import Faker
 
 from app.core.generation.geography import REGIONS
 from app.core.generation.render import Matrix, pool
@@ -30,6 +29,8 @@ def name_pool(seed: int) -> tuple[tuple[str, ...], Matrix]:
 
 @lru_cache(maxsize=8)
 def _name_pool(seed: int) -> tuple[tuple[str, ...], Matrix]:
+    from faker import Faker  # here, not at import: ~0.12 s that only a process making companies needs
+
     names: list[str] = []
     for index, region in enumerate(REGIONS):
         fake = Faker(list(region.locales), providers=PROVIDERS)
