@@ -149,8 +149,9 @@ def _apply_to_gathered(events: ProductionEvents, choice: DefectChoice, rng: np.r
     duplicate_rows = choice.rows[choice.kinds == DEFECT_TYPES.index("duplicate")]
     whole = np.union1d(duplicate_rows, choice.duplicate_sources)
     reads = np.zeros(len(choice.rows), bool)
+    targets = EventBatch.defect_targets()
     for kind_code, kind in enumerate(DEFECT_TYPES):
-        table = np.array([t.inject is not None and t.reads_record for t in EventBatch.defect_targets()[kind]])
+        table = np.array([t.inject is not None and t.reads_record for t in targets[kind]])
         members = np.flatnonzero(choice.kinds == kind_code)
         reads[members] = table[choice.target_index[members]]
     lean = np.setdiff1d(choice.rows[reads], whole, assume_unique=True)

@@ -356,8 +356,7 @@ def _arriving(shifts: Shifts, shift_of: np.ndarray, slot: np.ndarray, window: Wi
     """The slots that can hold events arriving in ``window`` (with a look-back, only the late ones of earlier
     windows that land in it), with their shift's start and day key, and each one's landing (None: no
     look-back)."""
-    day_key = shifts.day_key[shift_of]
-    start = _shift_start(shifts.day[shift_of].astype(np.int64), shifts.offset_s[shifts.company[shift_of]], day_key)
+    start, day_key = shifts.start_of(shift_of), shifts.day_key[shift_of]
     if not _looks_back(late) or late is None:
         return shift_of, slot, start, day_key, None
     kept, arrival_ms = _arriving_slots(late, window, start, slot, slot_s, day_key)
