@@ -188,3 +188,42 @@ def test_the_writer_refuses_blanks_outside_the_line_head(monkeypatch, blank):
     monkeypatch.setattr(events_module, "_BLANKS", blanks)
     with pytest.raises(ValueError, match="outside what it indexes"):
         compiled(batch, DefectPlan(), 0, batch.size)
+
+
+@pytest.mark.parametrize("slot_s", [900.0, 3600 / 7, 37.5])
+@pytest.mark.parametrize("shift", [0, -1], ids=["its stop", "the stop before"])
+def test_the_compiled_stop_places_are_numpys(slot_s, shift, monkeypatch):
+    """Every stop's latitude and longitude, bit for bit (sin, cos and sqrt are the C library's, as numpy's
+    are), written to the rows asked for and nowhere else; slots from the shift's start (-1) to long shifts,
+    route times far past one turn of the loop."""
+    from app.core.generation import compiled, itinerary
+
+    rng = np.random.default_rng(int(slot_s) * 2 + shift)
+    companies, size = 300, 200_000
+    depot = rng.uniform(25, 49, companies), rng.uniform(-124, -67, companies), rng.uniform(70, 101, companies)
+    company = rng.integers(0, companies, size)
+    day_key = rng.integers(0, 2**64, size, dtype=np.uint64, endpoint=False)
+    slot = rng.integers(-1 - shift, 400, size)
+    rows = np.sort(rng.choice(size, size // 2, replace=False))
+    fast = np.full(size, np.nan), np.full(size, np.nan)
+    itinerary._stops_into(*fast, rows, depot, company, day_key, slot, shift, slot_s)
+    monkeypatch.setattr(compiled, "native", None)
+    slow = np.full(size, np.nan), np.full(size, np.nan)
+    itinerary._stops_into(*slow, rows, depot, company, day_key, slot, shift, slot_s)
+    for a, b in zip(fast, slow, strict=True):
+        assert np.array_equal(a.view(np.uint64), b.view(np.uint64))
+        assert np.isnan(np.delete(a, rows)).all() and not np.isnan(a[rows]).any()
+
+
+def test_the_compiled_stop_places_refuse_rows_outside_their_columns():
+    from app.core.generation import compiled, itinerary
+
+    assert compiled.native is not None
+    depot = np.zeros(2), np.zeros(2), np.ones(2)
+    columns = np.zeros(4, np.int64), np.zeros(4, np.uint64), np.zeros(4, np.int64)
+    numbers, out = np.ones(7), (np.zeros(4), np.zeros(4))
+    for rows, company in ((np.array([4]), columns[0]), (np.array([-1]), columns[0]),
+                          (np.array([1]), np.array([0, 2, 0, 0]))):
+        with pytest.raises(ValueError, match="rows and companies within them"):
+            compiled.native.stop_places(rows, company, columns[1], columns[2], 0, *depot, numbers,
+                                        itinerary._STOP_SALTS, *out)

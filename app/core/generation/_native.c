@@ -11,6 +11,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -525,6 +526,67 @@ static PyObject *hash_into(PyObject *self, PyObject *args) {
     return result;
 }
 
+static inline double uniform_of(uint64_t key, uint64_t salt) { return (double)(splitmix(key ^ salt) >> 11) * 0x1p-53; }
+
+/* stop_places(rows, company, day_key, slot, slot_shift, depot_lat, depot_lon, lon_km, numbers, salts, lat, lon):
+   itinerary._stop for each row r of `rows`, its stop (slot[r] + slot_shift) written to lat[r] and lon[r], in
+   one pass. Every operation is numpy's, in its order (no fused multiply-add: see pyproject), and sin, cos and
+   sqrt are the C library's, as numpy's are for float64: the same doubles. numbers: route radius low and
+   span, 2 pi, route speed, slot seconds, scatter km, km per degree. salts: mix of the purposes route_radius,
+   route_phase, route_turn, scatter_radius, scatter_angle. */
+static PyObject *stop_places(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer rows, company, day_key, slot, depot_lat, depot_lon, lon_km, numbers, salts, lat, lon;
+    long long shift;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*Ly*y*y*y*y*w*w*", &rows, &company, &day_key, &slot, &shift, &depot_lat,
+                          &depot_lon, &lon_km, &numbers, &salts, &lat, &lon)) return NULL;
+    Py_ssize_t n = rows.len / 8, size = company.len / 8, companies = depot_lat.len / 8;
+    PyObject *result = NULL;
+    const int64_t *row = rows.buf;
+    int ok = rows.len % 8 == 0 && company.len % 8 == 0 && day_key.len == company.len && slot.len == company.len
+             && lat.len == company.len && lon.len == company.len && depot_lon.len == depot_lat.len
+             && lon_km.len == depot_lat.len && numbers.len == 7 * 8 && salts.len == 5 * 8;
+    for (Py_ssize_t i = 0; ok && i < n; i++) {
+        if (row[i] < 0 || row[i] >= size) ok = 0;
+        else if (((const int64_t *)company.buf)[row[i]] < 0 || ((const int64_t *)company.buf)[row[i]] >= companies) ok = 0;
+    }
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "stop_places needs 8-byte columns of one length, rows and companies "
+                                          "within them, 7 numbers and 5 salts");
+    } else {
+        const int64_t *co = company.buf, *sl = slot.buf;
+        const uint64_t *dk = day_key.buf, *salt = salts.buf;
+        const double *dlat = depot_lat.buf, *dlon = depot_lon.buf, *km = lon_km.buf, *x = numbers.buf;
+        double *out_lat = lat.buf, *out_lon = lon.buf;
+        const double r_low = x[0], r_span = x[1], two_pi = x[2], speed = x[3], slot_s = x[4], scatter = x[5],
+                     km_per_deg = x[6];
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t r = row[i], s = sl[r] + shift, c = co[r];
+            uint64_t day = dk[r];
+            double radius = r_low + r_span * uniform_of(day, salt[0]);
+            double phase = two_pi * uniform_of(day, salt[1]);
+            double turn = uniform_of(day, salt[2]) < 0.5 ? -1.0 : 1.0;
+            double hours = fmax((double)s + 0.5, 0.0) * slot_s / 3600.0;
+            double angle = phase + turn * speed * hours / radius;
+            double north = radius * (sin(angle) - sin(phase));
+            double east = radius * (cos(angle) - cos(phase));
+            uint64_t stop_key = splitmix(splitmix(day) ^ (uint64_t)(s + 1));
+            double distance = scatter * sqrt(uniform_of(stop_key, salt[3]));
+            double direction = two_pi * uniform_of(stop_key, salt[4]);
+            north = north + distance * sin(direction);
+            east = east + distance * cos(direction);
+            out_lat[r] = dlat[c] + north / km_per_deg;
+            out_lon[r] = dlon[c] + east / km[c];
+        }
+        Py_END_ALLOW_THREADS
+        result = Py_NewRef(Py_None);
+    }
+    Py_buffer *all[] = {&rows, &company, &day_key, &slot, &depot_lat, &depot_lon, &lon_km, &numbers, &salts, &lat, &lon};
+    for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) PyBuffer_Release(all[k]);
+    return result;
+}
+
 /* uuid_text_into(raw, out): (rows, 16) bytes as canonical UUID text into (rows, 36) or, quoted, (rows, 38). */
 static PyObject *uuid_text_into(PyObject *self, PyObject *args) {
     (void)self;
@@ -590,6 +652,7 @@ static PyMethodDef METHODS[] = {
     {"uuid_text_into", uuid_text_into, METH_VARARGS, "UUID text of (rows, 16) bytes into (rows, 36 or 38)."},
     {"integer_into", integer_into, METH_VARARGS, "int64 values as render.integer writes them."},
     {"hash_into", hash_into, METH_VARARGS, "out = mix(a ^ b), as uint64 or as uniforms in [0, 1)."},
+    {"stop_places", stop_places, METH_VARARGS, "itinerary._stop's latitude and longitude, in one pass."},
     {"join_lines", join_lines, METH_VARARGS, "JSON Lines from rendered field matrices, as a bytearray."},
     {"event_lines", (PyCFunction)(void (*)(void))event_lines, METH_VARARGS | METH_KEYWORDS,
      "An events chunk's JSON Lines, as a bytearray."},

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from app.core.generation import workers
-from app.core.generation.hashing import company_keys, key, mix, uniform
+from app.core.generation import compiled, workers
+from app.core.generation.hashing import PURPOSE, company_keys, key, mix, uniform
 from app.core.timeline import Window
 from app.core.workday import (
     DAY_S,
@@ -499,15 +499,14 @@ def _events(fleet: Fleet, window: Window, shifts: Shifts, part_ms: tuple[int, in
     day = shifts.day[shift_of].astype(np.int64)
     depot = fleet.depots(boxes)
     lat_k, lon_k = np.zeros(len(used)), np.zeros(len(used))
-    stops = np.flatnonzero(at_stop)
-    lat_k[stops], lon_k[stops] = _stop(depot, company[stops], day_key[stops], slot[stops], slot_s)
+    _stops_into(lat_k, lon_k, np.flatnonzero(at_stop), depot, company, day_key, slot, 0, slot_s)
     follows = np.zeros(len(used), bool)
     follows[1:] = (used[1:] == used[:-1] + 1) & ~first_of_shift[used[1:]] & at_stop[:-1]
     lat_p, lon_p = np.zeros(len(used)), np.zeros(len(used))
     reuse = np.flatnonzero(leaving & follows)
     lat_p[reuse], lon_p[reuse] = lat_k[reuse - 1], lon_k[reuse - 1]
     fresh = np.flatnonzero(leaving & ~follows)
-    lat_p[fresh], lon_p[fresh] = _stop(depot, company[fresh], day_key[fresh], slot[fresh] - 1, slot_s)
+    _stops_into(lat_p, lon_p, fresh, depot, company, day_key, slot, -1, slot_s)
     truck = _trucks(fleet, company, driver, day, ckeys, trucks_per_driver)
     # start_driving leaves the previous stop; the others happen at this one: one gather per coordinate
     place = source.astype(np.int64) * 2 + (kind > 0)
@@ -534,6 +533,29 @@ def _arriving_slots(late: Lateness, window: Window, shift_start: np.ndarray, slo
     return kept, arrival
 
 
+def _stops_into(lat: np.ndarray, lon: np.ndarray, rows: np.ndarray, depot: tuple[np.ndarray, ...], company: np.ndarray,
+                day_key: np.ndarray, slot: np.ndarray, shift: int, slot_s: float) -> None:
+    """``lat[rows]``, ``lon[rows]`` = where stop ``slot + shift`` of each row's shift is (``_stop``), by the
+    compiled kernel when there is one (one pass, no temporaries, no GIL: the same doubles)."""
+    if compiled.native is None:
+        lat[rows], lon[rows] = _stop(depot, company[rows], day_key[rows], slot[rows] + shift, slot_s)
+        return
+    depot_lat, depot_lon, lon_km = depot
+    numbers = np.array([ROUTE_RADIUS_KM[0], ROUTE_RADIUS_KM[1] - ROUTE_RADIUS_KM[0], 2 * np.pi, ROUTE_SPEED_KMH,
+                        slot_s, _scatter_km(slot_s), KM_PER_DEG], np.float64)
+    compiled.native.stop_places(rows.astype(np.int64, copy=False), company.astype(np.int64, copy=False),
+                                day_key.astype(np.uint64, copy=False), slot.astype(np.int64, copy=False), shift,
+                                depot_lat, depot_lon, lon_km, numbers, _STOP_SALTS, lat, lon)
+
+
+def _scatter_km(slot_s: float) -> float:
+    return min(MAX_SCATTER_KM, SCATTER_KMH * slot_s / 3600)
+
+
+_STOP_SALTS = mix(np.array([PURPOSE[name] for name in ("route_radius", "route_phase", "route_turn", "scatter_radius",
+                                                       "scatter_angle")], np.uint64))
+
+
 def _stop(depot: tuple[np.ndarray, ...], company: np.ndarray, day_key: np.ndarray, slot: np.ndarray,
           slot_s: float) -> tuple[np.ndarray, np.ndarray]:
     """Where stop ``slot`` of a shift is: on the route loop at the slot's arrival-ish time, scattered."""
@@ -545,7 +567,7 @@ def _stop(depot: tuple[np.ndarray, ...], company: np.ndarray, day_key: np.ndarra
     angle = phase + turn * ROUTE_SPEED_KMH * hours / radius
     north = radius * (np.sin(angle) - np.sin(phase))
     east = radius * (np.cos(angle) - np.cos(phase))
-    scatter = min(MAX_SCATTER_KM, SCATTER_KMH * slot_s / 3600)
+    scatter = _scatter_km(slot_s)
     stop_key = key(day_key, (slot + 1).astype(np.uint64))
     distance = scatter * np.sqrt(uniform(stop_key, "scatter_radius"))
     direction = 2 * np.pi * uniform(stop_key, "scatter_angle")
