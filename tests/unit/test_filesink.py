@@ -32,20 +32,25 @@ def test_writes_exactly_the_bytes_given(tmp_path, total, large):
     assert path.read_bytes() == b"".join(chunks)
 
 
-def test_falls_back_when_the_file_system_refuses_direct_writes(tmp_path, monkeypatch):
+def fcntl_direct(fd):
+    import fcntl
+
+    return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & filesink.O_DIRECT)
+
+
+@pytest.mark.parametrize("refused_from", [1, 2, 3])
+def test_falls_back_when_the_file_system_refuses_direct_writes(tmp_path, monkeypatch, refused_from):
+    """Refused at the first direct write, or at a later one (written on the I/O thread while the next
+    buffer fills, or the last block's): every byte still lands once, in order, through the page cache."""
     real_write = os.write
-    refused = {"count": 0}
+    direct = {"count": 0}
 
     def picky_write(fd, data):
-        if os.get_blocking(fd) and fcntl_direct(fd):
-            refused["count"] += 1
-            raise OSError(errno.EINVAL, "Invalid argument")
+        if fcntl_direct(fd):
+            direct["count"] += 1
+            if direct["count"] >= refused_from:
+                raise OSError(errno.EINVAL, "Invalid argument")
         return real_write(fd, data)
-
-    def fcntl_direct(fd):
-        import fcntl
-
-        return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & filesink.O_DIRECT)
 
     monkeypatch.setattr(os, "write", picky_write)
     chunks = chunks_of(2 * filesink.DIRECT_BUFFER + 999, 7)
@@ -54,7 +59,7 @@ def test_falls_back_when_the_file_system_refuses_direct_writes(tmp_path, monkeyp
     for chunk in chunks:
         sink.write(chunk)
     assert sink.close() == len(b"".join(chunks))
-    assert refused["count"] == 1 and not sink.direct
+    assert direct["count"] == refused_from and not sink.direct
     assert path.read_bytes() == b"".join(chunks)
 
 
@@ -81,7 +86,11 @@ def test_file_systems_refusing_o_direct_at_open_use_the_page_cache(tmp_path, mon
     assert (tmp_path / "out.bin").read_bytes() == b"abc" * 5000
 
 
-def test_a_direct_write_failing_mid_file_is_reported_as_itself_and_abort_does_not_mask_it(tmp_path, monkeypatch):
+@pytest.mark.parametrize("buffers", [1, 3])
+def test_a_direct_write_failing_mid_file_is_reported_as_itself_and_abort_does_not_mask_it(tmp_path, monkeypatch,
+                                                                                       buffers):
+    """A full buffer is written on the I/O thread: its error comes back from the next write that needs the
+    buffer, or from close, as itself."""
     real_write = os.write
 
     def full(fd, data):
@@ -92,9 +101,40 @@ def test_a_direct_write_failing_mid_file_is_reported_as_itself_and_abort_does_no
     monkeypatch.setattr(os, "write", full)
     sink = FileSink(tmp_path / "out.bin", large=True)
     with pytest.raises(OSError, match="No space left") as failure:
-        sink.write(b"x" * (filesink.DIRECT_BUFFER + 1))
+        sink.write(b"x" * (buffers * filesink.DIRECT_BUFFER + 1))
+        sink.close()
     sink.abort()  # while the failure's traceback still holds the buffer: no BufferError
     assert failure.value.errno == errno.ENOSPC
+
+
+def test_abort_waits_for_the_write_under_way(tmp_path, monkeypatch):
+    """The descriptor is not closed under a write still running on the I/O thread."""
+    import threading
+
+    real_write = os.write
+    started, release = threading.Event(), threading.Event()
+    seen = []
+
+    def slow(fd, data):
+        if len(data) == filesink.DIRECT_BUFFER:
+            started.set()
+            assert release.wait(10)
+        written = real_write(fd, data)
+        seen.append(fd)
+        return written
+
+    monkeypatch.setattr(os, "write", slow)
+    sink = FileSink(tmp_path / "out.bin", large=True)
+    sink.write(b"x" * filesink.DIRECT_BUFFER)
+    assert started.wait(10)
+    aborting = threading.Thread(target=sink.abort)
+    aborting.start()
+    aborting.join(0.2)
+    assert aborting.is_alive()  # still waiting for the write
+    release.set()
+    aborting.join(10)
+    assert not aborting.is_alive() and len(seen) == 1
+    assert (tmp_path / "out.bin").stat().st_size == filesink.DIRECT_BUFFER
 
 
 def test_the_stream_writer_writes_and_checksums_chunks_in_order_on_its_threads(tmp_path):
