@@ -111,6 +111,19 @@ class Fleet:
         found: tuple[np.ndarray, ...] = cache[key]
         return found
 
+    def truck_fleets(self, trucks_per_driver: float) -> np.ndarray:
+        """Each company's number of trucks (int64), computed once for every part of a window: enough for
+        the most drivers it can have, one truck each at least."""
+        cache = self.__dict__.setdefault("_truck_fleets", {})
+        if trucks_per_driver not in cache:
+            drivers = self.drivers_count.astype(np.int64)
+            if self.lives is not None:  # the trucks cover the most drivers the company can have
+                drivers = self.lives.most_drivers(np.arange(len(drivers)))
+            cache[trucks_per_driver] = np.minimum(np.ceil(drivers * trucks_per_driver).astype(np.int64),
+                                                  np.maximum(drivers, 9999))
+        sizes: np.ndarray = cache[trucks_per_driver]
+        return sizes
+
 
 @dataclass(frozen=True)
 class Itinerary:
@@ -580,15 +593,23 @@ def _stop(depot: tuple[np.ndarray, ...], company: np.ndarray, day_key: np.ndarra
 
 def _trucks(fleet: Fleet, company: np.ndarray, driver: np.ndarray, day: np.ndarray, ckeys: np.ndarray,
             trucks_per_driver: float) -> np.ndarray:
-    """Truck of each driver's shift: a per-company weekly rotation over the fleet (one driver per truck)."""
-    drivers = fleet.drivers_count[company].astype(np.int64)
-    if fleet.lives is not None:  # the trucks cover the most drivers the company can have
-        drivers = fleet.lives.most_drivers(company)
-    fleet_size = np.minimum(np.ceil(drivers * trucks_per_driver).astype(np.int64), np.maximum(drivers, 9999))
+    """Truck of each driver's shift: a per-company weekly rotation over the fleet (one driver per truck).
+    The rotation is hashed once per company and week met (a part meets one or two weeks), not per row."""
+    fleet_size = fleet.truck_fleets(trucks_per_driver)
     week = np.floor_divide(day, WEEK_DAYS)
-    rotation = (mix(ckeys[company] ^ mix(week.astype(np.uint64))) % fleet_size.astype(np.uint64)).astype(np.int64)
-    trucks: np.ndarray = (driver - 1 + rotation) % fleet_size + 1
+    first, last = (int(week.min()), int(week.max())) if len(week) else (0, -1)
+    if last - first < ROTATION_WEEKS:
+        weeks = np.arange(first, last + 1, dtype=np.int64)
+        table = (mix(ckeys[None, :] ^ mix(weeks.astype(np.uint64))[:, None]) % fleet_size.astype(np.uint64))
+        rotation = table.astype(np.int64).ravel()[(week - first) * len(fleet_size) + company]
+    else:
+        rotation = (mix(ckeys[company] ^ mix(week.astype(np.uint64))) % fleet_size[company].astype(np.uint64)
+                    ).astype(np.int64)
+    trucks: np.ndarray = (driver - 1 + rotation) % fleet_size[company] + 1
     return trucks
+
+
+ROTATION_WEEKS = 8  # a part's shifts meeting more weeks than this hash their rotations per row
 
 
 def _empty() -> Itinerary:
