@@ -227,3 +227,30 @@ def test_the_compiled_stop_places_refuse_rows_outside_their_columns():
         with pytest.raises(ValueError, match="rows and companies within them"):
             compiled.native.stop_places(rows, company, columns[1], columns[2], 0, *depot, numbers,
                                         itinerary._STOP_SALTS, *out)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_compiled_timestamps_and_locations_are_numpys(seed, monkeypatch):
+    """Timestamps over years 0..9999 and before the epoch, quoted and not; locations of every width and sign,
+    with numpy's padding: the same matrices."""
+    from app.core.generation import compiled
+
+    rng = np.random.default_rng(seed)
+    ms = np.concatenate([rng.integers(-62_135_596_800_000, 253_402_300_800_000, 5000), EDGE_MS,
+                         np.sort(rng.integers(1_764_064_800_000, 1_764_065_700_000, 5000))])
+    lat = np.concatenate([rng.integers(-99_999_999, 100_000_000, 5000), EDGE_COORDINATES])
+    lon = np.concatenate([rng.integers(-18_000_000, 18_000_001, 5000), EDGE_COORDINATES[::-1]])
+
+    def made() -> list[np.ndarray]:
+        return [r.timestamp_text(ms), r.timestamp_text(ms, quote=True), events_module.location_text(lat, lon),
+                r.timestamp_text(ms[:0], quote=True), events_module.location_text(lat[:0], lon[:0])]
+
+    fast = made()
+    monkeypatch.setattr(compiled, "native", None)
+    for a, b in zip(fast, made(), strict=True):
+        assert a.shape == b.shape and np.array_equal(a, b)
+
+
+def test_the_compiled_locations_refuse_coordinates_past_1000_degrees():
+    with pytest.raises(ValueError, match="within 1000 degrees"):
+        events_module.location_text(np.array([0, 100_000_000]), np.array([0, 0]))

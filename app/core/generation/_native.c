@@ -587,6 +587,81 @@ static PyObject *stop_places(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* timestamp_text_into(ms, out): epoch milliseconds as 'YYYY-MM-DDTHH:MM:SS.mmmZ' into (rows, 24), or quoted
+   into (rows, 26) (as render.timestamp_text). */
+static PyObject *timestamp_text_into(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer ms, out;
+    if (!PyArg_ParseTuple(args, "y*w*", &ms, &out)) return NULL;
+    Py_ssize_t rows = ms.len / 8, width = rows ? out.len / rows : 24;
+    PyObject *result = NULL;
+    if (ms.len % 8 || (width != 24 && width != 26) || out.len != rows * width) {
+        PyErr_SetString(PyExc_ValueError, "timestamp_text_into needs int64 values and a (rows, 24 or 26) output");
+    } else {
+        const int64_t *values = ms.buf;
+        Py_BEGIN_ALLOW_THREADS
+        uint8_t scratch[26];
+        for (Py_ssize_t i = 0; i < rows; i++) {
+            uint8_t *at = (uint8_t *)out.buf + i * width;
+            timestamp(scratch, values[i]);
+            memcpy(at, width == 26 ? scratch : scratch + 1, (size_t)width);
+        }
+        Py_END_ALLOW_THREADS
+        result = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&ms);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+/* A coordinate (degrees x 10**5, whole degrees < 1000) in 10 bytes as render.coordinate_into lays it out:
+   sign or padding, the whole part right-aligned in three (padding before it), '.', five digits. */
+static void coordinate_cell(uint8_t *at, int64_t scaled) {
+    uint64_t magnitude = (uint64_t)(scaled < 0 ? -scaled : scaled);
+    uint64_t whole = magnitude / 100000 % 1000;
+    at[0] = scaled < 0 ? '-' : 0;
+    at[1] = whole >= 100 ? (uint8_t)('0' + whole / 100) : 0;
+    at[2] = whole >= 10 ? (uint8_t)('0' + whole / 10 % 10) : 0;
+    at[3] = (uint8_t)('0' + whole % 10);
+    at[4] = '.';
+    digits(at + 5, magnitude % 100000, 5);
+}
+
+/* location_into(lat, lon, out): '{"lat":…,"lon":…}' into (rows, 35), padded as events.location_text. */
+static PyObject *location_into(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer lat, lon, out;
+    if (!PyArg_ParseTuple(args, "y*y*w*", &lat, &lon, &out)) return NULL;
+    Py_ssize_t rows = lat.len / 8;
+    const int64_t *la = lat.buf, *lo = lon.buf;
+    PyObject *result = NULL;
+    int ok = lat.len % 8 == 0 && lon.len == lat.len && out.len == rows * 35;
+    if (!ok) PyErr_SetString(PyExc_ValueError, "location_into needs int64 lat and lon of one length and a (rows, 35) output");
+    for (Py_ssize_t i = 0; ok && i < rows; i++) {
+        if (la[i] <= -100000000 || la[i] >= 100000000 || lo[i] <= -100000000 || lo[i] >= 100000000) {
+            PyErr_SetString(PyExc_ValueError, "location_into renders coordinates within 1000 degrees");
+            ok = 0;
+        }
+    }
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < rows; i++) {
+            uint8_t *at = (uint8_t *)out.buf + i * 35;
+            memcpy(at, "{\"lat\":", 7);
+            coordinate_cell(at + 7, la[i]);
+            memcpy(at + 17, ",\"lon\":", 7);
+            coordinate_cell(at + 24, lo[i]);
+            at[34] = '}';
+        }
+        Py_END_ALLOW_THREADS
+        result = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&lat);
+    PyBuffer_Release(&lon);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 /* uuid_text_into(raw, out): (rows, 16) bytes as canonical UUID text into (rows, 36) or, quoted, (rows, 38). */
 static PyObject *uuid_text_into(PyObject *self, PyObject *args) {
     (void)self;
@@ -652,6 +727,8 @@ static PyMethodDef METHODS[] = {
     {"uuid_text_into", uuid_text_into, METH_VARARGS, "UUID text of (rows, 16) bytes into (rows, 36 or 38)."},
     {"integer_into", integer_into, METH_VARARGS, "int64 values as render.integer writes them."},
     {"hash_into", hash_into, METH_VARARGS, "out = mix(a ^ b), as uint64 or as uniforms in [0, 1)."},
+    {"timestamp_text_into", timestamp_text_into, METH_VARARGS, "Epoch ms as ISO 8601 text (rows, 24 or 26)."},
+    {"location_into", location_into, METH_VARARGS, "Scaled lat and lon as location objects (rows, 35)."},
     {"stop_places", stop_places, METH_VARARGS, "itinerary._stop's latitude and longitude, in one pass."},
     {"join_lines", join_lines, METH_VARARGS, "JSON Lines from rendered field matrices, as a bytearray."},
     {"event_lines", (PyCFunction)(void (*)(void))event_lines, METH_VARARGS | METH_KEYWORDS,

@@ -56,9 +56,9 @@ class CompanyBatch(ColumnBatch):
         if field == "drivers_count":
             return r.integer(self.drivers_count[rows], 6)
         if field == "onboarded_at":
-            return r.quoted(r.timestamp_text(self.onboarded_ms[rows]))
+            return r.timestamp_text(self.onboarded_ms[rows], quote=True)
         if field == "updated_at":
-            return r.quoted(r.timestamp_text(self.updated_ms[rows]))
+            return r.timestamp_text(self.updated_ms[rows], quote=True)
         raise KeyError(field)
 
     def copy_rows(self, dst: np.ndarray, src: np.ndarray) -> None:
@@ -116,7 +116,7 @@ def _malformed_updated(batch: CompanyBatch, rows: np.ndarray, rng: np.random.Gen
 
 
 def _updated_outside(batch: CompanyBatch, rows: np.ndarray, rng: np.random.Generator) -> r.Matrix:
-    return r.quoted(r.timestamp_text(outside_window(batch.window, len(rows), rng)))
+    return r.timestamp_text(outside_window(batch.window, len(rows), rng), quote=True)
 
 
 def generate_companies(config: Config, window: Window, rng: np.random.Generator,

@@ -164,7 +164,7 @@ class EventBatch(ColumnBatch):
         if field == "event_type":
             return r.pick(EVENT_TYPE_TEXT, self.event_type[rows])
         if field == "event_timestamp":
-            return r.quoted(r.timestamp_text(self.timestamp_ms[rows]))
+            return r.timestamp_text(self.timestamp_ms[rows], quote=True)
         if field == "location":
             return location_text(self.lat[rows], self.lon[rows])
         raise KeyError(field)
@@ -266,6 +266,9 @@ def location_text(lat: np.ndarray, lon: np.ndarray) -> r.Matrix:
     """``{"lat":…,"lon":…}`` written straight into one matrix (no concatenation of parts)."""
     assert COORD_DECIMALS == 5, "coordinate_into renders five decimals"
     out = np.empty((len(lat), 35), np.uint8)
+    if compiled.native is not None:
+        compiled.native.location_into(np.ascontiguousarray(lat, np.int64), np.ascontiguousarray(lon, np.int64), out)
+        return out
     out[:, 0:7] = np.frombuffer(b'{"lat":', np.uint8)
     r.coordinate_into(out, 7, lat)
     out[:, 17:24] = np.frombuffer(b',"lon":', np.uint8)
@@ -287,7 +290,7 @@ def _invalid_type(batch: EventBatch, rows: np.ndarray, rng: np.random.Generator)
 
 
 def _outside(batch: EventBatch, rows: np.ndarray, rng: np.random.Generator) -> r.Matrix:
-    return r.quoted(r.timestamp_text(outside_window(batch.window, len(rows), rng, batch.accepts_from_ms)))
+    return r.timestamp_text(outside_window(batch.window, len(rows), rng, batch.accepts_from_ms), quote=True)
 
 
 def _out_of_range(rng: np.random.Generator, rows: int, limit: int) -> np.ndarray:

@@ -217,9 +217,17 @@ def timestamp_parts(ms: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def timestamp_text(ms: np.ndarray) -> Matrix:
-    """Epoch milliseconds as 'YYYY-MM-DDTHH:MM:SS.mmmZ' (years 0..9999)."""
+def timestamp_text(ms: np.ndarray, quote: bool = False) -> Matrix:
+    """Epoch milliseconds as 'YYYY-MM-DDTHH:MM:SS.mmmZ' (years 0..9999), in quotes with ``quote``."""
     ms = np.asarray(ms, dtype=np.int64)
+    if compiled.native is not None:
+        out = np.empty((len(ms), 26 if quote else 24), np.uint8)
+        compiled.native.timestamp_text_into(np.ascontiguousarray(ms), out)
+        return out
+    return quoted(_timestamp_text(ms)) if quote else _timestamp_text(ms)
+
+
+def _timestamp_text(ms: np.ndarray) -> Matrix:
     if len(ms) == 0:
         return np.zeros((0, 24), np.uint8)
     seconds, millis = np.divmod(ms, 1000)
