@@ -36,7 +36,7 @@ class FileSink:
         self.size = 0  # bytes on their way to the file (written, or in the write under way)
         self._flushed = 0  # buffered mode: bytes already handed to writeback
         self._buffer: mmap.mmap | None = None  # the one being filled
-        self._spare: mmap.mmap | None = None  # the one being written (or free)
+        self._spare: mmap.mmap | None = None  # the one being written (or free); made when first needed
         self._writing: Future[None] | None = None  # the write of the spare buffer, DIRECT_BUFFER bytes
         self._fill = 0
         self._fd = -1
@@ -44,7 +44,6 @@ class FileSink:
             try:
                 self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | O_DIRECT, 0o644)
                 self._buffer = mmap.mmap(-1, DIRECT_BUFFER)  # page-aligned, as O_DIRECT needs
-                self._spare = mmap.mmap(-1, DIRECT_BUFFER)
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
                     raise
@@ -116,7 +115,8 @@ class FileSink:
         self._settle()
         if self._buffer is None:
             return
-        assert self._spare is not None
+        if self._spare is None:  # a file of one buffer or less never maps the second
+            self._spare = mmap.mmap(-1, DIRECT_BUFFER)
         self._buffer, self._spare = self._spare, self._buffer
         self._writing = _IO.submit(_write_direct_block, self._fd, self._spare)
         self.size += DIRECT_BUFFER

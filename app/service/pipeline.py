@@ -23,7 +23,7 @@ from app.core.generation.batch import generate_in_parts
 from app.core.generation.columns import ColumnBatch
 from app.core.generation.companies import CompanyBatch
 from app.core.generation.emulated_fleet import FleetState
-from app.core.generation.encoding import issue_chunks, render_late, render_records
+from app.core.generation.encoding import issues_ahead, render_late, render_records
 from app.core.generation.events import DriverPool, EventBatch, max_delay_s
 from app.core.generation.parquet import record_chunks
 from app.core.remote_bronze import RemoteBronze
@@ -578,6 +578,7 @@ def make_batch(config: Config, layout: bronze.Layout, stream: str, window: Windo
     generated_at = time.time()
     made = generate_in_parts(config, stream, window, pool, fleet)
     late_count = 0
+    large = made.whole is None or made.size >= bronze.DIRECT_IO_MIN_ROWS
 
     def fill(staging: Path) -> dict[str, bronze.FileInfo]:
         """The record file and its sidecars, written together part by part (a sidecar only when not empty)."""
@@ -589,25 +590,25 @@ def make_batch(config: Config, layout: bronze.Layout, stream: str, window: Windo
             for chunk in text:
                 if not chunk:
                     continue
-                if name not in sidecars:
-                    sidecars[name] = bronze.StreamWriter(staging / name, large=False)
+                if name not in sidecars:  # a large batch's issue log runs to tens of MB: O_DIRECT too
+                    sidecars[name] = bronze.StreamWriter(staging / name, large=large)
                 sidecars[name].write(chunk)
             if name in sidecars:
                 rows[name] += count
 
         def lines() -> Iterator[memoryview]:
             for part in made.parts(spill_dir=staging):
+                issues = (issues_ahead(part.batch, part.plan, part.offset)
+                          if config.quality_injection.log_injected_issues else None)
                 yield from render_records(part.batch, part.plan)
-                if config.quality_injection.log_injected_issues:
-                    side(bronze.ISSUES_FILE, issue_chunks(part.batch, part.plan, part.offset),
-                         part.plan.corrupted_count)
+                if issues is not None:
+                    side(bronze.ISSUES_FILE, issues.result(), part.plan.corrupted_count)
                 if isinstance(part.batch, EventBatch):
                     late_text, late_lines = render_late(part.batch, window.end_s - window.start_s, part.offset)
                     side(bronze.LATE_FILE, (late_text,), late_lines)
 
         record_file = layout.record_file(stream)
-        records = bronze.StreamWriter(staging / record_file, large=made.whole is None
-                                      or made.size >= bronze.DIRECT_IO_MIN_ROWS)
+        records = bronze.StreamWriter(staging / record_file, large=large)
         try:
             for chunk in record_chunks(layout.record_format, stream, lines()):
                 checkpoint()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 
 import numpy as np
 
@@ -107,6 +108,16 @@ def issue_chunks(batch: ColumnBatch, plan: DefectPlan, offset: int = 0) -> Itera
         ], sparse_padding=False)
 
     return _in_chunks(chunk, plan.corrupted_count, ISSUE_CHUNK_ROWS)
+
+
+def issues_ahead(batch: ColumnBatch, plan: DefectPlan, offset: int = 0) -> Future[list[memoryview]]:
+    """``issue_chunks`` of a part, rendered on a render thread while the caller hands out the part's
+    records (a part's issue log is one chunk or two: rendered inline it held up the records' writer)."""
+    if plan.corrupted_count == 0 or workers.on_pool("render"):
+        done: Future[list[memoryview]] = Future()
+        done.set_result(list(issue_chunks(batch, plan, offset)))
+        return done
+    return workers.executor("render").submit(lambda: list(issue_chunks(batch, plan, offset)))
 
 
 def render_late(batch: EventBatch, interval_s: int, offset: int = 0) -> tuple[bytes, int]:

@@ -34,7 +34,7 @@ def in_order(work: Callable[[T], R], items: Iterable[T], ahead: int, pool: str) 
     """``work`` of each item, in the items' order, on ``pool``'s threads, with up to ``ahead`` items worked
     on at once beyond the one being handed out (memory stays bounded whatever the number of items)."""
     assert pool in POOLS, pool
-    if threading.current_thread().name.startswith(f"fleetgen-{pool}_"):  # on this pool already: waiting on
+    if on_pool(pool):  # on this pool already: waiting on
         yield from map(work, items)  # its own threads could leave none to do the work
         return
     threads = executor(pool)
@@ -45,3 +45,8 @@ def in_order(work: Callable[[T], R], items: Iterable[T], ahead: int, pool: str) 
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
+
+
+def on_pool(pool: str) -> bool:
+    """Whether the calling thread is one of ``pool``'s."""
+    return threading.current_thread().name.startswith(f"fleetgen-{pool}_")
