@@ -22,7 +22,7 @@ import orjson
 
 from app.core.config import Config
 from app.core.errors import PublishError
-from app.core.filesink import FileSink
+from app.core.filesink import DIRECT_BUFFER, FileSink
 from app.core.remote_bronze import RemoteBronze
 from app.core.timeline import format_timestamp
 
@@ -377,11 +377,11 @@ class StreamWriter:
     checksum on the hashing thread while the caller renders the next ones. At most ``WRITE_AHEAD`` chunks
     wait (memory stays bounded); a failed write is raised by the next ``write`` or by ``close``."""
 
-    def __init__(self, path: Path, large: bool):
+    def __init__(self, path: Path, large: bool, buffer_bytes: int = DIRECT_BUFFER):
         self.path = path
         self.digest = hashlib.sha256()
         self.pending: deque[tuple[Future[None], Future[None]]] = deque()
-        self.sink = FileSink(path, large=large)
+        self.sink = FileSink(path, large=large, buffer_bytes=buffer_bytes)
 
     def write(self, chunk: bytes | memoryview) -> None:
         while len(self.pending) >= WRITE_AHEAD:
@@ -426,6 +426,7 @@ WRITE_AHEAD = 2
 _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetgen-write")
 _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetgen-sha256")
 HASH_INLINE_BYTES = 1 << 20
+SIDECAR_BUFFER = 1 << 20  # a sidecar's O_DIRECT buffers (two): its chunks are a few MB, memory is the records'
 DIRECT_IO_MIN_ROWS = 50_000  # below this a batch is a few MB: the page cache is the faster path
 
 

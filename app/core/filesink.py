@@ -31,19 +31,21 @@ class FileSink:
     the other, so the copy into the buffer and the device's write overlap instead of following each other.
     A write's error is raised by the next ``write`` or by ``close``."""
 
-    def __init__(self, path: Path, large: bool):
+    def __init__(self, path: Path, large: bool, buffer_bytes: int = DIRECT_BUFFER):
+        assert buffer_bytes > 0 and buffer_bytes % BLOCK == 0, buffer_bytes
         self.path = path
+        self._block = buffer_bytes  # each aligned buffer's size: one O_DIRECT write
         self.size = 0  # bytes on their way to the file (written, or in the write under way)
         self._flushed = 0  # buffered mode: bytes already handed to writeback
         self._buffer: mmap.mmap | None = None  # the one being filled
         self._spare: mmap.mmap | None = None  # the one being written (or free); made when first needed
-        self._writing: Future[None] | None = None  # the write of the spare buffer, DIRECT_BUFFER bytes
+        self._writing: Future[None] | None = None  # the write of the spare buffer, a whole one
         self._fill = 0
         self._fd = -1
         if large and O_DIRECT:
             try:
                 self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | O_DIRECT, 0o644)
-                self._buffer = mmap.mmap(-1, DIRECT_BUFFER)  # page-aligned, as O_DIRECT needs
+                self._buffer = mmap.mmap(-1, self._block)  # page-aligned, as O_DIRECT needs
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
                     raise
@@ -64,12 +66,12 @@ class FileSink:
         position = 0
         while position < len(view):
             buffer = np.frombuffer(self._buffer, np.uint8)
-            take = min(len(view) - position, DIRECT_BUFFER - self._fill)
+            take = min(len(view) - position, self._block - self._fill)
             buffer[self._fill:self._fill + take] = source[position:position + take]
             del buffer
             self._fill += take
             position += take
-            if self._fill == DIRECT_BUFFER:
+            if self._fill == self._block:
                 self._send()
                 if self._buffer is None:  # fell back to buffered: what was pending is written
                     self._write_buffered(view[position:])
@@ -116,10 +118,10 @@ class FileSink:
         if self._buffer is None:
             return
         if self._spare is None:  # a file of one buffer or less never maps the second
-            self._spare = mmap.mmap(-1, DIRECT_BUFFER)
+            self._spare = mmap.mmap(-1, self._block)
         self._buffer, self._spare = self._spare, self._buffer
         self._writing = _IO.submit(_write_direct_block, self._fd, self._spare)
-        self.size += DIRECT_BUFFER
+        self.size += self._block
         self._fill = 0
 
     def _settle(self) -> None:
@@ -133,7 +135,7 @@ class FileSink:
             if exc.errno != errno.EINVAL:
                 raise
             assert self._buffer is not None and self._spare is not None
-            self.size -= DIRECT_BUFFER
+            self.size -= self._block
             self._fall_back(bytes(self._spare) + bytes(self._direct_buffer()[:self._fill]))
 
     def _flush_tail(self) -> None:

@@ -591,7 +591,8 @@ def make_batch(config: Config, layout: bronze.Layout, stream: str, window: Windo
                 if not chunk:
                     continue
                 if name not in sidecars:  # a large batch's issue log runs to tens of MB: O_DIRECT too
-                    sidecars[name] = bronze.StreamWriter(staging / name, large=large)
+                    sidecars[name] = bronze.StreamWriter(staging / name, large=large,
+                                                         buffer_bytes=bronze.SIDECAR_BUFFER)
                 sidecars[name].write(chunk)
             if name in sidecars:
                 rows[name] += count

@@ -172,3 +172,15 @@ def test_a_write_failing_on_the_writer_thread_is_raised_to_the_caller(tmp_path, 
         writer.close(rows=20)
     writer.abort()  # what callers do on an error: nothing is written after, the file is closed
     assert calls["n"] < 3 + bronze.WRITE_AHEAD + 1
+
+
+@pytest.mark.parametrize("buffer_bytes", [4096, 3 * 4096, 1 << 20])
+def test_smaller_buffers_take_turns_as_well(tmp_path, buffer_bytes):
+    """A sidecar's smaller buffers: many turns of the two buffers, chunks larger and smaller than one."""
+    chunks = chunks_of(5 * buffer_bytes + 4097, buffer_bytes) + chunks_of(70_001, 3)
+    path = tmp_path / "out.bin"
+    sink = FileSink(path, large=True, buffer_bytes=buffer_bytes)
+    for chunk in chunks:
+        sink.write(chunk)
+    assert sink.close() == len(b"".join(chunks))
+    assert path.read_bytes() == b"".join(chunks)
