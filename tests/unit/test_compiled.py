@@ -254,3 +254,36 @@ def test_the_compiled_timestamps_and_locations_are_numpys(seed, monkeypatch):
 def test_the_compiled_locations_refuse_coordinates_past_1000_degrees():
     with pytest.raises(ValueError, match="within 1000 degrees"):
         events_module.location_text(np.array([0, 100_000_000]), np.array([0, 0]))
+
+
+@pytest.mark.parametrize("slot_s", [900.0, 3600 / 7, 37.5])
+def test_the_compiled_slot_times_and_trucks_are_numpys(slot_s, monkeypatch):
+    """Departures and arrivals bit for bit, delivery counts, and truck numbers (days before the epoch,
+    weeks changing between rows, fleets of one truck to many) as numpy computes them."""
+    from app.core.generation import compiled, itinerary
+
+    rng = np.random.default_rng(int(slot_s))
+    size, companies = 100_000, 500
+    start = rng.uniform(-2e9, 4e9, size)
+    slot = rng.integers(0, 600, size)
+    day_key = rng.integers(0, 2**64, size, dtype=np.uint64, endpoint=False)
+    company = rng.integers(0, companies, size)
+    driver = rng.integers(1, 400, size)
+    day = np.sort(rng.integers(-40_000, 40_000, size))
+    day[: size // 2] = rng.integers(20_000, 20_003, size // 2)  # runs of one week, as a part has
+    ckeys = rng.integers(0, 2**64, companies, dtype=np.uint64, endpoint=False)
+    drivers = rng.integers(1, 400, companies).astype(np.int32)
+    fleet = itinerary.Fleet(np.zeros((companies, 16), np.uint8), np.zeros(companies, np.uint8), drivers,
+                            np.zeros(companies, np.int64))
+    driver = np.minimum(driver, drivers[company])
+
+    def made() -> list[np.ndarray]:
+        return [*itinerary._slot_times(start, slot, day_key, slot_s, 1.3),
+                itinerary._trucks(fleet, company, driver, day, ckeys, 1.2),
+                itinerary._trucks(fleet, company, driver, day, ckeys, 0.5)]
+
+    fast = made()
+    monkeypatch.setattr(compiled, "native", None)
+    for a, b in zip(fast, made(), strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a.view(np.uint64) if a.dtype == np.float64 else a,
+                                                     b.view(np.uint64) if b.dtype == np.float64 else b)

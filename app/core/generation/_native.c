@@ -587,6 +587,84 @@ static PyObject *stop_places(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* slot_times(shift_start, slot, day_key, numbers, salts, depart, arrive, made): itinerary._slot_times in one
+   pass, numpy's operations in numpy's order. numbers: slot seconds, the departure's share of a slot in
+   seconds, the drive's least share and its span, the chance of each delivery. salts: mix of the purposes
+   drive and deliveries. */
+static PyObject *slot_times(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer start, slot, day_key, numbers, salts, depart, arrive, made;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*w*", &start, &slot, &day_key, &numbers, &salts, &depart, &arrive,
+                          &made)) return NULL;
+    Py_ssize_t n = start.len / 8;
+    PyObject *result = NULL;
+    if (start.len % 8 || slot.len != start.len || day_key.len != start.len || numbers.len != 5 * 8
+        || salts.len != 2 * 8 || depart.len != start.len || arrive.len != start.len || made.len != start.len) {
+        PyErr_SetString(PyExc_ValueError, "slot_times needs 8-byte columns of one length, 5 numbers and 2 salts");
+    } else {
+        const double *s0 = start.buf, *x = numbers.buf;
+        const int64_t *sl = slot.buf;
+        const uint64_t *dk = day_key.buf, *salt = salts.buf;
+        double *out_depart = depart.buf, *out_arrive = arrive.buf;
+        int64_t *out_made = made.buf;
+        const double slot_s = x[0], depart_s = x[1], drive_min = x[2], drive_span = x[3], share = x[4];
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint64_t slot_key = splitmix(splitmix(dk[i]) ^ (uint64_t)sl[i]);
+            double begin = s0[i] + (double)sl[i] * slot_s;
+            double leave = begin + depart_s;
+            out_depart[i] = leave;
+            out_arrive[i] = leave + (drive_min + drive_span * uniform_of(slot_key, salt[0])) * slot_s;
+            out_made[i] = (uniform_of(slot_key, salt[1]) < share) + (uniform_of(splitmix(slot_key), salt[1]) < share);
+        }
+        Py_END_ALLOW_THREADS
+        result = Py_NewRef(Py_None);
+    }
+    Py_buffer *all[] = {&start, &slot, &day_key, &numbers, &salts, &depart, &arrive, &made};
+    for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) PyBuffer_Release(all[k]);
+    return result;
+}
+
+/* trucks(company, driver, day, company_key, fleet_size, out): itinerary._trucks per row: the company's weekly
+   rotation over its fleet, as numpy computes it (floor division of the day by 7, unsigned remainders). */
+static PyObject *trucks(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer company, driver, day, company_key, fleet_size, out;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*", &company, &driver, &day, &company_key, &fleet_size, &out))
+        return NULL;
+    Py_ssize_t n = company.len / 8, companies = company_key.len / 8;
+    const int64_t *co = company.buf, *dr = driver.buf, *dy = day.buf, *size = fleet_size.buf;
+    PyObject *result = NULL;
+    int ok = company.len % 8 == 0 && driver.len == company.len && day.len == company.len
+             && fleet_size.len == company_key.len && out.len == company.len;
+    for (Py_ssize_t i = 0; ok && i < n; i++) ok = co[i] >= 0 && co[i] < companies && size[co[i]] > 0 && dr[i] >= 1;
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "trucks needs int64 columns of one length, companies within the keys, "
+                                          "fleets of one truck or more and drivers from 1");
+    } else {
+        const uint64_t *ck = company_key.buf;
+        int64_t *truck = out.buf;
+        Py_BEGIN_ALLOW_THREADS
+        int64_t last_week = INT64_MIN;
+        uint64_t week_mix = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t week = floor_div(dy[i], 7);
+            if (week != last_week) {
+                week_mix = splitmix((uint64_t)week);
+                last_week = week;
+            }
+            int64_t fleet = size[co[i]];
+            int64_t rotation = (int64_t)(splitmix(ck[co[i]] ^ week_mix) % (uint64_t)fleet);
+            truck[i] = (dr[i] - 1 + rotation) % fleet + 1;
+        }
+        Py_END_ALLOW_THREADS
+        result = Py_NewRef(Py_None);
+    }
+    Py_buffer *all[] = {&company, &driver, &day, &company_key, &fleet_size, &out};
+    for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) PyBuffer_Release(all[k]);
+    return result;
+}
+
 /* timestamp_text_into(ms, out): epoch milliseconds as 'YYYY-MM-DDTHH:MM:SS.mmmZ' into (rows, 24), or quoted
    into (rows, 26) (as render.timestamp_text). */
 static PyObject *timestamp_text_into(PyObject *self, PyObject *args) {
@@ -729,6 +807,8 @@ static PyMethodDef METHODS[] = {
     {"hash_into", hash_into, METH_VARARGS, "out = mix(a ^ b), as uint64 or as uniforms in [0, 1)."},
     {"timestamp_text_into", timestamp_text_into, METH_VARARGS, "Epoch ms as ISO 8601 text (rows, 24 or 26)."},
     {"location_into", location_into, METH_VARARGS, "Scaled lat and lon as location objects (rows, 35)."},
+    {"slot_times", slot_times, METH_VARARGS, "itinerary._slot_times' departures, arrivals and deliveries."},
+    {"trucks", trucks, METH_VARARGS, "itinerary._trucks' truck numbers."},
     {"stop_places", stop_places, METH_VARARGS, "itinerary._stop's latitude and longitude, in one pass."},
     {"join_lines", join_lines, METH_VARARGS, "JSON Lines from rendered field matrices, as a bytearray."},
     {"event_lines", (PyCFunction)(void (*)(void))event_lines, METH_VARARGS | METH_KEYWORDS,

@@ -435,12 +435,20 @@ def _kept_times(window: Window, depart: np.ndarray, arrive: np.ndarray, made: np
 
 def _slot_times(shift_start: np.ndarray, slot: np.ndarray, day_key: np.ndarray, slot_s: float,
                 deliveries: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """When each slot's driver departs and arrives (s), and how many deliveries it makes there (0-2)."""
+    """When each slot's driver departs and arrives (s), and how many deliveries it makes there (0-2); by the
+    compiled kernel when there is one (the same doubles)."""
+    share = deliveries / MAX_DELIVERIES  # each of two chances delivers with this probability
+    if compiled.native is not None:
+        depart, arrive, made = np.empty(len(slot)), np.empty(len(slot)), np.empty(len(slot), np.int64)
+        numbers = np.array([slot_s, DEPART_SHARE * slot_s, DRIVE_SHARE_MIN, DRIVE_SHARE_SPAN, share], np.float64)
+        compiled.native.slot_times(np.ascontiguousarray(shift_start, np.float64), np.ascontiguousarray(slot, np.int64),
+                                   np.ascontiguousarray(day_key, np.uint64), numbers, _SLOT_SALTS, depart, arrive,
+                                   made)
+        return depart, arrive, made
     slot_key = key(day_key, slot.astype(np.uint64))
     begin = shift_start + slot * slot_s
     depart = begin + DEPART_SHARE * slot_s
     arrive = depart + (DRIVE_SHARE_MIN + DRIVE_SHARE_SPAN * uniform(slot_key, "drive")) * slot_s
-    share = deliveries / MAX_DELIVERIES  # each of two chances delivers with this probability
     made = ((uniform(slot_key, "deliveries") < share).astype(np.int64)
             + (uniform(mix(slot_key), "deliveries") < share).astype(np.int64))
     return depart, arrive, made
@@ -565,6 +573,7 @@ def _scatter_km(slot_s: float) -> float:
     return min(MAX_SCATTER_KM, SCATTER_KMH * slot_s / 3600)
 
 
+_SLOT_SALTS = mix(np.array([PURPOSE["drive"], PURPOSE["deliveries"]], np.uint64))
 _STOP_SALTS = mix(np.array([PURPOSE[name] for name in ("route_radius", "route_phase", "route_turn", "scatter_radius",
                                                        "scatter_angle")], np.uint64))
 
@@ -596,6 +605,12 @@ def _trucks(fleet: Fleet, company: np.ndarray, driver: np.ndarray, day: np.ndarr
     """Truck of each driver's shift: a per-company weekly rotation over the fleet (one driver per truck).
     The rotation is hashed once per company and week met (a part meets one or two weeks), not per row."""
     fleet_size = fleet.truck_fleets(trucks_per_driver)
+    if compiled.native is not None:
+        trucks = np.empty(len(company), np.int64)
+        compiled.native.trucks(np.ascontiguousarray(company, np.int64), np.ascontiguousarray(driver, np.int64),
+                               np.ascontiguousarray(day, np.int64), np.ascontiguousarray(ckeys, np.uint64),
+                               fleet_size, trucks)
+        return trucks
     week = np.floor_divide(day, WEEK_DAYS)
     first, last = (int(week.min()), int(week.max())) if len(week) else (0, -1)
     if last - first < ROTATION_WEEKS:
@@ -605,8 +620,8 @@ def _trucks(fleet: Fleet, company: np.ndarray, driver: np.ndarray, day: np.ndarr
     else:
         rotation = (mix(ckeys[company] ^ mix(week.astype(np.uint64))) % fleet_size[company].astype(np.uint64)
                     ).astype(np.int64)
-    trucks: np.ndarray = (driver - 1 + rotation) % fleet_size[company] + 1
-    return trucks
+    made: np.ndarray = (driver - 1 + rotation) % fleet_size[company] + 1
+    return made
 
 
 ROTATION_WEEKS = 8  # a part's shifts meeting more weeks than this hash their rotations per row
