@@ -311,3 +311,19 @@ def test_a_window_cut_in_time_parts_is_the_window(make_config, late, delay, chur
         assert one.size > 5000
         for a, b in zip(one._columns(), joined._columns(), strict=True):
             assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("ahead_min", [0, 10**9], ids=["on a render thread", "inline"])
+def test_an_issue_log_rendered_ahead_is_the_issue_log(make_config, monkeypatch, ahead_min):
+    """A part's issue log rendered beside its records (on the render pool, or inline for a small part, or
+    from a render thread itself) is the same text, chunk for chunk."""
+    from app.core.generation import encoding, workers
+
+    _, batch, plan = defect_run(make_config, "events", error_rate=0.3)
+    monkeypatch.setattr(encoding, "ISSUE_CHUNK_ROWS", 500)  # several chunks
+    expected = list(map(bytes, encoding.issue_chunks(batch, plan, offset=7)))
+    assert len(expected) > 2
+    monkeypatch.setattr(encoding, "ISSUES_AHEAD_MIN", ahead_min)
+    assert list(map(bytes, encoding.issues_ahead(batch, plan, 7).result())) == expected
+    from_the_pool = workers.executor("render").submit(lambda: encoding.issues_ahead(batch, plan, 7).result())
+    assert list(map(bytes, from_the_pool.result(timeout=60))) == expected

@@ -17,6 +17,7 @@ from app.core.generation.events import EventBatch
 COMPILED_MIN_ROWS = 2048  # below this (emulated batches) preparing each company's line head costs more than it saves
 CHUNK_ROWS = 8_192  # ~2.4 MB of text: stays in cache while it is assembled
 IN_FLIGHT = 2  # chunks rendered ahead of the one handed out
+ISSUES_AHEAD_MIN = 1_024  # defects in a part below which its issue log renders inline (emulated batches)
 ISSUE_CHUNK_ROWS = 32_768  # defects: each chunk renders its values field by field, worth a larger chunk
 DEFECT_TYPE_TEXT = r.pool(DEFECT_TYPES)
 
@@ -113,7 +114,7 @@ def issue_chunks(batch: ColumnBatch, plan: DefectPlan, offset: int = 0) -> Itera
 def issues_ahead(batch: ColumnBatch, plan: DefectPlan, offset: int = 0) -> Future[list[memoryview]]:
     """``issue_chunks`` of a part, rendered on a render thread while the caller hands out the part's
     records (a part's issue log is one chunk or two: rendered inline it held up the records' writer)."""
-    if plan.corrupted_count == 0 or workers.on_pool("render"):
+    if plan.corrupted_count < ISSUES_AHEAD_MIN or workers.on_pool("render"):  # small: not worth a hand-off
         done: Future[list[memoryview]] = Future()
         done.set_result(list(issue_chunks(batch, plan, offset)))
         return done
