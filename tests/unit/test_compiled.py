@@ -191,27 +191,33 @@ def test_the_writer_refuses_blanks_outside_the_line_head(monkeypatch, blank):
 
 
 @pytest.mark.parametrize("slot_s", [900.0, 3600 / 7, 37.5])
-@pytest.mark.parametrize("shift", [0, -1], ids=["its stop", "the stop before"])
-def test_the_compiled_stop_places_are_numpys(slot_s, shift, monkeypatch):
-    """Every stop's latitude and longitude, bit for bit (sin, cos and sqrt are the C library's, as numpy's
-    are), written to the rows asked for and nowhere else; slots from the shift's start (-1) to long shifts,
-    route times far past one turn of the loop."""
+@pytest.mark.parametrize("overlap", [0.0, 0.5, 1.0], ids=["apart", "half shared", "the same rows"])
+def test_the_compiled_stop_places_are_numpys(slot_s, overlap, monkeypatch):
+    """Every stop's latitude and longitude and the one's before, bit for bit (sin, cos and sqrt are the C
+    library's, as numpy's are), written to the rows asked for and nowhere else; rows asked for both, one or
+    the other; slots from the shift's start to long shifts, route times far past one turn of the loop."""
     from app.core.generation import compiled, itinerary
 
-    rng = np.random.default_rng(int(slot_s) * 2 + shift)
+    rng = np.random.default_rng(int(slot_s) + int(overlap * 10))
     companies, size = 300, 200_000
     depot = rng.uniform(25, 49, companies), rng.uniform(-124, -67, companies), rng.uniform(70, 101, companies)
     company = rng.integers(0, companies, size)
     day_key = rng.integers(0, 2**64, size, dtype=np.uint64, endpoint=False)
-    slot = rng.integers(-1 - shift, 400, size)
-    rows = np.sort(rng.choice(size, size // 2, replace=False))
-    fast = np.full(size, np.nan), np.full(size, np.nan)
-    itinerary._stops_into(*fast, rows, depot, company, day_key, slot, shift, slot_s)
+    slot = rng.integers(0, 400, size)
+    at = np.sort(rng.choice(size, size // 3, replace=False))
+    shared = at[rng.random(len(at)) < overlap]
+    before = np.union1d(shared, rng.choice(size, int(size // 3 * (1 - overlap)), replace=False))
+
+    def made() -> list[np.ndarray]:
+        out = [np.full(size, np.nan) for _ in range(4)]
+        itinerary._stops_into(depot, company, day_key, slot, slot_s, (at, out[0], out[1]), (before, out[2], out[3]))
+        return out
+
+    fast = made()
     monkeypatch.setattr(compiled, "native", None)
-    slow = np.full(size, np.nan), np.full(size, np.nan)
-    itinerary._stops_into(*slow, rows, depot, company, day_key, slot, shift, slot_s)
-    for a, b in zip(fast, slow, strict=True):
+    for index, (a, b) in enumerate(zip(fast, made(), strict=True)):
         assert np.array_equal(a.view(np.uint64), b.view(np.uint64))
+        rows = at if index < 2 else before
         assert np.isnan(np.delete(a, rows)).all() and not np.isnan(a[rows]).any()
 
 
@@ -221,12 +227,14 @@ def test_the_compiled_stop_places_refuse_rows_outside_their_columns():
     assert compiled.native is not None
     depot = np.zeros(2), np.zeros(2), np.ones(2)
     columns = np.zeros(4, np.int64), np.zeros(4, np.uint64), np.zeros(4, np.int64)
-    numbers, out = np.ones(7), (np.zeros(4), np.zeros(4))
-    for rows, company in ((np.array([4]), columns[0]), (np.array([-1]), columns[0]),
+    out = [np.zeros(4) for _ in range(4)]
+    none = np.zeros(0, np.int64)
+    for rows, company in ((np.array([4]), columns[0]), (np.array([-1]), columns[0]), (np.array([2, 1]), columns[0]),
                           (np.array([1]), np.array([0, 2, 0, 0]))):
-        with pytest.raises(ValueError, match="rows and companies within them"):
-            compiled.native.stop_places(rows, company, columns[1], columns[2], 0, *depot, numbers,
-                                        itinerary._STOP_SALTS, *out)
+        for at, before in ((rows, none), (none, rows)):
+            with pytest.raises(ValueError, match="sorted rows and companies within them"):
+                compiled.native.stop_places(at, before, company, columns[1], columns[2], *depot, np.ones(7),
+                                            itinerary._STOP_SALTS, *out)
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -528,61 +528,99 @@ static PyObject *hash_into(PyObject *self, PyObject *args) {
 
 static inline double uniform_of(uint64_t key, uint64_t salt) { return (double)(splitmix(key ^ salt) >> 11) * 0x1p-53; }
 
-/* stop_places(rows, company, day_key, slot, slot_shift, depot_lat, depot_lon, lon_km, numbers, salts, lat, lon):
-   itinerary._stop for each row r of `rows`, its stop (slot[r] + slot_shift) written to lat[r] and lon[r], in
-   one pass. Every operation is numpy's, in its order (no fused multiply-add: see pyproject), and sin, cos and
-   sqrt are the C library's, as numpy's are for float64: the same doubles. numbers: route radius low and
-   span, 2 pi, route speed, slot seconds, scatter km, km per degree. salts: mix of the purposes route_radius,
-   route_phase, route_turn, scatter_radius, scatter_angle. */
+/* stop_places(rows_at, rows_before, company, day_key, slot, depot_lat, depot_lon, lon_km, numbers, salts,
+   lat_at, lon_at, lat_before, lon_before): itinerary._stop for the rows of `rows_at` (stop slot[r], written to
+   lat_at[r] and lon_at[r]) and of `rows_before` (the stop before it, slot[r] - 1, to lat_before and lon_before),
+   both sorted, in one pass: a row in both draws its day's route once. Every operation is numpy's, in its
+   order (no fused multiply-add: see pyproject), and sin, cos and sqrt are the C library's, as numpy's are for
+   float64 here: the same doubles. numbers: route radius low and span, 2 pi, route speed, slot seconds, scatter
+   km, km per degree. salts: mix of the purposes route_radius, route_phase, route_turn, scatter_radius,
+   scatter_angle. */
+typedef struct {
+    double r_low, r_span, two_pi, speed, slot_s, scatter, km_per_deg;
+    const uint64_t *salt;
+} Route;
+
+static void stop_place(const Route *route, uint64_t day, double radius, double phase, double sin_phase,
+                       double cos_phase, double turn, int64_t s, double depot_lat, double depot_lon, double lon_km,
+                       double *lat, double *lon) {
+    double hours = fmax((double)s + 0.5, 0.0) * route->slot_s / 3600.0;
+    double angle = phase + turn * route->speed * hours / radius;
+    double sin_angle, cos_angle, sin_direction, cos_direction;
+    sincos(angle, &sin_angle, &cos_angle);
+    double north = radius * (sin_angle - sin_phase);
+    double east = radius * (cos_angle - cos_phase);
+    uint64_t stop_key = splitmix(splitmix(day) ^ (uint64_t)(s + 1));
+    double distance = route->scatter * sqrt(uniform_of(stop_key, route->salt[3]));
+    double direction = route->two_pi * uniform_of(stop_key, route->salt[4]);
+    sincos(direction, &sin_direction, &cos_direction);
+    north = north + distance * sin_direction;
+    east = east + distance * cos_direction;
+    *lat = depot_lat + north / route->km_per_deg;
+    *lon = depot_lon + east / lon_km;
+}
+
+static int rows_within(const Py_buffer *rows, Py_ssize_t size, const int64_t *company, Py_ssize_t companies) {
+    const int64_t *row = rows->buf;
+    if (rows->len % 8) return 0;
+    for (Py_ssize_t i = 0; i < rows->len / 8; i++) {
+        if (row[i] < 0 || row[i] >= size || (i && row[i] <= row[i - 1])) return 0;
+        if (company[row[i]] < 0 || company[row[i]] >= companies) return 0;
+    }
+    return 1;
+}
+
 static PyObject *stop_places(PyObject *self, PyObject *args) {
     (void)self;
-    Py_buffer rows, company, day_key, slot, depot_lat, depot_lon, lon_km, numbers, salts, lat, lon;
-    long long shift;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*Ly*y*y*y*y*w*w*", &rows, &company, &day_key, &slot, &shift, &depot_lat,
-                          &depot_lon, &lon_km, &numbers, &salts, &lat, &lon)) return NULL;
-    Py_ssize_t n = rows.len / 8, size = company.len / 8, companies = depot_lat.len / 8;
+    Py_buffer at, before, company, day_key, slot, depot_lat, depot_lon, lon_km, numbers, salts, lat_at, lon_at,
+        lat_before, lon_before;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*w*w*w*w*", &at, &before, &company, &day_key, &slot, &depot_lat,
+                          &depot_lon, &lon_km, &numbers, &salts, &lat_at, &lon_at, &lat_before, &lon_before))
+        return NULL;
+    Py_ssize_t size = company.len / 8, companies = depot_lat.len / 8;
     PyObject *result = NULL;
-    const int64_t *row = rows.buf;
-    int ok = rows.len % 8 == 0 && company.len % 8 == 0 && day_key.len == company.len && slot.len == company.len
-             && lat.len == company.len && lon.len == company.len && depot_lon.len == depot_lat.len
-             && lon_km.len == depot_lat.len && numbers.len == 7 * 8 && salts.len == 5 * 8;
-    for (Py_ssize_t i = 0; ok && i < n; i++) {
-        if (row[i] < 0 || row[i] >= size) ok = 0;
-        else if (((const int64_t *)company.buf)[row[i]] < 0 || ((const int64_t *)company.buf)[row[i]] >= companies) ok = 0;
-    }
+    int ok = company.len % 8 == 0 && day_key.len == company.len && slot.len == company.len
+             && lat_at.len == company.len && lon_at.len == company.len && lat_before.len == company.len
+             && lon_before.len == company.len && depot_lon.len == depot_lat.len && lon_km.len == depot_lat.len
+             && numbers.len == 7 * 8 && salts.len == 5 * 8
+             && rows_within(&at, size, company.buf, companies) && rows_within(&before, size, company.buf, companies);
     if (!ok) {
-        PyErr_SetString(PyExc_ValueError, "stop_places needs 8-byte columns of one length, rows and companies "
-                                          "within them, 7 numbers and 5 salts");
+        PyErr_SetString(PyExc_ValueError, "stop_places needs 8-byte columns of one length, sorted rows and "
+                                          "companies within them, 7 numbers and 5 salts");
     } else {
-        const int64_t *co = company.buf, *sl = slot.buf;
-        const uint64_t *dk = day_key.buf, *salt = salts.buf;
+        const int64_t *co = company.buf, *sl = slot.buf, *ra = at.buf, *rb = before.buf;
+        const uint64_t *dk = day_key.buf;
         const double *dlat = depot_lat.buf, *dlon = depot_lon.buf, *km = lon_km.buf, *x = numbers.buf;
-        double *out_lat = lat.buf, *out_lon = lon.buf;
-        const double r_low = x[0], r_span = x[1], two_pi = x[2], speed = x[3], slot_s = x[4], scatter = x[5],
-                     km_per_deg = x[6];
+        double *out_lat_at = lat_at.buf, *out_lon_at = lon_at.buf, *out_lat_before = lat_before.buf,
+               *out_lon_before = lon_before.buf;
+        const Route route = {x[0], x[1], x[2], x[3], x[4], x[5], x[6], salts.buf};
+        Py_ssize_t na = at.len / 8, nb = before.len / 8, i = 0, j = 0;
         Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t i = 0; i < n; i++) {
-            int64_t r = row[i], s = sl[r] + shift, c = co[r];
+        while (i < na || j < nb) {
+            int64_t r = j >= nb || (i < na && ra[i] < rb[j]) ? ra[i] : rb[j];
+            int64_t c = co[r];
             uint64_t day = dk[r];
-            double radius = r_low + r_span * uniform_of(day, salt[0]);
-            double phase = two_pi * uniform_of(day, salt[1]);
-            double turn = uniform_of(day, salt[2]) < 0.5 ? -1.0 : 1.0;
-            double hours = fmax((double)s + 0.5, 0.0) * slot_s / 3600.0;
-            double angle = phase + turn * speed * hours / radius;
-            double north = radius * (sin(angle) - sin(phase));
-            double east = radius * (cos(angle) - cos(phase));
-            uint64_t stop_key = splitmix(splitmix(day) ^ (uint64_t)(s + 1));
-            double distance = scatter * sqrt(uniform_of(stop_key, salt[3]));
-            double direction = two_pi * uniform_of(stop_key, salt[4]);
-            north = north + distance * sin(direction);
-            east = east + distance * cos(direction);
-            out_lat[r] = dlat[c] + north / km_per_deg;
-            out_lon[r] = dlon[c] + east / km[c];
+            double radius = route.r_low + route.r_span * uniform_of(day, route.salt[0]);
+            double phase = route.two_pi * uniform_of(day, route.salt[1]);
+            double turn = uniform_of(day, route.salt[2]) < 0.5 ? -1.0 : 1.0;
+            double sin_phase, cos_phase;
+            sincos(phase, &sin_phase, &cos_phase);
+            if (i < na && ra[i] == r) {
+                stop_place(&route, day, radius, phase, sin_phase, cos_phase, turn, sl[r], dlat[c], dlon[c], km[c],
+                           &out_lat_at[r], &out_lon_at[r]);
+                i++;
+            }
+            if (j < nb && rb[j] == r) {
+                stop_place(&route, day, radius, phase, sin_phase, cos_phase, turn, sl[r] - 1, dlat[c], dlon[c],
+                           km[c], &out_lat_before[r], &out_lon_before[r]);
+                j++;
+            }
         }
         Py_END_ALLOW_THREADS
         result = Py_NewRef(Py_None);
     }
-    Py_buffer *all[] = {&rows, &company, &day_key, &slot, &depot_lat, &depot_lon, &lon_km, &numbers, &salts, &lat, &lon};
+    Py_buffer *all[] = {&at, &before, &company, &day_key, &slot, &depot_lat, &depot_lon, &lon_km, &numbers, &salts,
+                        &lat_at, &lon_at, &lat_before, &lon_before};
     for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) PyBuffer_Release(all[k]);
     return result;
 }

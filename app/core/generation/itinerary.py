@@ -519,15 +519,14 @@ def _events(fleet: Fleet, window: Window, shifts: Shifts, part_ms: tuple[int, in
     company, driver = shifts.company[shift_of].astype(np.int64), shifts.driver[shift_of].astype(np.int64)
     day = shifts.day[shift_of].astype(np.int64)
     depot = fleet.depots(boxes)
-    lat_k, lon_k = np.zeros(len(used)), np.zeros(len(used))
-    _stops_into(lat_k, lon_k, np.flatnonzero(at_stop), depot, company, day_key, slot, 0, slot_s)
     follows = np.zeros(len(used), bool)
     follows[1:] = (used[1:] == used[:-1] + 1) & ~first_of_shift[used[1:]] & at_stop[:-1]
+    lat_k, lon_k = np.zeros(len(used)), np.zeros(len(used))
     lat_p, lon_p = np.zeros(len(used)), np.zeros(len(used))
+    _stops_into(depot, company, day_key, slot, slot_s, (np.flatnonzero(at_stop), lat_k, lon_k),
+                (np.flatnonzero(leaving & ~follows), lat_p, lon_p))
     reuse = np.flatnonzero(leaving & follows)
     lat_p[reuse], lon_p[reuse] = lat_k[reuse - 1], lon_k[reuse - 1]
-    fresh = np.flatnonzero(leaving & ~follows)
-    _stops_into(lat_p, lon_p, fresh, depot, company, day_key, slot, -1, slot_s)
     truck = _trucks(fleet, company, driver, day, ckeys, trucks_per_driver)
     # start_driving leaves the previous stop; the others happen at this one: one gather per coordinate
     place = source.astype(np.int64) * 2 + (kind > 0)
@@ -554,19 +553,23 @@ def _arriving_slots(late: Lateness, window: Window, shift_start: np.ndarray, slo
     return kept, arrival
 
 
-def _stops_into(lat: np.ndarray, lon: np.ndarray, rows: np.ndarray, depot: tuple[np.ndarray, ...], company: np.ndarray,
-                day_key: np.ndarray, slot: np.ndarray, shift: int, slot_s: float) -> None:
-    """``lat[rows]``, ``lon[rows]`` = where stop ``slot + shift`` of each row's shift is (``_stop``), by the
-    compiled kernel when there is one (one pass, no temporaries, no GIL: the same doubles)."""
+def _stops_into(depot: tuple[np.ndarray, ...], company: np.ndarray, day_key: np.ndarray, slot: np.ndarray,
+                slot_s: float, at: tuple[np.ndarray, np.ndarray, np.ndarray],
+                before: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """Where stops are (``_stop``): ``at = (rows, lat, lon)`` gets each row's stop ``slot`` in ``lat[rows]``,
+    ``lon[rows]``, ``before`` the stop before it (``slot - 1``; rows sorted). By the compiled kernel when there
+    is one (one pass, a row in both drawing its day's route once, no GIL: the same doubles)."""
     if compiled.native is None:
-        lat[rows], lon[rows] = _stop(depot, company[rows], day_key[rows], slot[rows] + shift, slot_s)
+        for (rows, lat, lon), shift in ((at, 0), (before, -1)):
+            lat[rows], lon[rows] = _stop(depot, company[rows], day_key[rows], slot[rows] + shift, slot_s)
         return
     depot_lat, depot_lon, lon_km = depot
     numbers = np.array([ROUTE_RADIUS_KM[0], ROUTE_RADIUS_KM[1] - ROUTE_RADIUS_KM[0], 2 * np.pi, ROUTE_SPEED_KMH,
                         slot_s, _scatter_km(slot_s), KM_PER_DEG], np.float64)
-    compiled.native.stop_places(rows.astype(np.int64, copy=False), company.astype(np.int64, copy=False),
-                                day_key.astype(np.uint64, copy=False), slot.astype(np.int64, copy=False), shift,
-                                depot_lat, depot_lon, lon_km, numbers, _STOP_SALTS, lat, lon)
+    compiled.native.stop_places(at[0].astype(np.int64, copy=False), before[0].astype(np.int64, copy=False),
+                                company.astype(np.int64, copy=False), day_key.astype(np.uint64, copy=False),
+                                slot.astype(np.int64, copy=False), depot_lat, depot_lon, lon_km, numbers, _STOP_SALTS,
+                                at[1], at[2], before[1], before[2])
 
 
 def _scatter_km(slot_s: float) -> float:
