@@ -295,3 +295,58 @@ def test_the_compiled_slot_times_and_trucks_are_numpys(slot_s, monkeypatch):
     for a, b in zip(fast, made(), strict=True):
         assert a.dtype == b.dtype and np.array_equal(a.view(np.uint64) if a.dtype == np.float64 else a,
                                                      b.view(np.uint64) if b.dtype == np.float64 else b)
+
+
+@pytest.mark.parametrize("late", [False, True], ids=["own window", "late arrivals"])
+def test_the_compiled_kept_events_are_numpys(late, monkeypatch):
+    """The slot table's parts and a part's kept events: the same first and last parts and event count, and the
+    same (cell, time) pairs, with times on the window's and the parts' edges, missing deliveries and slots
+    landing in later windows."""
+    from app.core.generation import compiled, itinerary
+
+    rng = np.random.default_rng(late)
+    window = Window(datetime(2026, 11, 25, 10, tzinfo=UTC), datetime(2026, 11, 25, 10, 15, tzinfo=UTC))
+    size, slot_s = 50_000, 900.0
+    depart = window.start_s - 1800 + rng.uniform(0, 3600, size)
+    depart[:200] = window.start_s + rng.integers(-2, 3, 200) * 0.0005  # around the edge, to the millisecond
+    arrive = depart + rng.uniform(0.4, 0.6, size) * slot_s
+    arrive[200:400] = window.end_s - (np.arange(200) % 3) * itinerary.DELIVERY_STEP_SHARE * slot_s
+    made = rng.integers(0, 3, size)
+    arrival = (np.where(rng.random(size) < 0.3, (window.start_s + rng.integers(-1, 2, size) * 900) * 1000, 0)
+               if late else None)
+    cuts_ms = np.array([window.start_s * 1000 + 300_000, window.start_s * 1000 + 300_001,
+                        window.start_s * 1000 + 600_000], np.int64)
+
+    def table() -> tuple:
+        first, last = np.empty(size, np.int64), np.empty(size, np.int64)
+        if compiled.native is not None:
+            events = compiled.native.slot_parts(depart, arrive, made, *itinerary._kept_terms(window, slot_s, arrival),
+                                                cuts_ms, first, last)
+            return events, first, last
+        first[:], last[:], events = len(cuts_ms) + 1, -1, 0
+        for _, millis, ok in itinerary._kept_times(window, depart, arrive, made, slot_s, arrival):
+            events += int(np.count_nonzero(ok))
+            part = np.searchsorted(cuts_ms, millis, side="right")
+            first, last = np.where(ok, np.minimum(first, part), first), np.where(ok, np.maximum(last, part), last)
+        return events, first, last
+
+    def cells(part_ms: tuple[int, int]) -> set:
+        if compiled.native is not None:
+            cell, stamp = np.empty(4 * size, np.int64), np.empty(4 * size, np.int64)
+            kept = compiled.native.part_cells(depart, arrive, made, *itinerary._kept_terms(window, slot_s, arrival),
+                                              np.array(part_ms, np.int64), cell, stamp)
+            return set(zip(cell[:kept].tolist(), stamp[:kept].tolist(), strict=True))
+        found = set()
+        for seq, millis, ok in itinerary._kept_times(window, depart, arrive, made, slot_s, arrival):
+            rows = np.flatnonzero(ok & (millis >= part_ms[0]) & (millis < part_ms[1]))
+            found |= set(zip((rows * 4 + seq).tolist(), millis[rows].tolist(), strict=True))
+        return found
+
+    parts = [(window.start_s * 1000 - 10**7, int(cuts_ms[0])), (int(cuts_ms[0]), int(cuts_ms[2])),
+             (int(cuts_ms[2]), window.end_s * 1000 + 10**7)]
+    fast = table(), [cells(p) for p in parts]
+    monkeypatch.setattr(compiled, "native", None)
+    slow = table(), [cells(p) for p in parts]
+    assert fast[0][0] == slow[0][0] > 0
+    assert all(np.array_equal(a, b) for a, b in zip(fast[0][1:], slow[0][1:], strict=True))
+    assert fast[1] == slow[1] and all(fast[1])

@@ -663,6 +663,119 @@ static PyObject *slot_times(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* The events of a slot (seq 0 start, 1 stop, 2-3 deliveries) as itinerary._kept_times finds them: each one's
+   time in ms and whether the window keeps it (it exists, and arrives in the window: in its own window, or in
+   its late slot's `arrival` when that is later). */
+typedef struct {
+    const double *depart, *arrive;
+    const int64_t *made, *arrival;  /* arrival: NULL without a look-back */
+    double step;
+    int64_t start_ms, end_ms, interval_ms;
+} Slots;
+
+static inline int kept_event(const Slots *t, Py_ssize_t i, int seq, int64_t *millis) {
+    double at = seq == 0 ? t->depart[i] : seq == 1 ? t->arrive[i] : t->arrive[i] + (double)(seq - 1) * t->step;
+    int64_t ms = (int64_t)floor(at * 1000.0);
+    *millis = ms;
+    if (seq >= 2 && t->made[i] < seq - 1) return 0;
+    if (t->arrival == NULL) return ms >= t->start_ms && ms < t->end_ms;
+    int64_t own = floor_div(ms, t->interval_ms) * t->interval_ms;
+    return (own > t->arrival[i] ? own : t->arrival[i]) == t->start_ms;
+}
+
+static int slots_of(Slots *t, Py_buffer *depart, Py_buffer *arrive, Py_buffer *made, Py_buffer *arrival,
+                    Py_buffer *numbers, Py_buffer *window) {
+    if (depart->len % 8 || arrive->len != depart->len || made->len != depart->len
+        || (arrival->len && arrival->len != depart->len) || numbers->len != 8 || window->len != 3 * 8) return 0;
+    const int64_t *w = window->buf;
+    *t = (Slots){depart->buf, arrive->buf, made->buf, arrival->len ? arrival->buf : NULL,
+                 ((const double *)numbers->buf)[0], w[0], w[1], w[2]};
+    return w[2] > 0;
+}
+
+/* slot_parts(depart, arrive, made, arrival, step, window, cuts_ms, first_part, last_part): the slot table's
+   pass over a block of slots: for each slot the first and last part (cuts_ms: the inner part boundaries)
+   its kept events fall in (len(cuts) + 1 and -1 when none); returns how many events the window keeps.
+   window: start, end and length in ms; arrival empty without a look-back. */
+static PyObject *slot_parts(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer depart, arrive, made, arrival, numbers, window, cuts, first, last;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*w*w*", &depart, &arrive, &made, &arrival, &numbers, &window, &cuts,
+                          &first, &last)) return NULL;
+    Slots t;
+    Py_ssize_t n = depart.len / 8, m = cuts.len / 8;
+    PyObject *result = NULL;
+    if (!slots_of(&t, &depart, &arrive, &made, &arrival, &numbers, &window) || cuts.len % 8 || first.len != depart.len
+        || last.len != depart.len) {
+        PyErr_SetString(PyExc_ValueError, "slot_parts needs 8-byte columns of one length, a step, a window and cuts");
+    } else {
+        const int64_t *cut = cuts.buf;
+        int64_t *first_part = first.buf, *last_part = last.buf;
+        long long events = 0;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t lo = m + 1, hi = -1;
+            for (int seq = 0; seq < 4; seq++) {
+                int64_t ms;
+                if (!kept_event(&t, i, seq, &ms)) continue;
+                events++;
+                Py_ssize_t a = 0, b = m;  /* cuts at or before ms (searchsorted, side right) */
+                while (a < b) {
+                    Py_ssize_t mid = (a + b) / 2;
+                    if (cut[mid] <= ms) a = mid + 1;
+                    else b = mid;
+                }
+                if (a < lo) lo = a;
+                if (a > hi) hi = a;
+            }
+            first_part[i] = lo;
+            last_part[i] = hi;
+        }
+        Py_END_ALLOW_THREADS
+        result = PyLong_FromLongLong(events);
+    }
+    Py_buffer *all[] = {&depart, &arrive, &made, &arrival, &numbers, &window, &cuts, &first, &last};
+    for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) PyBuffer_Release(all[k]);
+    return result;
+}
+
+/* part_cells(depart, arrive, made, arrival, step, window, part_ms, cells, stamps): the events of a part's
+   slots that the window keeps and that happen in the part ([part_ms[0], part_ms[1])), as cells
+   (row * 4 + seq, row by row) and their times; returns how many (cells and stamps hold 4 per slot). */
+static PyObject *part_cells(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer depart, arrive, made, arrival, numbers, window, part, cells, stamps;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*w*w*", &depart, &arrive, &made, &arrival, &numbers, &window, &part,
+                          &cells, &stamps)) return NULL;
+    Slots t;
+    Py_ssize_t n = depart.len / 8;
+    PyObject *result = NULL;
+    if (!slots_of(&t, &depart, &arrive, &made, &arrival, &numbers, &window) || part.len != 2 * 8
+        || cells.len != 4 * depart.len || stamps.len != 4 * depart.len) {
+        PyErr_SetString(PyExc_ValueError, "part_cells needs 8-byte columns of one length, a step, a window, a part "
+                                          "and outputs of four per slot");
+    } else {
+        const int64_t lo = ((const int64_t *)part.buf)[0], hi = ((const int64_t *)part.buf)[1];
+        int64_t *cell = cells.buf, *stamp = stamps.buf;
+        Py_ssize_t count = 0;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            for (int seq = 0; seq < 4; seq++) {
+                int64_t ms;
+                if (!kept_event(&t, i, seq, &ms) || ms < lo || ms >= hi) continue;
+                cell[count] = (int64_t)i * 4 + seq;
+                stamp[count] = ms;
+                count++;
+            }
+        }
+        Py_END_ALLOW_THREADS
+        result = PyLong_FromSsize_t(count);
+    }
+    Py_buffer *all[] = {&depart, &arrive, &made, &arrival, &numbers, &window, &part, &cells, &stamps};
+    for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) PyBuffer_Release(all[k]);
+    return result;
+}
+
 /* trucks(company, driver, day, company_key, fleet_size, out): itinerary._trucks per row: the company's weekly
    rotation over its fleet, as numpy computes it (floor division of the day by 7, unsigned remainders). */
 static PyObject *trucks(PyObject *self, PyObject *args) {
@@ -846,6 +959,8 @@ static PyMethodDef METHODS[] = {
     {"timestamp_text_into", timestamp_text_into, METH_VARARGS, "Epoch ms as ISO 8601 text (rows, 24 or 26)."},
     {"location_into", location_into, METH_VARARGS, "Scaled lat and lon as location objects (rows, 35)."},
     {"slot_times", slot_times, METH_VARARGS, "itinerary._slot_times' departures, arrivals and deliveries."},
+    {"slot_parts", slot_parts, METH_VARARGS, "The slot table's first and last part of each slot's kept events."},
+    {"part_cells", part_cells, METH_VARARGS, "A part's kept events as cells and times."},
     {"trucks", trucks, METH_VARARGS, "itinerary._trucks' truck numbers."},
     {"stop_places", stop_places, METH_VARARGS, "itinerary._stop's latitude and longitude, in one pass."},
     {"join_lines", join_lines, METH_VARARGS, "JSON Lines from rendered field matrices, as a bytearray."},

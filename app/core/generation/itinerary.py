@@ -329,14 +329,19 @@ def slot_table(window: Window, shifts: Shifts, cuts_s: list[int], slot_s: float,
         shift_of, slot = _slots_of(shifts, np.arange(lo, min(lo + SLOT_BLOCK_SHIFTS, shifts.size)))
         shift_of, slot, start, day_key, arrival_ms = _arriving(shifts, shift_of, slot, window, slot_s, late)
         depart, arrive, made = _slot_times(start, slot, day_key, slot_s, deliveries)
-        first_part = np.full(len(slot), len(cuts_s) + 1, np.int64)
-        last_part = np.full(len(slot), -1, np.int64)
-        events = 0
-        for _, millis, ok in _kept_times(window, depart, arrive, made, slot_s, arrival_ms):
-            events += int(np.count_nonzero(ok))
-            part = np.searchsorted(cuts_ms, millis, side="right")
-            first_part = np.where(ok, np.minimum(first_part, part), first_part)
-            last_part = np.where(ok, np.maximum(last_part, part), last_part)
+        if compiled.native is not None:  # the same, in one pass
+            first_part, last_part = np.empty(len(slot), np.int64), np.empty(len(slot), np.int64)
+            events = compiled.native.slot_parts(depart, arrive, made, *_kept_terms(window, slot_s, arrival_ms),
+                                                cuts_ms, first_part, last_part)
+        else:
+            first_part = np.full(len(slot), len(cuts_s) + 1, np.int64)
+            last_part = np.full(len(slot), -1, np.int64)
+            events = 0
+            for _, millis, ok in _kept_times(window, depart, arrive, made, slot_s, arrival_ms):
+                events += int(np.count_nonzero(ok))
+                part = np.searchsorted(cuts_ms, millis, side="right")
+                first_part = np.where(ok, np.minimum(first_part, part), first_part)
+                last_part = np.where(ok, np.maximum(last_part, part), last_part)
         held = np.flatnonzero(last_part >= 0)  # a slot none of whose events the window keeps is left out
         shift_of, slot = shift_of[held], slot[held]
         counts = np.bincount(shift_of - lo, minlength=min(SLOT_BLOCK_SHIFTS, shifts.size - lo))
@@ -433,6 +438,14 @@ def _kept_times(window: Window, depart: np.ndarray, arrive: np.ndarray, made: np
         yield seq, millis, ok
 
 
+def _kept_terms(window: Window, slot_s: float, arrival_ms: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    """What the compiled kernels need of ``_kept_times``' terms: each slot's landing window (empty without a
+    look-back), the delivery step, and the window's start, end and length in ms."""
+    arrival = np.zeros(0, np.int64) if arrival_ms is None else np.ascontiguousarray(arrival_ms, np.int64)
+    return (arrival, np.array([DELIVERY_STEP_SHARE * slot_s], np.float64),
+            np.array([window.start_s * 1000, window.end_s * 1000, (window.end_s - window.start_s) * 1000], np.int64))
+
+
 def _slot_times(shift_start: np.ndarray, slot: np.ndarray, day_key: np.ndarray, slot_s: float,
                 deliveries: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """When each slot's driver departs and arrives (s), and how many deliveries it makes there (0-2); by the
@@ -480,15 +493,23 @@ def _events(fleet: Fleet, window: Window, shifts: Shifts, part_ms: tuple[int, in
     depart, arrive, made = _slot_times(shift_start, slot, day_key, slot_s, deliveries)
     # the events kept, as cells row * 4 + seq (seq 0 start, 1 stop, 2-3 deliveries), found one seq at a
     # time: only a part's own events are ever expanded, never all the events of the slots it meets
-    cells, stamps = [], []
-    for seq, millis, ok in _kept_times(window, depart, arrive, made, slot_s, arrival_ms):
-        ok &= (millis >= part_ms[0]) & (millis < part_ms[1])
-        rows = np.flatnonzero(ok)
-        cells.append(rows * 4 + seq)
-        stamps.append(millis[rows])
-        del millis, ok, rows
-    cell, millis = np.concatenate(cells), np.concatenate(stamps)
-    del cells, stamps, depart, arrive, made, arrival_ms
+    # (the compiled kernel finds them row by row: the cells come in another order, which the sort below undoes)
+    if compiled.native is not None:
+        cell, millis = np.empty(4 * len(slot), np.int64), np.empty(4 * len(slot), np.int64)
+        kept = compiled.native.part_cells(depart, arrive, made, *_kept_terms(window, slot_s, arrival_ms),
+                                          np.array(part_ms, np.int64), cell, millis)
+        cell, millis = cell[:kept], millis[:kept]
+    else:
+        cells, stamps = [], []
+        for seq, millis, ok in _kept_times(window, depart, arrive, made, slot_s, arrival_ms):
+            ok &= (millis >= part_ms[0]) & (millis < part_ms[1])
+            rows = np.flatnonzero(ok)
+            cells.append(rows * 4 + seq)
+            stamps.append(millis[rows])
+            del millis, ok, rows
+        cell, millis = np.concatenate(cells), np.concatenate(stamps)
+        del cells, stamps
+    del depart, arrive, made, arrival_ms
     # Time order, ties in row order ((company, driver, slot, seq)): one sort of unique int64 keys
     # (time since the span's start, then the cell) is several times faster than a stable argsort.
     numbered = 4 * len(slot) > 1 << ROW_BITS  # more cells than the key holds: number the kept ones in cell order
