@@ -1,8 +1,8 @@
 import sys
 
-from app.core.memory import limit_malloc_arenas
+from app.core.memory import tune_malloc
 
-limit_malloc_arenas()  # first, as `fleetgen` does, before an import starts a thread: the figures of a real run
+tune_malloc()  # first, as `fleetgen` does, before an import starts a thread: the figures of a real run
 
 from app.bench.runner import run_child  # noqa: E402 - after the arena cap
 

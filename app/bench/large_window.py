@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.bench.registry import peak_rss_mb
-from app.core.memory import limit_malloc_arenas
+from app.core.memory import tune_malloc
 
 DRIVERS, RATE = 25, 4.0
 
 
 def main(companies: int, error_rate: float, folder: Path) -> dict[str, float | int | str]:
-    limit_malloc_arenas()  # as `fleetgen` does, first
+    tune_malloc()  # as `fleetgen` does, first
     from app.core import bronze
     from app.core.config import Config
     from app.core.generation.companies import generate_companies

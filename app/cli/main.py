@@ -18,7 +18,7 @@ from app.cli.presets import DEFAULT_PRESET, preset_names, write_starter_config
 from app.core.config import Config, effective_settings, load_config, resolve_mode
 from app.core.dirlock import DataDirLock
 from app.core.errors import ConfigError, FleetgenError, RangeError, UsageError
-from app.core.memory import limit_malloc_arenas
+from app.core.memory import tune_malloc
 from app.core.timeline import format_timestamp, parse_timestamp, window_for_firing
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -111,7 +111,7 @@ def _mode_option(command: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    limit_malloc_arenas()  # before any worker thread allocates: see app/core/memory.py
+    tune_malloc()  # before any worker thread allocates: see app/core/memory.py
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

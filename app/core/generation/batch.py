@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from app.core import memory
 from app.core.config import DEFECT_TYPES, Config
 from app.core.generation import events as events_module
 from app.core.generation.columns import ColumnBatch
@@ -103,6 +105,13 @@ def generate_in_parts(config: Config, stream: str, window: Window, roster: Drive
 
 
 def _parts(config: Config, events: ProductionEvents, made: BatchInParts, rate: float) -> Iterator[BatchPart]:
+    """A window's parts; one larger than ``HELD_EVENTS`` made lean (``memory.lean``): its memory stays bounded."""
+    assert events.slots is not None
+    with memory.lean() if events.slots.events > HELD_EVENTS else nullcontext():
+        yield from _parts_of(config, events, made, rate)
+
+
+def _parts_of(config: Config, events: ProductionEvents, made: BatchInParts, rate: float) -> Iterator[BatchPart]:
     """A large window's parts. Its defects are drawn exactly as for the whole batch: the defect draws
     follow the ids' in the batch's generator, which is advanced past them (the slot table counted the
     records); a first pass over the parts gathers the rows the defects read, and the parts are then made

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from app.core.memory import limit_malloc_arenas
+from app.core.memory import tune_malloc
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -25,7 +25,7 @@ _CREATING = threading.Lock()  # two streams' batches may first ask for a pool at
 def executor(pool: str) -> ThreadPoolExecutor:
     with _CREATING:
         if pool not in _EXECUTORS:
-            limit_malloc_arenas()  # before the threads first allocate: see app/core/memory.py
+            tune_malloc()  # before the threads first allocate: see app/core/memory.py
             _EXECUTORS[pool] = ThreadPoolExecutor(max_workers=POOLS[pool], thread_name_prefix=f"fleetgen-{pool}")
         return _EXECUTORS[pool]
 
