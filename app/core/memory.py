@@ -10,7 +10,9 @@
   (no mapping below 128 MB, up to 128 MB of free top kept), generating the 870 k-event batch took 0.31-0.34 s
   of CPU instead of 0.37-0.41 s (the same peak RSS).
 - A window made in parts streams in bounded memory: while one is made (``lean``) the heap's free top goes
-  back above 16 MB, which keeps the 10.3 M-event window with defects at ~275 MB instead of ~305 MB.
+  back above 16 MB, which keeps the 10.3 M-event window with defects at ~280 MB instead of ~305 MB.
+- After each batch the service gives what was kept back (``release``): a waiting service holds little more
+  than its live memory (the emulated memory benchmark: 146 MB after 100 batches, 154 MB without).
 
 A setting the user gives (MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) wins.
 """
@@ -35,19 +37,20 @@ _done = False
 _lean = 0  # windows being made in parts
 
 
-def _mallopt() -> Callable[[int, int], int] | None:
-    name = ctypes.util.find_library("c")
-    if not name:
+def _glibc(name: str, argtypes: list[type]) -> Callable[..., int] | None:
+    library = ctypes.util.find_library("c")
+    if not library:
         return None
     try:
-        function = ctypes.CDLL(name).mallopt
+        function = getattr(ctypes.CDLL(library), name)
     except (OSError, AttributeError):  # not glibc (musl, macOS)
         return None
-    function.argtypes, function.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return function
+    function.argtypes, function.restype = argtypes, ctypes.c_int
+    return function  # type: ignore[no-any-return]
 
 
-_MALLOPT = _mallopt()
+_MALLOPT = _glibc("mallopt", [ctypes.c_int, ctypes.c_int])
+_MALLOC_TRIM = _glibc("malloc_trim", [ctypes.c_size_t])
 
 
 def _set(parameter: int, value: int) -> bool:
@@ -84,3 +87,10 @@ def lean() -> Iterator[None]:
             _lean -= 1
             if _lean == 0 and _done:
                 _set(M_TRIM_THRESHOLD, KEPT_FREE)
+
+
+def release() -> None:
+    """Give the heap's free memory back to the kernel: after a batch, what was kept for its parts is not held
+    while the process waits for the next one (~9 ms after a 1 M-event batch, 60 MB; ~0.2 ms after a small one)."""
+    if _MALLOC_TRIM is not None and _done and _USER[M_TRIM_THRESHOLD] not in os.environ:
+        _MALLOC_TRIM(0)

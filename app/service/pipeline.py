@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from app.core import bronze
+from app.core import bronze, memory
 from app.core.config import GEOGRAPHIES, Config, format_duration
 from app.core.errors import Abandoned, ConfigError, FleetgenError, RangeError, StoreError
 from app.core.generation import render as r
@@ -275,6 +275,7 @@ class Pipeline:
             else:
                 outcome = self._commit(stream, window, row, made)
             self.report(outcome)
+            memory.release()  # the memory kept for the batch's parts, given back while the stream waits
             return outcome
 
     def _attempt_failed(self, stream: str, window: Window, row: LedgerRow, exc: Exception,

@@ -66,3 +66,23 @@ def test_lean_is_counted_across_threads(calls):
     for thread in threads:
         thread.join(10)
     assert memory._lean == 0 and calls[-1] == (memory.M_TRIM_THRESHOLD, memory.KEPT_FREE)
+
+
+def test_release_gives_the_kept_memory_back_unless_the_user_manages_it(calls, monkeypatch):
+    trims: list[int] = []
+    monkeypatch.setattr(memory, "_MALLOC_TRIM", lambda pad: trims.append(pad) or 1)
+    memory.release()
+    assert trims == []  # not tuned: nothing was kept
+    memory.tune_malloc()
+    memory.release()
+    assert trims == [0]
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1000000")
+    memory.release()
+    assert trims == [0]
+
+
+def test_the_real_calls_are_accepted_where_there_is_glibc():
+    if memory._MALLOPT is None:
+        pytest.skip("no glibc")
+    assert memory._MALLOC_TRIM is not None
+    memory.release()  # whatever the state: never fails
