@@ -8,14 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from app.bench.registry import benchmark, peak_rss_mb
 from app.core.config import Config, QualityInjectionConfig
-from app.service.expectations import TABLES, derive
 from app.service.pipeline import Pipeline
-from app.service.verification import compare
 from app.store import Store
 
 
@@ -24,6 +19,13 @@ def bench_expect_verify(quick: bool) -> dict[str, Any]:
     """Expectations of a 2-hour backfill of the production preset with 15 % defects (regenerating every
     batch, checking it against its sha256, keeping the valid records, building gold), then `verify` of a
     silver events table of 1 M rows against an equal one."""
+    # imported here: every benchmark's process imports this module, and pyarrow alone is ~40 MB of its RSS
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from app.service.expectations import TABLES, derive
+    from app.service.verification import compare
+
     start, end = datetime(2026, 11, 25, 6, tzinfo=UTC), datetime(2026, 11, 25, 7 if quick else 8, tzinfo=UTC)
     with tempfile.TemporaryDirectory(prefix="fleetgen-bench-") as tmp:
         config = Config.model_validate({

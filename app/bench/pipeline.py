@@ -16,14 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import yaml
 
 from app.bench.registry import benchmark, peak_rss_mb
 from app.bench.service import percentiles
 from app.core.config import Config
-from app.medallion import runner
-from app.service.expectations import config_of_dataset
 
 LIVE_S, LIVE_QUICK_S = 120, 20
 SPARK_WARM_UP_S = 15  # the JVM starts and compiles its first plans: samples before this are reported apart
@@ -49,6 +46,9 @@ def _emulated(folder: Path) -> Path:
 def _latencies(state_file: Path, since_ms: int) -> dict[str, Any]:
     """Per layer, ms from each window's close to the batch visible there, for the batches published to
     bronze after ``since_ms``, read from the pipeline's progress ledger."""
+    # imported here, not with the module: every benchmark's process imports it (duckdb and pyarrow: ~50 MB)
+    import duckdb
+
     with duckdb.connect(str(state_file), read_only=True) as con:
         rows = con.execute("SELECT bronze_ms - window_end_ms, silver_ms - window_end_ms, gold_ms - window_end_ms "
                            "FROM progress WHERE gold_ms IS NOT NULL AND bronze_ms >= ?", [since_ms]).fetchall()
@@ -60,6 +60,8 @@ def _latencies(state_file: Path, since_ms: int) -> dict[str, Any]:
 def pipeline_latency_duckdb(quick: bool) -> dict[str, Any]:
     """`fleetgen run --with-pipeline` at a 1 s cadence (both streams, 5 % defects, 5 % late arrivals):
     window close → gold per batch."""
+    from app.medallion import runner
+
     seconds = LIVE_QUICK_S if quick else LIVE_S
     with tempfile.TemporaryDirectory(prefix="fleetgen-bench-") as tmp:
         folder = Path(tmp)
@@ -81,7 +83,9 @@ def pipeline_latency_duckdb(quick: bool) -> dict[str, Any]:
 @benchmark("pipeline_latency_spark")
 def pipeline_latency_spark(quick: bool) -> dict[str, Any]:
     """A live emulated service at 1 s and the Spark engine (local[2], 1 s trigger) beside it."""
+    from app.medallion import runner
     from app.medallion.spark_engine import run_spark
+    from app.service.expectations import config_of_dataset
 
     seconds = LIVE_QUICK_S + SPARK_WARM_UP_S if quick else 90 + SPARK_WARM_UP_S
     with tempfile.TemporaryDirectory(prefix="fleetgen-bench-") as tmp:
@@ -134,6 +138,8 @@ def _production_batch(folder: Path, quick: bool) -> tuple[Config, int]:
 
 
 def _through(engine: str, quick: bool) -> dict[str, Any]:
+    from app.medallion import runner
+
     with tempfile.TemporaryDirectory(prefix="fleetgen-bench-") as tmp:
         folder = Path(tmp)
         config, records = _production_batch(folder, quick)
