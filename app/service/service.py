@@ -29,6 +29,7 @@ from app.store import Store
 from app.store.store import LedgerRow
 
 log = logging.getLogger(__name__)
+IN_FLIGHT_GRACE_S = 30.0  # at stop, how long a window already in flight may take to end
 CLOCK_JUMP_S = 2.0
 SWITCH_INTERVAL_S = 0.001
 MANIFEST_SETTLE_S = 0.25
@@ -182,7 +183,14 @@ class Service:
             self.scheduler.shutdown(wait=False)
         except Exception:  # noqa: BLE001 - already stopped
             pass
-        idle = self.pipeline.wait_idle(timeout) and self.lifecycle.wait_reinit(timeout)
+        idle = self.pipeline.wait_idle(timeout)
+        if not idle:
+            # The window in flight stops at its next checkpoint, or it is past the last one: its batch is (or
+            # is about to be) visible, and its ledger commit must land before the caller closes the store,
+            # however slow the disk is just now (a batch left visible but uncommitted waits for a restart).
+            log.info("waiting for the window in flight", extra={"fields": {"up_to_s": IN_FLIGHT_GRACE_S}})
+            idle = self.pipeline.wait_idle(IN_FLIGHT_GRACE_S)
+        idle = idle and self.lifecycle.wait_reinit(timeout)
         if idle:
             self.pipeline.discard_prepared()
         if self._manifest_writer is not None:

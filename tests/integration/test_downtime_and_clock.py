@@ -128,3 +128,35 @@ def test_wall_clock_jumps_forward_and_back(make_config, caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert any("jumped forward" in m for m in messages)
     assert any("jumped backwards" in m for m in messages)
+
+
+def test_a_stop_waits_for_the_commit_of_a_batch_already_visible(make_config, monkeypatch):
+    """A window past its last checkpoint is published before the stop; its ledger commit is slow (a busy
+    disk): the stop waits for it rather than returning (and the caller closing the store) with the batch
+    visible but not in the ledger."""
+    import threading
+
+    from app.service.pipeline import COMPANIES
+    from app.store.store import Store
+
+    config = production(make_config, bound=10)
+    start = utc(2026, 11, 25, 12, 0, 30)
+    service = Service(config, clock=Clock(start))
+    committing, real_commit = threading.Event(), Store.commit
+
+    def slow_commit(store, *args, **kwargs):
+        committing.set()
+        time.sleep(1.0)  # the commit outlasts the stop's first wait below
+        return real_commit(store, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "commit", slow_commit)
+    window = service.pipeline.interval(COMPANIES)
+    making = threading.Thread(target=service.pipeline.catch_up, args=(COMPANIES, start), kwargs={"limit": 1})
+    making.start()
+    assert committing.wait(30)
+    assert service.stop(timeout=0.1) is True  # waited for the window in flight
+    making.join(10)
+    rows = service.store.all_batches(COMPANIES)
+    assert rows and all(row.status == "committed" for row in rows) and rows[-1].window.length == window
+    assert_ledger_matches_disk(service)
+    service.store.close()
