@@ -526,6 +526,16 @@ static PyObject *hash_into(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* Release each buffer a kernel took (RELEASE(&a, &b, ...)). */
+static void release_each(Py_buffer *const *buffers, size_t count) {
+    for (size_t k = 0; k < count; k++) PyBuffer_Release(buffers[k]);
+}
+#define RELEASE(...)                                                                  \
+    do {                                                                              \
+        Py_buffer *const taken_[] = {__VA_ARGS__};                                    \
+        release_each(taken_, sizeof(taken_) / sizeof(taken_[0]));                     \
+    } while (0)
+
 static inline double uniform_of(uint64_t key, uint64_t salt) { return (double)(splitmix(key ^ salt) >> 11) * 0x1p-53; }
 
 /* stop_places(rows_at, rows_before, company, day_key, slot, depot_lat, depot_lon, lon_km, numbers, salts,
@@ -619,9 +629,8 @@ static PyObject *stop_places(PyObject *self, PyObject *args) {
         Py_END_ALLOW_THREADS
         result = Py_NewRef(Py_None);
     }
-    Py_buffer *all[] = {&at, &before, &company, &day_key, &slot, &depot_lat, &depot_lon, &lon_km, &numbers, &salts,
-                        &lat_at, &lon_at, &lat_before, &lon_before};
-    for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) PyBuffer_Release(all[k]);
+    RELEASE(&at, &before, &company, &day_key, &slot, &depot_lat, &depot_lon, &lon_km, &numbers, &salts, &lat_at,
+            &lon_at, &lat_before, &lon_before);
     return result;
 }
 
@@ -658,8 +667,7 @@ static PyObject *slot_times(PyObject *self, PyObject *args) {
         Py_END_ALLOW_THREADS
         result = Py_NewRef(Py_None);
     }
-    Py_buffer *all[] = {&start, &slot, &day_key, &numbers, &salts, &depart, &arrive, &made};
-    for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) PyBuffer_Release(all[k]);
+    RELEASE(&start, &slot, &day_key, &numbers, &salts, &depart, &arrive, &made);
     return result;
 }
 
@@ -734,8 +742,7 @@ static PyObject *slot_parts(PyObject *self, PyObject *args) {
         Py_END_ALLOW_THREADS
         result = PyLong_FromLongLong(events);
     }
-    Py_buffer *all[] = {&depart, &arrive, &made, &arrival, &numbers, &window, &cuts, &first, &last};
-    for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) PyBuffer_Release(all[k]);
+    RELEASE(&depart, &arrive, &made, &arrival, &numbers, &window, &cuts, &first, &last);
     return result;
 }
 
@@ -771,8 +778,7 @@ static PyObject *part_cells(PyObject *self, PyObject *args) {
         Py_END_ALLOW_THREADS
         result = PyLong_FromSsize_t(count);
     }
-    Py_buffer *all[] = {&depart, &arrive, &made, &arrival, &numbers, &window, &part, &cells, &stamps};
-    for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) PyBuffer_Release(all[k]);
+    RELEASE(&depart, &arrive, &made, &arrival, &numbers, &window, &part, &cells, &stamps);
     return result;
 }
 
@@ -811,8 +817,7 @@ static PyObject *trucks(PyObject *self, PyObject *args) {
         Py_END_ALLOW_THREADS
         result = Py_NewRef(Py_None);
     }
-    Py_buffer *all[] = {&company, &driver, &day, &company_key, &fleet_size, &out};
-    for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) PyBuffer_Release(all[k]);
+    RELEASE(&company, &driver, &day, &company_key, &fleet_size, &out);
     return result;
 }
 
