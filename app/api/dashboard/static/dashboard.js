@@ -130,8 +130,10 @@ async function refreshBatches() {
 
 async function refreshLogs() {
   const level = $("level").value;
+  const asked = refreshLogs.asked = (refreshLogs.asked || 0) + 1;
   try {
     const body = await api(`/api/logs?limit=60${level ? `&level=${level}` : ""}`);
+    if (asked !== refreshLogs.asked) return;  // a later read (another level filter, maybe) is the one to show
     $("logs").innerHTML = "";
     for (const entry of body.entries) {
       const level = entry.level.toUpperCase();
