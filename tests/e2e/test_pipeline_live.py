@@ -84,10 +84,11 @@ def test_kill_9_of_the_pipeline_beside_a_live_service(service_process, tmp_path)
             child.kill()
             kills += 1
         child.wait(timeout=10)
-    assert kills >= 5
-    assert process.terminate(timeout=30) == 0
+    pipeline_log = tmp_path / "pipeline.log"
+    assert kills >= 5, pipeline_log.read_text()[-3000:]  # a pipeline that ended on its own says why here
+    assert process.terminate(timeout=30) == 0, process.log_path.read_text()[-3000:]
     summary = pipeline_once(process.config_path)
-    assert summary["check"]["state"] == "equal"
+    assert summary["check"]["state"] == "equal", (summary["check"], pipeline_log.read_text()[-3000:])
     assert processed(data) == committed(data)
     assert_equal_to_expect(load_config(process.config_path).with_data_dir(data), data, tmp_path / "expected")
 
