@@ -65,11 +65,26 @@ def publish_pending(state: State, tables: Tables) -> tuple[list[tuple[str, str]]
     return silver, gold
 
 
+def remove_leftovers(tables: Tables) -> list[Path]:
+    """Delete the half-written files a pipeline killed while publishing left beside the tables (only
+    their own ``.part-*.tmp`` names); the caller holds the pipeline's lock, so none is being written.
+    Returns what was removed."""
+    removed = []
+    for root in (tables.silver, tables.gold):
+        for leftover in root.glob(f"*/{_TMP_PREFIX}*{_TMP_SUFFIX}") if root.is_dir() else ():
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
+
+
+_TMP_PREFIX, _TMP_SUFFIX = ".part-", ".tmp"
+
+
 def _publish(path: Path, write: Callable[[Path], bool]) -> None:
     """What ``write`` puts in a file beside ``path``, fsynced and renamed into place; no file at all
     when it wrote no row."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{_TMP_SUFFIX}")  # path.name is part-…
     if not write(tmp):
         tmp.unlink(missing_ok=True)
         path.unlink(missing_ok=True)

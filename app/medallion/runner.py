@@ -23,7 +23,7 @@ from app.core.dirlock import DataDirLock
 from app.medallion import source, status
 from app.medallion.arrivals import Arrivals
 from app.medallion.check import check
-from app.medallion.publish import Tables, publish_pending
+from app.medallion.publish import Tables, publish_pending, remove_leftovers
 from app.medallion.rules import BronzeBatch
 from app.medallion.state import Applied, SilverSource, State
 
@@ -90,6 +90,7 @@ class Sink:
                 self._latest[stream] = max(batch_id, self._latest.get(stream, batch_id))
             if self._bronze_replaced(everything=True):
                 self.reset()
+            remove_leftovers(self.tables)  # a file a killed pipeline was writing: published again below
             publish_pending(self.state, self.tables)  # what a crash left committed but unpublished
             self.write_status(pending=0)
         except BaseException:

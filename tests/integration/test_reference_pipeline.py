@@ -131,7 +131,14 @@ def test_a_crash_between_commit_and_publish_is_finished_on_restart(production, t
     died = subprocess.run([sys.executable, "-c", DIES_AFTER_THE_COMMIT, str(path)], cwd=ROOT, capture_output=True)
     assert died.returncode == 9, died.stderr.decode()[-2000:]
     assert not (data / "silver" / "events").exists()  # committed in the state, not yet published
+    # a kill in the middle of publishing leaves a half-written file beside a table: gone on restart
+    half_written = data / "gold" / "driver_day" / ".part-2026-11-25.parquet.1a2b3c4d.tmp"
+    half_written.parent.mkdir(parents=True)
+    half_written.write_bytes(b"PAR1 cut short")
+    users_own = data / "gold" / "driver_day" / ".notes.tmp"  # hidden, but not a name the pipeline writes: kept
+    users_own.write_text("mine")
     summary = run_pipeline(path)
+    assert not half_written.exists() and users_own.read_text() == "mine"
     assert summary["batches"] == 0  # nothing processed twice: the files were published from the state
     assert summary["check"]["state"] == "equal"
     assert_equal_to_expect(config, config.output.local_dir, tmp_path / "expected")
