@@ -65,6 +65,9 @@ def publish_pending(state: State, tables: Tables) -> tuple[list[tuple[str, str]]
     return silver, gold
 
 
+_TMP_PREFIX, _TMP_SUFFIX = ".part-", ".tmp"  # a file being published: .part-<name>.parquet.<8 hex>.tmp
+
+
 def remove_leftovers(tables: Tables) -> list[Path]:
     """Delete the half-written files a pipeline killed while publishing left beside the tables (only
     their own ``.part-*.tmp`` names); the caller holds the pipeline's lock, so none is being written.
@@ -75,9 +78,6 @@ def remove_leftovers(tables: Tables) -> list[Path]:
             leftover.unlink(missing_ok=True)
             removed.append(leftover)
     return removed
-
-
-_TMP_PREFIX, _TMP_SUFFIX = ".part-", ".tmp"
 
 
 def _publish(path: Path, write: Callable[[Path], bool]) -> None:

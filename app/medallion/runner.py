@@ -90,7 +90,9 @@ class Sink:
                 self._latest[stream] = max(batch_id, self._latest.get(stream, batch_id))
             if self._bronze_replaced(everything=True):
                 self.reset()
-            remove_leftovers(self.tables)  # a file a killed pipeline was writing: published again below
+            leftovers = remove_leftovers(self.tables)  # files a killed pipeline was writing: published again below
+            if leftovers:
+                log.info("half-written table files removed", extra={"fields": {"files": len(leftovers)}})
             publish_pending(self.state, self.tables)  # what a crash left committed but unpublished
             self.write_status(pending=0)
         except BaseException:
