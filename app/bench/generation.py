@@ -21,7 +21,7 @@ from app.bench.registry import benchmark, peak_rss_mb
 from app.core import bronze
 from app.core.config import Config
 from app.core.filesink import FileSink
-from app.core.generation.batch import generate_batch
+from app.core.generation.batch import HELD_EVENTS, generate_batch
 from app.core.generation.companies import generate_companies
 from app.core.generation.encoding import issue_chunks, render_records
 from app.core.generation.events import DriverPool, Roster
@@ -193,19 +193,25 @@ def bench_generation_late(quick: bool) -> dict[str, Any]:
 
 
 LARGE_WINDOW_COMPANIES = 120_000  # x 25 drivers x 4.0: ~10 M events in the 10:00 window (a roster grown for months)
+LARGEST_HELD_COMPANIES = 22_800  # x 25 x 4.0: 1,991,579 events at 10:00, just under HELD_EVENTS (made in one piece)
 
 
 @benchmark("generation_large_window")
 def bench_generation_large_window(quick: bool) -> dict[str, Any]:
     """One ~10 M-event production window made and published as a run does (in parts), clean and with 15 %
-    defects, each in a fresh process importing what `fleetgen backfill` does: events/s and peak RSS, which
-    must not grow with the window."""
-    companies = LARGE_WINDOW_COMPANIES if not quick else 12_000
+    defects, and the largest window with defects still made in one piece (just under ``HELD_EVENTS``), each
+    in a fresh process importing what `fleetgen backfill` does: events/s and peak RSS, which must not grow
+    with the window."""
+    scale = 10 if quick else 1
+    companies = LARGE_WINDOW_COMPANIES // scale
     results: dict[str, Any] = {"batch": f"{companies} companies x 25 drivers x 4.0 (active ones only), "
-                                        "10:00-10:15 UTC"}
-    for label, error_rate in (("clean", 0.0), ("defects_15pct", 0.15)):
+                                        "10:00-10:15 UTC",
+                               "held_events": HELD_EVENTS}  # a window with defects up to this size: one piece
+    cases = (("clean", companies, 0.0), ("defects_15pct", companies, 0.15),
+             ("largest_held_defects_15pct", LARGEST_HELD_COMPANIES // scale, 0.15))
+    for label, count, error_rate in cases:
         with tempfile.TemporaryDirectory(prefix="fleetgen-bench-") as tmp:
-            done = subprocess.run([sys.executable, "-m", "app.bench.large_window", str(companies), str(error_rate),
+            done = subprocess.run([sys.executable, "-m", "app.bench.large_window", str(count), str(error_rate),
                                    tmp], capture_output=True, text=True, timeout=1800)
         if done.returncode != 0:
             raise RuntimeError(f"the large window ({label}) failed: {done.stderr[-2000:]}")

@@ -54,3 +54,26 @@ def test_quick_lateness_and_roster_benchmarks_are_complete_and_sound(tmp_path):
         low, high = scaling[case]["records_per_batch"]
         assert 5 <= low <= high <= 20  # emulated bounds hold whatever the roster's size
     assert scaling["ratio_median_3m_over_10k"] > 0 and scaling["peak_rss_mb_with_3m"] > 0
+
+
+def test_quick_generation_benchmarks_are_complete_and_sound(tmp_path):
+    output = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "-m", "app", "bench", "--quick", "--only", "generation_defects",
+                           "--only", "generation_large_window", "--output", str(output)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(output.read_text())["results"]
+    batch = results["generation_defects"]
+    assert batch["events_per_batch"] > 0 and len(batch["seconds"]) == 3
+    assert set(batch["stages_s"]) >= {f"{stage}_s" for stage in ("generate", "render", "hash", "write", "fsync")}
+    assert all(0 < h for h in batch["headline_end_to_end_over_min_in_memory_disk"])
+    assert "dd_oflag_direct_mb_per_s" in batch or "dd_oflag_direct" in batch
+    windows = results["generation_large_window"]
+    made = {label: windows[label]["made"] for label in ("clean", "defects_15pct", "largest_held_defects_15pct")}
+    assert made["clean"] == "in parts"
+    assert made["largest_held_defects_15pct"] == "in one piece"
+    assert windows["largest_held_defects_15pct"]["events"] <= windows["held_events"]
+    for label in made:
+        figures = windows[label]
+        assert figures["events"] > 0 and figures["bytes"] > 0
+        assert figures["peak_rss_mb"] >= figures["peak_rss_mb_before_the_window"] > 0
