@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.core.config import Config
-from app.service.expectations import derive, write
+from app.service.expectations import derive_into, write_summary
 from app.service.verification import verify
 from app.store import Store
 
@@ -15,7 +15,7 @@ def assert_equal_to_expect(config: Config, out: Path, expected: Path) -> dict:
     data directory (compared by `fleetgen verify`'s code); the report."""
     store = Store.for_config(config)
     try:
-        write(derive(config, store), expected, {})
+        write_summary(derive_into(config, store, expected), expected, {})
     finally:
         store.close()
     report = verify(expected, out / "silver", out / "gold")

@@ -171,7 +171,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_expect(args: argparse.Namespace) -> int:
-    from app.service.expectations import ExpectationError, config_of_dataset, derive, write
+    from app.service.expectations import ExpectationError, config_of_dataset, derive_into, write_summary
     from app.store import Store
 
     start = moment(args.start, "--from") if args.start else None
@@ -189,16 +189,16 @@ def cmd_expect(args: argparse.Namespace) -> int:
         raise UsageError(f"--data-dir {args.data_dir}: no ledger (manifests/generator.db): nothing was generated there")
     store = Store(config.database_url, auto_migrate=False, busy_timeout_ms=config.database.busy_timeout_ms)
     try:  # read-only, like status: a service may be writing beside it
-        expectations = derive(config, store, start, end)
+        derived = derive_into(config, store, args.out, start, end)
     except ExpectationError as exc:  # a config or a data directory that does not fit: bad input
         raise UsageError(str(exc)) from None
     finally:
         store.close()
     about = {"data_dir": str(args.data_dir), "seed": config.seed,
              "from": format_timestamp(start) if start else None, "to": format_timestamp(end) if end else None,
-             "records_regenerated": expectations.records_regenerated,
-             "seconds": round(expectations.seconds, 3)}
-    print(json.dumps(write(expectations, args.out, about), indent=2))
+             "records_regenerated": derived.records_regenerated,
+             "seconds": round(derived.seconds, 3)}
+    print(json.dumps(write_summary(derived, args.out, about), indent=2))
     return EXIT_OK
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,16 +23,16 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
 from app.core import bronze
 from app.core.config import EVENT_TYPES, GEOGRAPHIES, MASKED, Config
 from app.core.errors import FleetgenError
-from app.core.generation.batch import generate_batch
+from app.core.generation.batch import generate_in_parts
 from app.core.generation.columns import ColumnBatch
 from app.core.generation.companies import CompanyBatch
+from app.core.generation.defects import DefectPlan
 from app.core.generation.emulated_fleet import FleetState
 from app.core.generation.encoding import render_records
 from app.core.generation.events import EventBatch
@@ -41,10 +42,10 @@ from app.core.remote_bronze import RemoteBronze
 from app.core.schema import arrow_schema
 from app.core.storage import ObjectStore, local_path, location_problem
 from app.core.timeline import Window, format_timestamp
+from app.service.expected_tables import INSTANT, Spill, silver_schema, write_tables
 from app.service.pipeline import COMPANIES, EVENTS, Pipeline
 from app.store import Store
 
-DAY_MS = 86_400_000
 # Every table: its file under the expectations folder, its key, and what it holds.
 TABLES: dict[str, dict[str, Any]] = {
     "silver/events": {"key": ["event_id"], "about": "valid driver events, one row per event_id (late arrivals "
@@ -71,7 +72,7 @@ class ExpectationError(FleetgenError):
 
 def record_schema(stream: str) -> pa.Schema:
     """The shipped record schema as Arrow types (what the silver tables hold, plus ``batch_id``)."""
-    return arrow_schema(stream, pa.timestamp("ms", tz="UTC"))
+    return arrow_schema(stream, INSTANT)
 
 
 def config_of_dataset(data_dir: str | Path) -> Config:
@@ -105,6 +106,16 @@ def config_of_dataset(data_dir: str | Path) -> Config:
 
 
 @dataclass
+class Derived:
+    """What ``derive_into`` wrote: rows per table, windows per stream, records regenerated, seconds."""
+
+    rows: dict[str, int]
+    windows: dict[str, int]
+    records_regenerated: int
+    seconds: float
+
+
+@dataclass
 class Expectations:
     tables: dict[str, pa.Table]
     windows: dict[str, int]
@@ -115,67 +126,95 @@ class Expectations:
 def derive(config: Config, store: Store, start: datetime | None = None, end: datetime | None = None,
            progress: Callable[[str, int], None] | None = None,
            batches: dict[str, set[str]] | None = None) -> Expectations:
-    """Every table of ``TABLES`` for the committed windows inside [start, end) (all when None), and
-    only those of ``batches`` (per stream, batch ids) when given."""
+    """``derive_into``'s tables read back into memory (for callers comparing small ranges at once)."""
+    with tempfile.TemporaryDirectory(prefix="fleetgen-expect-") as folder:
+        derived = derive_into(config, store, Path(folder), start, end, progress, batches)
+        tables = {name: pq.read_table(Path(folder) / f"{name}.parquet") for name in TABLES}
+    return Expectations(tables, derived.windows, derived.records_regenerated, derived.seconds)
+
+
+def derive_into(config: Config, store: Store, out: Path, start: datetime | None = None, end: datetime | None = None,
+                progress: Callable[[str, int], None] | None = None,
+                batches: dict[str, set[str]] | None = None) -> Derived:
+    """Every table of ``TABLES`` for the committed windows inside [start, end) (all when None), and only
+    those of ``batches`` (per stream, batch ids) when given, as ``<out>/<name>.parquet``. Windows are made
+    again part by part and their true records spilled to a hidden folder under ``out`` (gone at the end),
+    so memory stays bounded whatever the range's size (see ``expected_tables``)."""
     began = time.perf_counter()
     pipeline = Pipeline(config, store)
-    silver: dict[str, list[pa.Table]] = {COMPANIES: [], EVENTS: []}
     windows: dict[str, int] = {}
     regenerated = 0
-    # An emulated events batch continues the fleet the batch before it left: those batches are made from
-    # the first one on (each cheap), and only the range's are kept.
-    chained = config.emulated_mode.enabled
-    for stream in (COMPANIES, EVENTS):
-        committed = [r for r in store.all_batches(stream) if r.status == "committed"
-                     and (end is None or r.window.end <= end)]
-        wanted = None if batches is None else batches.get(stream, set())
-        inside_of = {r.batch_id: (start is None or r.window.start >= start) and (wanted is None or r.batch_id in wanted)
-                     for r in committed}
-        windows[stream] = sum(inside_of.values())
-        fleet, done = None, 0
-        for row in committed:
-            inside = inside_of[row.batch_id]
-            if not inside and not (stream == EVENTS and chained):
-                continue
-            table, size, fleet = _true_records(config, pipeline, stream, row.window, fleet)
-            regenerated += size
-            if inside:
-                silver[stream].append(table)
-                done += 1
-                if progress is not None:
-                    progress(stream, done)
-    tables = {f"silver/{stream}": _sorted(_concat(parts, stream), TABLES[f"silver/{stream}"]["key"])
-              for stream, parts in silver.items()}
-    events = tables["silver/events"]
-    tables["gold/events_per_company_window_type"] = _events_per_window(events)
-    tables["gold/deliveries_per_company_day"] = _deliveries_per_day(events)
-    tables["gold/driver_day"] = _driver_days(events)
-    return Expectations(tables, windows, regenerated, time.perf_counter() - began)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".expect-", dir=out) as folder:
+        work = Path(folder)
+        spills = {stream: Spill(work / f"{stream}.parquet", silver_schema(stream)) for stream in (COMPANIES, EVENTS)}
+        try:
+            # An emulated events batch continues the fleet the batch before it left: those batches are made from
+            # the first one on (each cheap), and only the range's are kept.
+            chained = config.emulated_mode.enabled
+            for stream in (COMPANIES, EVENTS):
+                committed = [r for r in store.all_batches(stream) if r.status == "committed"
+                             and (end is None or r.window.end <= end)]
+                wanted = None if batches is None else batches.get(stream, set())
+                inside_of = {r.batch_id: (start is None or r.window.start >= start)
+                             and (wanted is None or r.batch_id in wanted) for r in committed}
+                windows[stream] = sum(inside_of.values())
+                fleet, done = None, 0
+                for row in committed:
+                    inside = inside_of[row.batch_id]
+                    if not inside and not (stream == EVENTS and chained):
+                        continue
+                    keep = spills[stream].add if inside else None
+                    size, fleet = _true_records(config, pipeline, stream, row.window, fleet, keep, work)
+                    regenerated += size
+                    if inside:
+                        done += 1
+                        if progress is not None:
+                            progress(stream, done)
+        finally:
+            for spill in spills.values():
+                spill.close()
+        rows = write_tables({stream: spill.path for stream, spill in spills.items()}, out, work)
+    return Derived(rows, windows, regenerated, time.perf_counter() - began)
 
 
-def _true_records(config: Config, pipeline: Pipeline, stream: str, window: Window,
-                  fleet: FleetState | None) -> tuple[pa.Table, int, FleetState | None]:
-    pool = pipeline.roster_for(stream, window)
-    batch, plan = generate_batch(config, stream, window, pool, fleet)
+def _true_records(config: Config, pipeline: Pipeline, stream: str, window: Window, fleet: FleetState | None,
+                  keep: Callable[[pa.Table], None] | None, work: Path) -> tuple[int, FleetState | None]:
+    """Make ``window`` again part by part, check its record file against bronze's sha256, and hand each
+    part's true records to ``keep``; returns the record count and the fleet an emulated batch hands on."""
+    made = generate_in_parts(config, stream, window, pipeline.roster_for(stream, window), fleet)
     layout = pipeline.layout
-    _check_against_bronze(layout, stream, window,
-                          record_chunks(layout.record_format, stream, render_records(batch, plan)))
+
+    def rendered() -> Iterator[bytes | memoryview]:
+        for part in made.parts(spill_dir=work):
+            yield from render_records(part.batch, part.plan)
+            if keep is not None:
+                keep(_part_truth(part.batch, part.plan, window))
+
+    _check_against_bronze(layout, stream, window, record_chunks(layout.record_format, stream, rendered()))
+    whole = made.whole
+    return made.size, whole.carried if isinstance(whole, EventBatch) else None
+
+
+def _part_truth(batch: ColumnBatch, plan: DefectPlan, window: Window) -> pa.Table:
+    """A part's true records but the lines its defect plan touched (a defective line is quarantined, and a
+    duplicate line repeats a clean record that is kept), with ``batch_id`` and, for events, the window
+    each event happened in (a late arrival's is earlier than its batch's)."""
     keep = np.ones(batch.size, bool)
-    keep[plan.rows] = False  # defective lines and duplicate lines (each repeats a kept clean line)
+    keep[plan.rows] = False
     rows = np.flatnonzero(keep)
     table = _truth_table(batch, rows)
-    table = table.append_column("batch_id", pa.array([window.batch_id] * table.num_rows, pa.string()))
-    if stream == EVENTS:  # the window an event belongs to: a late arrival's is earlier than its batch's
+    table = table.append_column("batch_id", pa.array(np.full(table.num_rows, window.batch_id, object), pa.string()))
+    if isinstance(batch, EventBatch):
         interval_ms = (window.end_s - window.start_s) * 1000
-        own = batch.timestamp_ms[rows] // interval_ms * interval_ms  # type: ignore[attr-defined]
-        table = table.append_column("window_start", pa.array(own, pa.timestamp("ms", tz="UTC")))
-    return table, batch.size, batch.carried if isinstance(batch, EventBatch) else None
+        own = batch.timestamp_ms[rows] // interval_ms * interval_ms
+        table = table.append_column("window_start", pa.array(own, INSTANT))
+    return table
 
 
 def _truth_table(batch: ColumnBatch, rows: np.ndarray) -> pa.Table:
     """The true values of ``rows``, straight from the batch's columns (the same values its clean lines
     hold in bronze: ids rendered by the batch itself, coordinates as the doubles their text parses to)."""
-    instant = pa.timestamp("ms", tz="UTC")
     if isinstance(batch, CompanyBatch):
         names = batch.company_names()
         return pa.table({
@@ -184,8 +223,8 @@ def _truth_table(batch: ColumnBatch, rows: np.ndarray) -> pa.Table:
             "geography": pa.array(np.asarray(GEOGRAPHIES, object)[batch.geography[rows]], pa.string()),
             "active": pa.array(batch.active[rows], pa.bool_()),
             "drivers_count": pa.array(batch.drivers_count[rows], pa.int32()),
-            "onboarded_at": pa.array(batch.onboarded_ms[rows], instant),
-            "updated_at": pa.array(batch.updated_ms[rows], instant),
+            "onboarded_at": pa.array(batch.onboarded_ms[rows], INSTANT),
+            "updated_at": pa.array(batch.updated_ms[rows], INSTANT),
         }, schema=record_schema(COMPANIES))
     assert isinstance(batch, EventBatch)
     degrees = [pa.array(column[rows].astype(np.float64) / COORD_SCALE) for column in (batch.lat, batch.lon)]
@@ -196,15 +235,17 @@ def _truth_table(batch: ColumnBatch, rows: np.ndarray) -> pa.Table:
         "driver_id": _quoted_strings(batch.render("driver_id", rows)),
         "truck_id": _quoted_strings(batch.render("truck_id", rows)),
         "event_type": pa.array(np.asarray(EVENT_TYPES, object)[batch.event_type[rows]], pa.string()),
-        "event_timestamp": pa.array(batch.timestamp_ms[rows], instant),
+        "event_timestamp": pa.array(batch.timestamp_ms[rows], INSTANT),
         "location": location,
     }, schema=record_schema(EVENTS))
 
 
 def _quoted_strings(matrix: np.ndarray) -> pa.Array:
-    """A fixed-width matrix of quoted ASCII values (ids) as an Arrow string array."""
-    inner = np.ascontiguousarray(matrix[:, 1:-1])
-    return pa.array(inner.view(f"S{inner.shape[1]}").ravel().astype(f"U{inner.shape[1]}"), pa.string())
+    """A fixed-width matrix of quoted ASCII values (ids) as an Arrow string array, built on its bytes."""
+    count, width = matrix.shape[0], matrix.shape[1] - 2
+    data = np.ascontiguousarray(matrix[:, 1:-1]).view(np.uint8)
+    offsets = np.arange(0, (count + 1) * width, width, dtype=np.int32)
+    return pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(data))
 
 
 def _check_against_bronze(layout: bronze.Layout, stream: str, window: Window,
@@ -224,74 +265,14 @@ def _check_against_bronze(layout: bronze.Layout, stream: str, window: Window,
             "differ from the sha256 in its meta); pass the --config it was generated with")
 
 
-def _concat(parts: list[pa.Table], stream: str) -> pa.Table:
-    if parts:
-        return pa.concat_tables(parts)
-    schema = record_schema(stream).append(pa.field("batch_id", pa.string()))
-    if stream == EVENTS:
-        schema = schema.append(pa.field("window_start", pa.timestamp("ms", tz="UTC")))
-    return schema.empty_table()
 
 
-def _sorted(table: pa.Table, key: list[str]) -> pa.Table:
-    return table.sort_by([(k, "ascending") for k in key])
-
-
-def _events_per_window(events: pa.Table) -> pa.Table:
-    counted = events.group_by(["company_id", "window_start", "event_type"]).aggregate([("event_id", "count")])
-    counted = counted.rename_columns(["company_id", "window_start", "event_type", "events"])
-    counted = counted.set_column(3, "events", pc.cast(counted["events"], pa.int64()))
-    return _sorted(counted, TABLES["gold/events_per_company_window_type"]["key"])
-
-
-def _deliveries_per_day(events: pa.Table) -> pa.Table:
-    delivered = events.filter(pc.equal(events["event_type"], "delivered"))
-    millis = pc.cast(pc.cast(delivered["event_timestamp"], pa.timestamp("ms")), pa.int64())
-    days = pc.cast(pc.cast(pc.divide(millis, DAY_MS), pa.int32()), pa.date32())
-    table = pa.table({"company_id": delivered["company_id"], "day": days})
-    counted = table.group_by(["company_id", "day"]).aggregate([("company_id", "count")])
-    counted = counted.rename_columns(["company_id", "day", "deliveries"])
-    counted = counted.set_column(2, "deliveries", pc.cast(counted["deliveries"], pa.int64()))
-    return _sorted(counted, TABLES["gold/deliveries_per_company_day"]["key"])
-
-
-def _driver_days(events: pa.Table) -> pa.Table:
-    """Trips, driving time, stops and deliveries per driver and UTC day, from the valid events alone."""
-    ordered = events.select(["company_id", "driver_id", "event_type", "event_timestamp", "event_id"]).sort_by(
-        [("driver_id", "ascending"), ("event_timestamp", "ascending"), ("event_id", "ascending")])
-    driver = ordered["driver_id"].to_numpy(zero_copy_only=False)
-    kind = ordered["event_type"].to_numpy(zero_copy_only=False)
-    millis = pc.cast(pc.cast(ordered["event_timestamp"], pa.timestamp("ms")), pa.int64()).to_numpy()
-    stop, delivered = kind == "stopped_driving", kind == "delivered"
-    trip = np.zeros(len(kind), bool)
-    trip[1:] = stop[1:] & (kind[:-1] == "start_driving") & (driver[1:] == driver[:-1])
-    driving = np.zeros(len(kind), np.int64)
-    driving[1:] = np.where(trip[1:], millis[1:] - millis[:-1], 0)
-    table = pa.table({
-        "company_id": ordered["company_id"], "driver_id": ordered["driver_id"],
-        "day": pa.array(millis // DAY_MS, pa.int32()).cast(pa.date32()),
-        "trips": trip.astype(np.int64), "driving_ms": driving, "stops": stop.astype(np.int64),
-        "deliveries": delivered.astype(np.int64)})
-    summed = table.group_by(["company_id", "driver_id", "day"]).aggregate(
-        [("trips", "sum"), ("driving_ms", "sum"), ("stops", "sum"), ("deliveries", "sum")])
-    summed = summed.rename_columns(["company_id", "driver_id", "day", "trips", "driving_ms", "stops", "deliveries"])
-    minutes = pc.divide(pc.cast(summed["driving_ms"], pa.float64()), 60_000.0)
-    summed = summed.append_column("driving_minutes", minutes)
-    return _sorted(summed.select(["company_id", "driver_id", "day", "trips", "driving_ms", "driving_minutes", "stops",
-                                  "deliveries"]), TABLES["gold/driver_day"]["key"])
-
-
-def write(expectations: Expectations, out: Path, about: dict[str, Any]) -> dict[str, Any]:
-    """Each table as ``<out>/<name>.parquet`` plus ``<out>/expectations.json`` describing them."""
+def write_summary(derived: Derived, out: Path, about: dict[str, Any]) -> dict[str, Any]:
+    """``<out>/expectations.json``: the range, windows and, per table, its file, rows, key and meaning."""
     summary: dict[str, Any] = {**about, "generated_at": format_timestamp(datetime.now(UTC)),
-                               "windows": expectations.windows, "tables": {}}
-    for name, table in expectations.tables.items():
-        path = out / f"{name}.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        pq.write_table(table, tmp)
-        tmp.replace(path)
-        summary["tables"][name] = {"path": str(path.relative_to(out)), "rows": table.num_rows,
-                                   "key": TABLES[name]["key"], "about": TABLES[name]["about"]}
+                               "windows": derived.windows, "tables": {}}
+    for name, spec in TABLES.items():
+        summary["tables"][name] = {"path": f"{name}.parquet", "rows": derived.rows[name], "key": spec["key"],
+                                   "about": spec["about"]}
     (out / "expectations.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -70,6 +70,27 @@ def test_expect_refuses_a_config_that_did_not_write_the_bronze(bronze, tmp_path,
                  "--out", str(tmp_path / "e")])
     assert code == 2
     assert "was not written with this configuration" in capsys.readouterr().err
+    assert list((tmp_path / "e").iterdir()) == []  # its spilled records went with it
+
+
+def test_expect_makes_windows_in_parts_and_leaves_only_its_tables(bronze, expected, tmp_path, monkeypatch, capsys):
+    """Windows made part by part (a production window larger than HELD_EVENTS is: its defect plan spilled
+    to a file) give the same tables as windows made whole; the folder then holds the tables alone."""
+    from app.core.generation import batch, events
+
+    monkeypatch.setattr(events, "PART_EVENTS", 50)
+    monkeypatch.setattr(batch, "HELD_EVENTS", 0)
+    out = tmp_path / "parts"
+    assert main(["expect", "--data-dir", str(bronze["production"]), "--out", str(out)]) == 0
+    names = ("silver/events", "silver/companies", "gold/events_per_company_window_type",
+             "gold/deliveries_per_company_day", "gold/driver_day")
+    for name in names:
+        made_in_parts, made_whole = (pq.read_table(folder / f"{name}.parquet") for folder in (out, expected["production"]))
+        assert made_in_parts.num_rows > 0 and made_in_parts.equals(made_whole), name
+    event_ids = pq.read_table(out / "silver/events.parquet")["event_id"].to_pylist()
+    assert event_ids == sorted(event_ids)  # each table in its key's order
+    left = sorted(str(path.relative_to(out)) for path in out.rglob("*"))
+    assert left == sorted(["expectations.json", "silver", "gold", *(f"{name}.parquet" for name in names)])
 
 
 def test_expect_takes_a_range_of_windows(bronze, tmp_path, capsys):

@@ -77,3 +77,16 @@ def test_quick_generation_benchmarks_are_complete_and_sound(tmp_path):
         figures = windows[label]
         assert figures["events"] > 0 and figures["bytes"] > 0
         assert figures["peak_rss_mb"] >= figures["peak_rss_mb_before_the_window"] > 0
+
+
+def test_quick_expect_benchmark_runs_expect_in_its_own_process(tmp_path):
+    output = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "-m", "app", "bench", "--quick", "--only", "expect_verify",
+                           "--output", str(output)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(output.read_text())["results"]["expect_verify"]
+    assert figures["verify_equal"] and figures["verify_rows"] == 100_000
+    large = figures["expect_large_range"]
+    assert 0 < large["rows"]["silver/events"] < large["records_regenerated"]  # 15 % of the lines are defects
+    assert all(rows > 0 for rows in large["rows"].values())
+    assert large["peak_rss_mb"] > 0 and large["seconds_whole_process"] > 0
