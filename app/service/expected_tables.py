@@ -6,22 +6,17 @@ whatever the range's size. The results keep the types the tables have always had
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from app.core.schema import arrow_schema
+from app.service import duck
 
 INSTANT = pa.timestamp("ms", tz="UTC")
 SPILL_ROWS = 131_072  # rows gathered before a row group goes to the spill file
 READ_ROWS = 131_072  # rows per Arrow batch read back from DuckDB
-THREADS = min(os.cpu_count() or 1, 4)
-# DuckDB's own limit, beyond which its sorts and aggregates spill to disk: a 33 M-row silver sorts in it with
-# a process peak of ~0.9 GB (2 threads); 256 MB for 2 threads runs out of memory on 5.5 M rows.
-MEMORY_LIMIT = f"{256 * max(THREADS, 2)}MB"
 
 
 def silver_schema(stream: str) -> pa.Schema:
@@ -106,14 +101,11 @@ class Spill:
 def write_tables(spills: dict[str, Path], out: Path, work: Path) -> dict[str, int]:
     """Every table of ``_QUERIES`` from the spilled silver records (``spills``: stream -> file) as
     ``<out>/<name>.parquet`` (written aside, then renamed); returns the rows of each."""
-    connection = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "threads": THREADS,
-                                        "temp_directory": str(work / "duckdb"), "preserve_insertion_order": False})
+    connection = duck.connect(work / "duckdb")
     rows: dict[str, int] = {}
     try:
-        connection.execute("SET enable_progress_bar = false")  # it would print on the command's stdout
         for stream, path in spills.items():
-            quoted = str(path).replace("'", "''")
-            connection.execute(f"CREATE VIEW {stream} AS SELECT * FROM read_parquet('{quoted}')")
+            connection.execute(f"CREATE VIEW {stream} AS SELECT * FROM read_parquet({duck.literal(str(path))})")
         for name, query in _QUERIES.items():
             layer, table = name.split("/", 1)
             schema = silver_schema(table) if layer == "silver" else GOLD_SCHEMAS[name]

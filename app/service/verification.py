@@ -10,16 +10,19 @@ a different value in a compared column; doubles within 1e-9).
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
+import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
+import pyarrow.fs as fs
 
 from app.core.errors import FleetgenError
+from app.service import duck
 from app.service.expectations import TABLES
 
 OPTIONAL_COLUMNS = {"batch_id", "window_start"}  # silver bookkeeping: compared only when the user has them
@@ -60,89 +63,181 @@ def locate(root: Path, name: str) -> Path | None:
 
 
 def read_table(path: Path) -> pa.Table:
-    try:
+    """A table whole, in memory (for small ones: the reference pipeline's check)."""
+    return _read(path, lambda: open_table(path).to_table())
+
+
+def open_table(path: Path) -> ds.Dataset:
+    """A table to scan batch by batch: a Delta table, a CSV file, or a Parquet file or folder of part files
+    (files named ``_…`` or ``.…``, such as Spark's ``_SUCCESS`` and checksums, are not part of it)."""
+    def opened() -> ds.Dataset:
         if path.is_dir() and (path / "_delta_log").is_dir():
             try:
                 from deltalake import DeltaTable
             except ImportError:
                 raise VerifyInputError(f"{path} is a Delta table: install the `deltalake` package to read it") from None
-            return DeltaTable(str(path)).to_pyarrow_table()
+            return DeltaTable(str(path)).to_pyarrow_dataset()
         if path.suffix == ".csv":
-            return pa_csv.read_csv(path)
-        return pq.read_table(path)
+            return ds.dataset(path, format="csv")
+        return ds.dataset(path, format="parquet", partitioning="hive")
+
+    return _read(path, opened)
+
+
+def _read(path: Path, reading: Callable[[], Any]) -> Any:
+    try:
+        return reading()
     except VerifyInputError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is bad input, said plainly
         raise VerifyInputError(f"cannot read {path} as a Parquet, Delta or CSV table: {exc}") from None
 
 
-def compare(name: str, expected: pa.Table, actual: pa.Table, key: list[str]) -> TableDiff:
-    expected, actual = expected.flatten(), actual.flatten()  # location -> location.lat, location.lon
-    required = [c for c in expected.column_names if c not in OPTIONAL_COLUMNS or c in key]
-    absent = [c for c in required if c not in actual.column_names]
+Source: TypeAlias = "pa.Table | ds.Dataset"  # anything DuckDB scans as Arrow
+
+
+def compare(name: str, expected: Source, actual: Source, key: list[str]) -> TableDiff:
+    """Rows of ``actual`` against ``expected`` by ``key``, in DuckDB (out of core: tables of any size). A
+    Parquet dataset is read by DuckDB itself (its own reader streams in parallel); other sources as Arrow."""
+    ours, theirs = _flat_columns(expected.schema), _flat_columns(actual.schema)
+    required = [c for c in ours if c not in OPTIONAL_COLUMNS or c in key]
+    absent = [c for c in required if c not in theirs]
     if absent:
-        raise VerifyInputError(f"{name}: the table has no column {', '.join(absent)} "
-                               f"(it has {', '.join(actual.column_names)})")
-    columns = [c for c in expected.column_names if c in actual.column_names]
-    actual = _cast_like(name, actual.select(columns), expected.select(columns).schema)
-    expected = expected.select(columns)
-    diff = TableDiff(expected.num_rows, actual.num_rows, compared_columns=columns)
-    counts = actual.group_by(key).aggregate([(key[0], "count")])
-    repeated = counts.filter(pc.greater(counts[f"{key[0]}_count"], 1))
-    diff.extra += int(pc.sum(pc.subtract(repeated[f"{key[0]}_count"], 1)).as_py() or 0)
-    missing = expected.select(key).join(actual.select(key), key, join_type="left anti")
-    extra = actual.select(key).join(expected.select(key), key, join_type="left anti")
-    diff.missing, diff.extra = missing.num_rows, diff.extra + extra.num_rows
-    diff.examples["missing"] = missing.slice(0, EXAMPLES).to_pylist()
-    diff.examples["extra"] = extra.slice(0, EXAMPLES).to_pylist() + repeated.select(key).slice(0, EXAMPLES).to_pylist()
+        raise VerifyInputError(f"{name}: the table has no column {', '.join(absent)} (it has {', '.join(theirs)})")
+    columns = [c for c in ours if c in theirs]
+    with tempfile.TemporaryDirectory(prefix="fleetgen-verify-") as spill, duck.connect(Path(spill)) as connection:
+        expected_source = _scan(connection, "expected_source", expected)
+        actual_source = _scan(connection, "actual_source", actual)
+        types = {c: _duck_type(name, c, ours[c][1]) for c in columns}
+        _check_casts(connection, name, actual_source, {c: theirs[c] for c in columns}, types)
+        connection.execute("CREATE VIEW e AS SELECT " + ", ".join(
+            f"CAST({ours[c][0]} AS {types[c]}) AS {duck.quoted(c)}" for c in columns) + f" FROM {expected_source}")
+        connection.execute("CREATE VIEW a AS SELECT " + ", ".join(
+            f"CAST({theirs[c][0]} AS {types[c]}) AS {duck.quoted(c)}" for c in columns) + f" FROM {actual_source}")
+        return _differences(connection, types, key)
+
+
+def _scan(connection: Any, name: str, source: Source) -> str:
+    """What a query reads ``source`` from: DuckDB's Parquet reader over a Parquet dataset's files (hive
+    partitions as columns), else ``source`` registered as an Arrow object under ``name``."""
+    if isinstance(source, ds.FileSystemDataset) and isinstance(source.format, ds.ParquetFileFormat) \
+            and source.files and isinstance(source.filesystem, fs.LocalFileSystem):
+        files = ", ".join(duck.literal(f) for f in source.files)
+        partitioned = source.partitioning is not None and len(source.partitioning.schema) > 0
+        return f"read_parquet([{files}], hive_partitioning = {str(partitioned).lower()})"
+    connection.register(name, source)
+    return name
+
+
+def _differences(connection: Any, types: dict[str, str], key: list[str]) -> TableDiff:
+    """Missing, extra and changed rows in one full outer join of the two sides narrowed to their key, a hash
+    of the values compared exactly and the doubles (compared within ``FLOAT_TOLERANCE``); examples are looked
+    up only for what differs."""
+    columns = list(types)
+    keys = ", ".join(duck.quoted(k) for k in key)
     values = [c for c in columns if c not in key]
-    if not diff.missing and not diff.extra:
-        # Same keys on both sides: sorted by key the rows line up, so compare columns directly (no join).
-        order = [(k, "ascending") for k in key]
-        left, right = expected.sort_by(order), actual.sort_by(order)
-        pairs = {column: (left[column], right[column]) for column in values}
-    else:
-        joined = expected.join(actual.rename_columns([c if c in key else f"{c}\0actual" for c in columns]), key,
-                               join_type="inner")
-        left = joined
-        pairs = {column: (joined[column], joined[f"{column}\0actual"]) for column in values}
-    changed_any = pa.array([False] * left.num_rows, pa.bool_())
+    exact = [duck.quoted(c) for c in values if types[c] != "DOUBLE"]
+    doubles = [c for c in values if types[c] == "DOUBLE"]
+    row_hash = f"hash({', '.join(exact)})" if exact else "0"
+    narrow = (f"SELECT {keys}, {row_hash} AS row_hash, "
+              + "".join(f"{duck.quoted(c)} AS d{i}, " for i, c in enumerate(doubles)) + "true AS present FROM {side}")
+    on = " AND ".join(f"e.{duck.quoted(k)} = a.{duck.quoted(k)}" for k in key)
+    differs = " OR ".join(["e.row_hash <> a.row_hash",
+                           *(_differs(f"e.d{i}", f"a.d{i}", "DOUBLE") for i in range(len(doubles)))])
+    counts = connection.sql(f"""
+        SELECT count(*) FILTER (WHERE a.present IS NULL), count(*) FILTER (WHERE e.present IS NULL),
+               count(*) FILTER (WHERE e.present AND a.present AND ({differs}))
+        FROM ({narrow.format(side='e')}) e FULL OUTER JOIN ({narrow.format(side='a')}) a ON {on}""").fetchall()[0]
+    missing, extra, changed = (int(v) for v in counts)
+    repeats = int(connection.sql(f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM a GROUP BY {keys}) "
+                                 "WHERE n > 1").fetchall()[0][0])
+    expected_rows, actual_rows = (int(connection.sql(f"SELECT count(*) FROM {side}").fetchall()[0][0])
+                                  for side in ("e", "a"))
+    diff = TableDiff(expected_rows, actual_rows, missing, extra + repeats, changed, compared_columns=columns)
+
+    def rows(query: str) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = connection.sql(query).to_arrow_table().to_pylist()
+        return listed
+
+    diff.examples["missing"] = rows(f"SELECT {keys} FROM e ANTI JOIN a USING ({keys}) ORDER BY ALL "
+                                    f"LIMIT {EXAMPLES}") if missing else []
+    diff.examples["extra"] = (rows(f"SELECT DISTINCT {keys} FROM a ANTI JOIN e USING ({keys}) ORDER BY ALL "
+                                   f"LIMIT {EXAMPLES}") if extra else []) + (
+        rows(f"SELECT {keys} FROM a GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL LIMIT {EXAMPLES}") if repeats else [])
     changes: list[dict[str, Any]] = []
-    for column, (ours, theirs) in pairs.items():
-        differs = _differs(ours, theirs)
-        changed_any = pc.or_(changed_any, differs)
-        if len(changes) < EXAMPLES and pc.any(differs).as_py():
-            keys = left.select(key).filter(differs).slice(0, EXAMPLES - len(changes)).to_pylist()
-            changes += [{"key": k, "column": column, "expected": e, "actual": a} for k, e, a in zip(
-                keys, ours.filter(differs).slice(0, len(keys)).to_pylist(),
-                theirs.filter(differs).slice(0, len(keys)).to_pylist(), strict=True)]
-    diff.changed = int(pc.sum(pc.cast(changed_any, pa.int64())).as_py() or 0)
+    for column in values if changed else []:
+        if len(changes) == EXAMPLES:
+            break
+        condition = _differs(f"e.{duck.quoted(column)}", f"a.{duck.quoted(column)}", types[column])
+        found = rows(f"SELECT {', '.join(f'e.{duck.quoted(k)}' for k in key)}, e.{duck.quoted(column)} AS "
+                     f"expected_value, a.{duck.quoted(column)} AS actual_value FROM e JOIN a ON {on} "
+                     f"WHERE {condition} ORDER BY ALL LIMIT {EXAMPLES - len(changes)}")
+        changes += [{"key": {k: row[k] for k in key}, "column": column, "expected": row["expected_value"],
+                     "actual": row["actual_value"]} for row in found]
     diff.examples["changed"] = changes
     return diff
 
 
-def _cast_like(name: str, table: pa.Table, schema: pa.Schema) -> pa.Table:
-    columns = []
-    for target in schema:
-        column = table[target.name]
-        try:
-            if pa.types.is_timestamp(target.type) and pa.types.is_timestamp(column.type) and column.type.tz is None:
-                column = pc.cast(column, pa.timestamp(column.type.unit, tz="UTC"))  # naive means UTC
-            columns.append(pc.cast(column, target.type))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise VerifyInputError(f"{name}: column {target.name} ({column.type}) cannot be read as "
-                                   f"{target.type}: {exc}") from None
-    return pa.table(columns, schema=schema)
+def _flat_columns(schema: pa.Schema) -> dict[str, tuple[str, pa.DataType]]:
+    """Each column by its flat name (``location`` -> ``location.lat``, ``location.lon``): its DuckDB
+    expression and its type."""
+    columns: dict[str, tuple[str, pa.DataType]] = {}
+    for column in schema:
+        if pa.types.is_struct(column.type):
+            for child in column.type:
+                columns[f"{column.name}.{child.name}"] = (f"{duck.quoted(column.name)}.{duck.quoted(child.name)}",
+                                                          child.type)
+        else:
+            columns[column.name] = (duck.quoted(column.name), column.type)
+    return columns
 
 
-def _differs(expected: pa.ChunkedArray, actual: pa.ChunkedArray) -> pa.ChunkedArray:
-    both_null = pc.and_(pc.is_null(expected), pc.is_null(actual))
-    one_null = pc.xor(pc.is_null(expected), pc.is_null(actual))
-    if pa.types.is_floating(expected.type):
-        unequal = pc.greater(pc.abs(pc.subtract(expected, actual)), FLOAT_TOLERANCE)
-    else:
-        unequal = pc.not_equal(expected, actual)
-    return pc.and_not(pc.or_(one_null, pc.fill_null(unequal, False)), both_null)
+_DUCK_TYPES = {pa.string(): "VARCHAR", pa.large_string(): "VARCHAR", pa.bool_(): "BOOLEAN", pa.int32(): "INTEGER",
+               pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.date32(): "DATE"}
+
+
+def _duck_type(name: str, column: str, arrow_type: pa.DataType) -> str:
+    if pa.types.is_timestamp(arrow_type):
+        return "TIMESTAMPTZ"
+    if arrow_type not in _DUCK_TYPES:
+        raise VerifyInputError(f"{name}: expected column {column} has a type verify does not compare ({arrow_type})")
+    return _DUCK_TYPES[arrow_type]
+
+
+def _check_casts(connection: Any, name: str, source: str, columns: dict[str, tuple[str, pa.DataType]],
+                 types: dict[str, str]) -> None:
+    """Every value of the user's columns reads as the expected type (one scan of the columns that need a
+    conversion); else which column does not."""
+    converted = {column: (expr, arrow_type) for column, (expr, arrow_type) in columns.items()
+                 if not _same_type(arrow_type, types[column])}
+    if not converted:
+        return
+    failing = [f"count(*) FILTER (WHERE {expr} IS NOT NULL AND TRY_CAST({expr} AS {types[column]}) IS NULL)"
+               for column, (expr, _) in converted.items()]
+    try:
+        counts = connection.sql(f"SELECT {', '.join(failing)} FROM {source}").fetchall()[0]
+    except (duckdb.Error, pa.ArrowException) as exc:  # a column DuckDB cannot convert at all (a list, a map…)
+        raise VerifyInputError(f"{name}: the table cannot be read as the expected types: {exc}") from None
+    for (column, (_, arrow_type)), count in zip(converted.items(), counts, strict=True):
+        if count:
+            raise VerifyInputError(f"{name}: column {column} ({arrow_type}) cannot be read as {types[column]}: "
+                                   f"{count} value(s) do not convert")
+
+
+def _same_type(arrow_type: pa.DataType, duck_type: str) -> bool:
+    """Whether a column of ``arrow_type`` is already ``duck_type`` (a cast of it cannot fail)."""
+    if pa.types.is_timestamp(arrow_type):
+        return duck_type == "TIMESTAMPTZ"
+    return _DUCK_TYPES.get(arrow_type) == duck_type
+
+
+def _differs(ours: str, theirs: str, duck_type: str) -> str:
+    """The SQL condition for a value that differs: one side null, or both set and unequal (doubles within
+    ``FLOAT_TOLERANCE``)."""
+    if duck_type == "DOUBLE":
+        return (f"(({ours} IS NULL) <> ({theirs} IS NULL) "
+                f"OR coalesce(abs({ours} - {theirs}) > {FLOAT_TOLERANCE}, false))")
+    return f"({ours} IS DISTINCT FROM {theirs})"
 
 
 def verify(expected_dir: Path, silver: Path | None, gold: Path | None) -> dict[str, Any]:
@@ -164,9 +259,12 @@ def verify(expected_dir: Path, silver: Path | None, gold: Path | None) -> dict[s
             if path is None:
                 raise VerifyInputError(f"--{layer} {root}: no table {short!r} (looked for {short}/, "
                                        f"{short}.parquet, {short}.csv)")
-            expected = pq.read_table(expected_dir / f"{name}.parquet")
-            report["tables"][name] = {"path": str(path),
-                                      **compare(name, expected, read_table(path), spec["key"]).as_dict()}
+            expected = ds.dataset(expected_dir / f"{name}.parquet", format="parquet")
+            try:
+                diff = compare(name, expected, open_table(path), spec["key"])
+            except (duckdb.Error, pa.ArrowException) as exc:  # a file that turns out unreadable while it is scanned
+                raise VerifyInputError(f"cannot read {path} as a Parquet, Delta or CSV table: {exc}") from None
+            report["tables"][name] = {"path": str(path), **diff.as_dict()}
     if not report["tables"]:
         raise VerifyInputError("nothing to compare: give --silver and/or --gold")
     report["equal"] = all(t["equal"] for t in report["tables"].values())

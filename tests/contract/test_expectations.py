@@ -173,3 +173,46 @@ def test_verify_refuses_bad_input_with_exit_2(expected, tmp_path, capsys):
     (silver / "events.parquet").write_text("not parquet")
     assert main(["verify", "--expected", str(out), "--silver", str(silver)]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_verify_reads_hive_folders_and_naive_times_and_compares_doubles_within_1e_9(expected, tmp_path, capsys):
+    import pyarrow.compute as pc
+
+    out = expected["defects"]
+    events = pq.read_table(out / "silver/events.parquet").combine_chunks()
+    lat, lon = (pc.struct_field(events["location"], name).combine_chunks() for name in ("lat", "lon"))
+    nudged = pa.StructArray.from_arrays([pc.add(lat, 1e-12), lon], names=["lat", "lon"])
+    naive = pc.cast(events["event_timestamp"], pa.timestamp("us"))  # Spark without a time zone: UTC
+    mine = events.set_column(events.schema.get_field_index("location"), "location", nudged)
+    mine = mine.set_column(mine.schema.get_field_index("event_timestamp"), "event_timestamp", naive)
+    silver = tmp_path / "silver"
+    pq.write_to_dataset(mine, silver / "events", partition_cols=["event_type"])  # event_type=…/ folders
+    pq.write_table(pq.read_table(out / "silver/companies.parquet"), silver / "companies.parquet")
+    assert main(["verify", "--expected", str(out), "--silver", str(silver)]) == 0, capsys.readouterr().out
+    capsys.readouterr()
+
+    ids = events["event_id"].combine_chunks()
+    far = pc.if_else(pc.equal(ids, ids[7]), pc.add(lat, 1e-6), lat)
+    mine = mine.set_column(mine.schema.get_field_index("location"), "location",
+                           pa.StructArray.from_arrays([far, lon], names=["lat", "lon"]))
+    mine = mine.set_column(mine.schema.get_field_index("driver_id"), "driver_id", pc.if_else(
+        pc.equal(ids, ids[9]), None, events["driver_id"].combine_chunks()))
+    (silver / "events").rename(tmp_path / "before")
+    pq.write_table(mine, silver / "events.parquet")
+    assert main(["verify", "--expected", str(out), "--silver", str(silver)]) == 1
+    report = json.loads(capsys.readouterr().out)["tables"]["silver/events"]
+    assert (report["missing"], report["extra"], report["changed"]) == (0, 0, 2)
+    assert {(c["key"]["event_id"], c["column"]) for c in report["examples"]["changed"]} == {
+        (ids[7].as_py(), "location.lat"), (ids[9].as_py(), "driver_id")}
+
+    (silver / "events.parquet").unlink()
+    import pyarrow.csv as pa_csv
+
+    companies = pq.read_table(out / "silver/companies.parquet")
+    text = companies.set_column(companies.schema.get_field_index("drivers_count"), "drivers_count",
+                                pa.array(["many"] * companies.num_rows))
+    pa_csv.write_csv(text, silver / "companies.csv")
+    (silver / "companies.parquet").unlink()
+    pq.write_table(events, silver / "events.parquet")
+    assert main(["verify", "--expected", str(out), "--silver", str(silver)]) == 2
+    assert "column drivers_count (string) cannot be read as INTEGER" in capsys.readouterr().err
