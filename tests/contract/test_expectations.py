@@ -85,7 +85,8 @@ def test_expect_makes_windows_in_parts_and_leaves_only_its_tables(bronze, expect
     names = ("silver/events", "silver/companies", "gold/events_per_company_window_type",
              "gold/deliveries_per_company_day", "gold/driver_day")
     for name in names:
-        made_in_parts, made_whole = (pq.read_table(folder / f"{name}.parquet") for folder in (out, expected["production"]))
+        made_in_parts, made_whole = (pq.read_table(folder / f"{name}.parquet")
+                                     for folder in (out, expected["production"]))
         assert made_in_parts.num_rows > 0 and made_in_parts.equals(made_whole), name
     event_ids = pq.read_table(out / "silver/events.parquet")["event_id"].to_pylist()
     assert event_ids == sorted(event_ids)  # each table in its key's order
