@@ -8,42 +8,47 @@ invented or changed in a published file turns the check red.
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from app.core.config import Config
 from app.core.errors import FleetgenError
 from app.medallion.publish import Tables
-from app.service.expectations import TABLES, derive
-from app.service.verification import compare, read_table
+from app.service.expectations import TABLES, derive_into
+from app.service.verification import compare, open_table
 from app.store import Store
 
 
 def check(config: Config, tables: Tables, processed: dict[str, set[str]]) -> dict[str, Any]:
-    """{state: equal | different | error, tables: {name: {missing, extra, changed, …}}, batches, seconds}."""
+    """{state: equal | different | error, tables: {name: {missing, extra, …}}, batches, seconds}. Out of core,
+    like `expect` and `verify`: its memory does not grow with what the pipeline has processed."""
     began = time.perf_counter()
     result: dict[str, Any] = {"batches": {stream: len(ids) for stream, ids in processed.items()}}
     try:
-        store = Store(config.database_url, auto_migrate=False, busy_timeout_ms=config.database.busy_timeout_ms)
-        try:
-            expected = derive(config, store, batches=processed)
-        finally:
-            store.close()
-        report = {}
-        for name, spec in TABLES.items():
-            layer, short = name.split("/", 1)
-            folder = (tables.silver if layer == "silver" else tables.gold) / short
-            actual = read_table(folder) if folder.is_dir() and any(folder.glob("*.parquet")) else None
-            if actual is None:
-                actual = expected.tables[name].schema.empty_table()
-            elif layer == "silver":
-                ids = pa.array(sorted(processed.get(short, set())), pa.string())
-                actual = actual.filter(pc.is_in(actual["batch_id"], value_set=ids))
-            diff = compare(name, expected.tables[name], actual, spec["key"])
-            report[name] = {k: v for k, v in diff.as_dict().items() if k != "compared_columns"}
+        with tempfile.TemporaryDirectory(prefix="fleetgen-check-") as folder:
+            expected_dir = Path(folder)
+            store = Store(config.database_url, auto_migrate=False, busy_timeout_ms=config.database.busy_timeout_ms)
+            try:
+                derive_into(config, store, expected_dir, batches=processed)
+            finally:
+                store.close()
+            report = {}
+            for name, spec in TABLES.items():
+                layer, short = name.split("/", 1)
+                expected = ds.dataset(expected_dir / f"{name}.parquet", format="parquet")
+                folder_of_table = (tables.silver if layer == "silver" else tables.gold) / short
+                if folder_of_table.is_dir() and any(folder_of_table.glob("*.parquet")):
+                    actual, batches = open_table(folder_of_table), None
+                    if layer == "silver":  # its rows of the processed batches: later ones are not checked yet
+                        batches = sorted(processed.get(short, set()))
+                else:
+                    actual, batches = expected.schema.empty_table(), None
+                diff = compare(name, expected, actual, spec["key"], only_batches=batches)
+                report[name] = {k: v for k, v in diff.as_dict().items() if k != "compared_columns"}
         result["tables"] = report
         result["state"] = "equal" if all(t["equal"] for t in report.values()) else "different"
     except FleetgenError as exc:

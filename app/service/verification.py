@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -62,15 +61,10 @@ def locate(root: Path, name: str) -> Path | None:
     return None
 
 
-def read_table(path: Path) -> pa.Table:
-    """A table whole, in memory (for small ones: the reference pipeline's check)."""
-    return _read(path, lambda: open_table(path).to_table())
-
-
 def open_table(path: Path) -> ds.Dataset:
     """A table to scan batch by batch: a Delta table, a CSV file, or a Parquet file or folder of part files
     (files named ``_…`` or ``.…``, such as Spark's ``_SUCCESS`` and checksums, are not part of it)."""
-    def opened() -> ds.Dataset:
+    try:
         if path.is_dir() and (path / "_delta_log").is_dir():
             try:
                 from deltalake import DeltaTable
@@ -80,13 +74,6 @@ def open_table(path: Path) -> ds.Dataset:
         if path.suffix == ".csv":
             return ds.dataset(path, format="csv")
         return ds.dataset(path, format="parquet", partitioning="hive")
-
-    return _read(path, opened)
-
-
-def _read(path: Path, reading: Callable[[], Any]) -> Any:
-    try:
-        return reading()
     except VerifyInputError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is bad input, said plainly
@@ -96,9 +83,11 @@ def _read(path: Path, reading: Callable[[], Any]) -> Any:
 Source: TypeAlias = "pa.Table | ds.Dataset"  # anything DuckDB scans as Arrow
 
 
-def compare(name: str, expected: Source, actual: Source, key: list[str]) -> TableDiff:
-    """Rows of ``actual`` against ``expected`` by ``key``, in DuckDB (out of core: tables of any size). A
-    Parquet dataset is read by DuckDB itself (its own reader streams in parallel); other sources as Arrow."""
+def compare(name: str, expected: Source, actual: Source, key: list[str],
+            only_batches: list[str] | None = None) -> TableDiff:
+    """Rows of ``actual`` (only those of ``only_batches`` by their ``batch_id`` when given) against
+    ``expected`` by ``key``, in DuckDB (out of core: tables of any size). A Parquet dataset is read by
+    DuckDB itself (its own reader streams in parallel); other sources as Arrow."""
     ours, theirs = _flat_columns(expected.schema), _flat_columns(actual.schema)
     required = [c for c in ours if c not in OPTIONAL_COLUMNS or c in key]
     absent = [c for c in required if c not in theirs]
@@ -112,8 +101,15 @@ def compare(name: str, expected: Source, actual: Source, key: list[str]) -> Tabl
         _check_casts(connection, name, actual_source, {c: theirs[c] for c in columns}, types)
         connection.execute("CREATE VIEW e AS SELECT " + ", ".join(
             f"CAST({ours[c][0]} AS {types[c]}) AS {duck.quoted(c)}" for c in columns) + f" FROM {expected_source}")
+        kept = ""
+        if only_batches is not None:
+            if "batch_id" not in theirs:
+                raise VerifyInputError(f"{name}: the table has no column batch_id to keep the batches compared by")
+            connection.register("kept_batches", pa.table({"batch_id": pa.array(only_batches, pa.string())}))
+            kept = f" WHERE {theirs['batch_id'][0]} IN (SELECT batch_id FROM kept_batches)"
         connection.execute("CREATE VIEW a AS SELECT " + ", ".join(
-            f"CAST({theirs[c][0]} AS {types[c]}) AS {duck.quoted(c)}" for c in columns) + f" FROM {actual_source}")
+            f"CAST({theirs[c][0]} AS {types[c]}) AS {duck.quoted(c)}" for c in columns)
+            + f" FROM {actual_source}{kept}")
         return _differences(connection, types, key)
 
 
