@@ -75,11 +75,16 @@ class RewrittenBronze(Exception):
     """A bronze batch already processed was written again with other bytes (cleaned and regenerated)."""
 
 
+MEMORY_LIMIT = "1GB"
+
+
 class State:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.con = duckdb.connect(str(path))
+        # Bounded beside the generator: beyond it DuckDB spills to <state>.tmp (6.5 M records in micro-batches of
+        # 2 M: 1.25 GB peak RSS and ~18 % slower, against 4 GB without a limit).
+        self.con = duckdb.connect(str(path), config={"memory_limit": MEMORY_LIMIT})
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute(_DDL)
         self.con.execute("INSERT OR IGNORE INTO state_info VALUES ('version', ?)", [str(STATE_VERSION)])
