@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.cli import pipeline as pipeline_cli
+from app.cli.folders import writable_file, writable_folder
 from app.cli.presets import DEFAULT_PRESET, preset_names, write_starter_config
 from app.core.config import Config, effective_settings, load_config, resolve_mode
 from app.core.dirlock import DataDirLock
@@ -178,6 +179,7 @@ def cmd_expect(args: argparse.Namespace) -> int:
     end = moment(args.end, "--to") if args.end else None
     if start is not None and end is not None and end <= start:
         raise UsageError(f"--to ({format_timestamp(end)}) must be after --from ({format_timestamp(start)})")
+    writable_folder(args.out, "--out")
     try:
         config = (with_data_dir_option(load_config(args.config), args.data_dir) if args.config
                   else config_of_dataset(args.data_dir))
@@ -388,6 +390,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from app.bench.runner import run_benchmarks
 
+    writable_file(args.output, "--output")  # before minutes of benchmarks, not after
     return run_benchmarks(args.output, quick=args.quick, only=args.only)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.cli.folders import writable_folder
 from app.core.config import Config, parse_duration
 from app.core.dirlock import DataDirLock
 from app.core.errors import UsageError
@@ -86,6 +87,8 @@ def cmd_pipeline(args: argparse.Namespace, load: Callable[[argparse.Namespace], 
     if problem:
         raise UsageError(problem)
     options = options_of(args)
+    if options.out is not None:
+        writable_folder(options.out, "--out")
     if args.reset:
         reset(config, options.out)
     configure_logging(quiet=args.once)

@@ -217,3 +217,13 @@ def test_verify_reads_hive_folders_and_naive_times_and_compares_doubles_within_1
     pq.write_table(events, silver / "events.parquet")
     assert main(["verify", "--expected", str(out), "--silver", str(silver)]) == 2
     assert "column drivers_count (string) cannot be read as INTEGER" in capsys.readouterr().err
+
+
+def test_expect_refuses_an_out_that_is_not_a_folder_it_can_make(bronze, tmp_path, capsys):
+    a_file = tmp_path / "taken"
+    a_file.write_text("mine")
+    assert main(["expect", "--data-dir", str(bronze["production"]), "--out", str(a_file)]) == 2
+    assert f"--out {a_file}: is a file, not a folder" in capsys.readouterr().err
+    assert main(["expect", "--data-dir", str(bronze["production"]), "--out", str(a_file / "under")]) == 2
+    assert f"--out {a_file / 'under'}: the folder cannot be made (Not a directory)" in capsys.readouterr().err
+    assert a_file.read_text() == "mine"
