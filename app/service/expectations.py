@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -145,7 +147,8 @@ def derive_into(config: Config, store: Store, out: Path, start: datetime | None 
     windows: dict[str, int] = {}
     regenerated = 0
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".expect-", dir=out) as folder:
+    _remove_abandoned_work(out)
+    with tempfile.TemporaryDirectory(prefix=f"{WORK_PREFIX}{os.getpid()}-", dir=out) as folder:
         work = Path(folder)
         spills = {stream: Spill(work / f"{stream}.parquet", silver_schema(stream)) for stream in (COMPANIES, EVENTS)}
         try:
@@ -176,6 +179,28 @@ def derive_into(config: Config, store: Store, out: Path, start: datetime | None 
                 spill.close()
         rows = write_tables({stream: spill.path for stream, spill in spills.items()}, out, work)
     return Derived(rows, windows, regenerated, time.perf_counter() - began)
+
+
+WORK_PREFIX = ".expect-"  # then the pid of the process working in it
+
+
+def _remove_abandoned_work(out: Path) -> None:
+    """The work folders under ``out`` of `expect` runs that died without removing them (``kill -9``): their
+    process is gone. A folder whose process is alive (another run into the same ``out``) is left alone."""
+    for folder in out.glob(f"{WORK_PREFIX}*-*"):
+        pid = folder.name.removeprefix(WORK_PREFIX).split("-", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _true_records(config: Config, pipeline: Pipeline, stream: str, window: Window, fleet: FleetState | None,

@@ -227,3 +227,20 @@ def test_expect_refuses_an_out_that_is_not_a_folder_it_can_make(bronze, tmp_path
     assert main(["expect", "--data-dir", str(bronze["production"]), "--out", str(a_file / "under")]) == 2
     assert f"--out {a_file / 'under'}: the folder cannot be made (Not a directory)" in capsys.readouterr().err
     assert a_file.read_text() == "mine"
+
+
+def test_expect_removes_the_work_a_killed_run_left_and_no_other(bronze, tmp_path, capsys):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "e"
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    abandoned = out / f".expect-{int(gone.stdout)}-k9"  # the pid of a process that has ended, as after kill -9
+    (abandoned / "duckdb").mkdir(parents=True)
+    (abandoned / "events.parquet").write_bytes(b"spilled")
+    running = out / f".expect-{os.getpid()}-live"  # a run still working into the same folder
+    running.mkdir()
+    assert main(["expect", "--data-dir", str(bronze["production"]), "--out", str(out)]) == 0
+    assert not abandoned.exists() and running.is_dir()
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [running.name]
