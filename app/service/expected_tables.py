@@ -76,7 +76,7 @@ class Spill:
     of about ``SPILL_ROWS`` rows; ``close()`` before reading it."""
 
     def __init__(self, path: Path, schema: pa.Schema):
-        self.path, self.schema, self.rows = path, schema, 0
+        self.path = path
         self._writer = pq.ParquetWriter(path, schema, compression="lz4")
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
@@ -84,7 +84,6 @@ class Spill:
     def add(self, table: pa.Table) -> None:
         self._pending.append(table)
         self._pending_rows += table.num_rows
-        self.rows += table.num_rows
         if self._pending_rows >= SPILL_ROWS:
             self._flush()
 
@@ -94,7 +93,7 @@ class Spill:
 
     def _flush(self) -> None:
         if self._pending_rows:
-            self._writer.write_table(pa.concat_tables(self._pending), row_group_size=max(self._pending_rows, 1))
+            self._writer.write_table(pa.concat_tables(self._pending), row_group_size=self._pending_rows)
         self._pending, self._pending_rows = [], 0
 
 

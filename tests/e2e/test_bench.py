@@ -13,6 +13,16 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
+def _quick_results(tmp_path, *names: str) -> dict:
+    """`fleetgen bench --quick` of ``names`` in a process of its own; the results it wrote."""
+    output = tmp_path / "bench.json"
+    only = [arg for name in names for arg in ("--only", name)]
+    done = subprocess.run([sys.executable, "-m", "app", "bench", "--quick", *only, "--output", str(output)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(output.read_text())["results"]
+
+
 def test_quick_health_benchmark_writes_complete_results(tmp_path):
     output = tmp_path / "bench.json"
     output.write_text(json.dumps({"results": {"earlier": {"kept": True}}}))
@@ -33,12 +43,7 @@ def test_quick_health_benchmark_writes_complete_results(tmp_path):
 
 
 def test_quick_lateness_and_roster_benchmarks_are_complete_and_sound(tmp_path):
-    output = tmp_path / "bench.json"
-    done = subprocess.run([sys.executable, "-m", "app", "bench", "--quick", "--only", "publish_lateness",
-                           "--only", "emulated_roster_scaling", "--output", str(output)],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    results = json.loads(output.read_text())["results"]
+    results = _quick_results(tmp_path, "publish_lateness", "emulated_roster_scaling")
     lateness = results["publish_lateness"]
     assert lateness["service_exit_code"] == 0
     for stream in ("events", "companies"):
@@ -57,12 +62,7 @@ def test_quick_lateness_and_roster_benchmarks_are_complete_and_sound(tmp_path):
 
 
 def test_quick_generation_benchmarks_are_complete_and_sound(tmp_path):
-    output = tmp_path / "bench.json"
-    done = subprocess.run([sys.executable, "-m", "app", "bench", "--quick", "--only", "generation_defects",
-                           "--only", "generation_large_window", "--output", str(output)],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    results = json.loads(output.read_text())["results"]
+    results = _quick_results(tmp_path, "generation_defects", "generation_large_window")
     batch = results["generation_defects"]
     assert batch["events_per_batch"] > 0 and len(batch["seconds"]) == 3
     assert set(batch["stages_s"]) >= {f"{stage}_s" for stage in ("generate", "render", "hash", "write", "fsync")}
@@ -80,11 +80,7 @@ def test_quick_generation_benchmarks_are_complete_and_sound(tmp_path):
 
 
 def test_quick_expect_benchmark_runs_expect_in_its_own_process(tmp_path):
-    output = tmp_path / "bench.json"
-    done = subprocess.run([sys.executable, "-m", "app", "bench", "--quick", "--only", "expect_verify",
-                           "--output", str(output)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    figures = json.loads(output.read_text())["results"]["expect_verify"]
+    figures = _quick_results(tmp_path, "expect_verify")["expect_verify"]
     assert figures["verify_equal"] and figures["verify_rows"] == 100_000
     large = figures["expect_large_range"]
     assert 0 < large["rows"]["silver/events"] < large["records_regenerated"]  # 15 % of the lines are defects
